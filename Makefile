@@ -1,0 +1,41 @@
+# talkvid-assets: every target sets itself up first, so a fresh clone needs only `make demo`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 3000
+export TALKVID_HOME ?= $(CURDIR)/data
+
+.PHONY: setup demo test lint format dev bench clean
+
+setup: $(STAMP)
+
+# Re-installs when the pinned dependencies change. torch==2.13.0 resolves to the local CPU
+# build here; nothing pulls CUDA packages.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/talkvid demo
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dev: setup
+	$(BIN)/talkvid dev --host 127.0.0.1 --port $(PORT)
+
+bench: setup
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster

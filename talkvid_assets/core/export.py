@@ -1,0 +1,69 @@
+"""TalkVid-format JSON records for passing clips (spec, "Output record").
+
+Field names and formats follow the dataset release. Demographic ``info`` fields and the
+``description`` caption come from the annotation stage; until a clip is annotated they are null.
+Because ``dover_scores`` and ``cotracker_ratio`` may come from the embedded stand-ins rather than
+the paper's models, each record also names the backends and profile behind it under
+``talkvid_assets``, so a score is never mistaken for one it is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+
+INFO_FIELDS = (
+    "Person ID",
+    "Ethnicity",
+    "Age Group",
+    "Gender",
+    "Video Link",
+    "Language",
+    "Video Category",
+)
+# The release lists ten head-detail scores; face consistency is a filter input only.
+EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
+
+EXPORT_SQL = f"""
+    SELECT s.clip_id, s.video_id, v.source_path, v.width, v.height, v.fps, s.start_time,
+           s.start_frame, s.end_time, s.end_frame, s.duration_s, q.quality_score,
+           q.quality_backend, m.motion_ratio, m.motion_backend, h.face_backend, f.profile,
+           {", ".join(f"h.{key}" for key in EXPORTED_HEAD_DETAIL)}
+    FROM filtered_clips f
+    JOIN segments s USING (clip_id)
+    JOIN raw_videos v ON v.video_id = s.video_id
+    LEFT JOIN quality_scores q USING (clip_id)
+    LEFT JOIN motion_scores m USING (clip_id)
+    LEFT JOIN head_detail_scores h USING (clip_id)
+    WHERE f.passed
+"""
+
+
+def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One release-format record from a row of :data:`EXPORT_SQL`."""
+    info = dict.fromkeys(INFO_FIELDS)
+    info["Video Link"] = row["source_path"]
+    return {
+        "id": row["clip_id"],
+        "height": row["height"],
+        "width": row["width"],
+        "fps": row["fps"],
+        "start-time": round(row["start_time"], 3),
+        "start-frame": row["start_frame"],
+        "end-time": round(row["end_time"], 3),
+        "end-frame": row["end_frame"],
+        "durations": f"{row['duration_s']:.1f}s",
+        "info": info,
+        "description": None,
+        "dover_scores": None if row["quality_score"] is None else round(row["quality_score"], 2),
+        "cotracker_ratio": row["motion_ratio"],
+        "head_detail": {"scores": {key: row[key] for key in EXPORTED_HEAD_DETAIL}},
+        "talkvid_assets": {
+            "quality_backend": row["quality_backend"],
+            "motion_backend": row["motion_backend"],
+            "face_backend": row["face_backend"],
+            "profile": row["profile"],
+        },
+    }

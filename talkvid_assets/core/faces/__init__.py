@@ -1,0 +1,81 @@
+"""Face backends and the head-detail clip scorer.
+
+A face backend turns one RGB frame into the faces the reference's insightface model would
+report: a box, five key points (left eye, right eye, nose, left and right mouth corner, image
+sides) and a head pose [pitch, yaw, roll] in degrees. The clip scorer samples frames the way the
+reference does and hands the detections to
+:func:`talkvid_assets.core.head_detail.head_detail_scores`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS, Face, head_detail_scores
+from talkvid_assets.core.video import Frame, VideoProbe
+
+
+class FaceDetector(Protocol):
+    """Finds faces in an RGB image; coordinates are in that image's pixels."""
+
+    name: str
+    version: str
+
+    def detect(self, rgb: np.ndarray) -> list[Face]: ...
+
+    def working_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size frames should be handed over at, so the decoder does the resizing."""
+        ...
+
+
+def scale_face(face: Face, sx: float, sy: float) -> Face:
+    """Map a face found on a resized image back to source-frame pixels."""
+    x1, y1, x2, y2 = face["bbox"]
+    return {
+        "bbox": [x1 * sx, y1 * sy, x2 * sx, y2 * sy],
+        "kps": [[x * sx, y * sy] for x, y in face["kps"]],
+        "pose": list(face["pose"]),
+    }
+
+
+class HeadDetailScorer:
+    """Clip scorer factory: the reference's one-frame-per-second head-detail sampling."""
+
+    def __init__(self, detector: FaceDetector) -> None:
+        self.detector = detector
+        self.name = detector.name
+        self.version = f"{detector.version}+head-detail-1"
+
+    def new_clip(self, video: VideoProbe) -> HeadDetailClip:
+        return HeadDetailClip(self.detector, video)
+
+
+class HeadDetailClip:
+    """Detects faces on clip frames ``sec * int(fps)`` and scores them when the clip ends."""
+
+    def __init__(self, detector: FaceDetector, video: VideoProbe) -> None:
+        self._detector = detector
+        self._width, self._height = video.width, video.height
+        self._size = detector.working_size(video.width, video.height)
+        self._step = max(1, int(video.fps))
+        self._samples: list[tuple[int, list[Face]]] = []
+
+    def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
+        if clip_index % self._step:
+            return
+        sx, sy = frame.width / self._size[0], frame.height / self._size[1]
+        faces = self._detector.detect(frame.image("rgb24", *self._size))
+        self._samples.append((clip_index, [scale_face(face, sx, sy) for face in faces]))
+
+    def finish(self, duration: float, frame_count: int) -> dict[str, float | None]:
+        seconds = frame_count // self._step
+        frames = [faces for index, faces in self._samples if index // self._step < seconds]
+        scores = head_detail_scores(frames, self._width, self._height)
+        result: dict[str, float | None] = dict.fromkeys(HEAD_DETAIL_KEYS)
+        if scores is not None:
+            result.update(scores)
+        result["sampled_frames"] = len(frames)
+        result["single_face_frames"] = sum(len(faces) == 1 for faces in frames)
+        return result

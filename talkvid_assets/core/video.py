@@ -1,0 +1,212 @@
+"""Probing and the single decode pass over a source video.
+
+Decoding is the cost floor of the whole pipeline, so a video is demuxed and decoded exactly once:
+:func:`decode` yields every video frame wrapped in a :class:`Frame` whose pixel conversions are
+lazy and cached, and hands decoded audio to a callback in the same loop. Consumers (scene
+detection, the voice detector and every clip scorer) ask the frame for the view they need, at the
+size they need, and only frames somebody asks for are ever converted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Demuxers that wrap still images; PyAV opens them as one-frame "videos".
+STILL_IMAGE_FORMATS = frozenset(
+    {"image2", "image2pipe", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe"}
+)
+# After this many undecodable packets in a row the rest of the stream is treated as lost.
+MAX_CONSECUTIVE_PACKET_ERRORS = 50
+AUDIO_RATE = 16_000
+
+
+class ProbeError(Exception):
+    """The file cannot be used as a source video; the message is the recorded reason."""
+
+
+@dataclass(frozen=True)
+class VideoProbe:
+    """What the container says about a source video, checked by decoding its first frame."""
+
+    container: str
+    video_codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    frame_count: int
+    has_audio: bool
+    audio_codec: str | None
+
+
+def _duration_s(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def probe(path: str | Path) -> VideoProbe:
+    """Read container metadata and decode the first video frame.
+
+    Raises :class:`ProbeError` with a human-readable reason for anything that is not a decodable
+    video (zero-byte or random files, images, streams whose first frame cannot be decoded), so
+    ingest can record the reason instead of crashing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProbeError("source file not found")
+    if path.stat().st_size == 0:
+        raise ProbeError("empty file (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise ProbeError(f"not a readable media container: {exc}") from exc
+    with container:
+        if container.format.name in STILL_IMAGE_FORMATS:
+            raise ProbeError(f"not a video: still image ({container.format.name})")
+        if not container.streams.video:
+            raise ProbeError(f"not a video: no video stream in {container.format.name}")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = _duration_s(container, stream)
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as exc:
+            raise ProbeError(f"first video frame cannot be decoded: {exc}") from exc
+        if first is None:
+            raise ProbeError("video stream has no decodable frame")
+        if fps <= 0:
+            raise ProbeError("video stream has no frame rate")
+        audio = container.streams.audio[0] if container.streams.audio else None
+        frame_count = stream.frames or round(duration * fps)
+        return VideoProbe(
+            container=container.format.name,
+            video_codec=stream.codec_context.name,
+            width=first.width,
+            height=first.height,
+            fps=fps,
+            duration_s=duration or frame_count / fps,
+            frame_count=frame_count,
+            has_audio=audio is not None,
+            audio_codec=audio.codec_context.name if audio is not None else None,
+        )
+
+
+class Frame:
+    """One decoded video frame with cached pixel views.
+
+    ``index`` counts decoded frames from 0 and ``time`` is ``index / fps``: the frame-number clock
+    PySceneDetect uses, which stays monotonic for streams with missing or broken timestamps.
+    """
+
+    __slots__ = ("_cache", "_frame", "index", "time")
+
+    def __init__(self, frame: av.VideoFrame, index: int, time: float) -> None:
+        self._frame = frame
+        self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+        self.index = index
+        self.time = time
+
+    @property
+    def width(self) -> int:
+        return self._frame.width
+
+    @property
+    def height(self) -> int:
+        return self._frame.height
+
+    def image(
+        self, fmt: str = "rgb24", width: int | None = None, height: int | None = None
+    ) -> np.ndarray:
+        """The frame as an ``(h, w[, 3])`` uint8 array: ``rgb24``, ``bgr24`` or ``gray``.
+
+        Scaling and colour conversion happen in one swscale call, which costs far less than
+        converting a full-resolution frame and resizing it afterwards.
+        """
+        key = (fmt, width or self.width, height or self.height)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._frame.to_ndarray(
+                format=fmt, width=key[1], height=key[2], interpolation="AREA"
+            )
+            self._cache[key] = cached
+        return cached
+
+    def luma(self) -> np.ndarray:
+        """The native-resolution luma plane, without any conversion when the frame is YUV."""
+        if self._frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "gray"):
+            plane = self._frame.planes[0]
+            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            return rows[:, : plane.width]
+        return self.image("gray")
+
+
+@dataclass
+class DecodeReport:
+    """What happened during a decode pass, for the record of the video."""
+
+    frames: int = 0
+    video_packet_errors: int = 0
+    audio_packet_errors: int = 0
+    stopped_early: bool = False
+
+
+def decode(
+    path: str | Path,
+    fps: float,
+    on_audio: Callable[[np.ndarray], None] | None = None,
+    report: DecodeReport | None = None,
+) -> Iterator[Frame]:
+    """Decode ``path`` once, yielding video frames and passing audio to ``on_audio``.
+
+    Audio arrives resampled to 16 kHz mono float32, the rate the voice detector wants. A packet
+    that fails to decode is skipped and counted (Megamind.avi carries one corrupt AC3 packet); a
+    long run of failures ends the stream, as with a truncated file, instead of raising.
+    """
+    report = report if report is not None else DecodeReport()
+    with av.open(str(path), metadata_errors="ignore") as container:
+        vstream = container.streams.video[0]
+        vstream.thread_type = "AUTO"
+        streams: list[av.stream.Stream] = [vstream]
+        resampler = None
+        if on_audio is not None and container.streams.audio:
+            streams.append(container.streams.audio[0])
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+        consecutive_errors = 0
+        for packet in container.demux(*streams):
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                if packet.stream.type == "video":
+                    report.video_packet_errors += 1
+                    consecutive_errors += 1
+                    if consecutive_errors > MAX_CONSECUTIVE_PACKET_ERRORS:
+                        report.stopped_early = True
+                        break
+                else:
+                    report.audio_packet_errors += 1
+                continue
+            if packet.stream.type == "video":
+                consecutive_errors = 0
+                for frame in decoded:
+                    yield Frame(frame, report.frames, report.frames / fps)
+                    report.frames += 1
+            elif resampler is not None:
+                for frame in decoded:
+                    for chunk in resampler.resample(frame):
+                        on_audio(chunk.to_ndarray().reshape(-1))
+        if resampler is not None:
+            for chunk in resampler.resample(None):
+                on_audio(chunk.to_ndarray().reshape(-1))

@@ -1,0 +1,1 @@
+"""The thin Dagster layer: partitions, resources, one module per stage, one Definitions."""
