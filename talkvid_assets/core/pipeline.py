@@ -24,6 +24,8 @@ from talkvid_assets.core.thresholds import Profile
 from talkvid_assets.core.video import ProbeError, VideoProbe, probe
 
 ANALYSIS_TABLES = ("segments", "quality_scores", "motion_scores", "head_detail_scores")
+# A decode that yields fewer frames than the container promised is called truncated.
+TRUNCATION_TOLERANCE = 0.95
 
 
 def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
@@ -92,10 +94,9 @@ def analyse_segments(
     tables: dict[str, list[dict[str, Any]]] = {table: [] for table in ANALYSIS_TABLES}
     report: dict[str, Any] = {"video_id": video_id, "scene_detector": scene_detector}
     if video and video[0]["status"] == "ok":
+        probed = _video_probe(video[0])
         try:
-            analysis = analyse_video(
-                video[0]["source_path"], _video_probe(video[0]), backends, scene_detector
-            )
+            analysis = analyse_video(video[0]["source_path"], probed, backends, scene_detector)
         except (av.error.FFmpegError, OSError) as exc:
             report["error"] = f"decode failed: {exc}"
         else:
@@ -106,11 +107,29 @@ def analyse_segments(
                 audio_packet_errors=analysis.report.audio_packet_errors,
                 stopped_early=analysis.report.stopped_early,
                 audio_s=analysis.audio_s,
+                note=_decode_note(analysis, probed),
             )
     for table, rows in tables.items():
         store.write(table, video_id, rows)
     store.write("decode_reports", video_id, [report])
     return tables
+
+
+def _decode_note(analysis: VideoAnalysis, probed: VideoProbe) -> str | None:
+    """What a user should know about a decode that did not go cleanly, or None."""
+    report = analysis.report
+    notes = []
+    if report.stopped_early or report.frames < probed.frame_count * TRUNCATION_TOLERANCE:
+        notes.append(
+            f"truncated: decoded {report.frames} of {probed.frame_count} frames "
+            f"({report.frames / probed.fps:.1f} of {probed.duration_s:.1f} s); clips cover the "
+            "decodable part"
+        )
+    if report.video_packet_errors:
+        notes.append(f"{report.video_packet_errors} undecodable video packet(s) skipped")
+    if report.audio_packet_errors:
+        notes.append(f"{report.audio_packet_errors} undecodable audio packet(s) skipped")
+    return "; ".join(notes) or None
 
 
 def _analysis_rows(

@@ -68,6 +68,7 @@ TABLES: dict[str, pa.Schema] = {
             ("audio_s", pa.float64()),
             ("scene_detector", pa.string()),
             ("error", pa.string()),
+            ("note", pa.string()),
         ]
     ),
     "segments": pa.schema(

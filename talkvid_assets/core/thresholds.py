@@ -74,7 +74,7 @@ class ClipThresholds:
     )
     # Per motion backend: the reference records the CoTracker ratio but applies no threshold;
     # 0.9 sits just under its released example (0.927). LK loses points CoTracker keeps, so its
-    # scale is lower: static and handheld talking heads measure 0.6-0.7, street pans about 0.1.
+    # scale is lower: handheld talking heads measure about 0.6, street pans about 0.1.
     min_motion: Mapping[str, float] = field(default_factory=lambda: {"cotracker": 0.9, "lk": 0.5})
     head_detail: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_HEAD_DETAIL))
 

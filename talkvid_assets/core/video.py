@@ -71,7 +71,8 @@ def probe(path: str | Path) -> VideoProbe:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise ProbeError(f"not a readable media container: {exc}") from exc
+        detail = getattr(exc, "strerror", None) or str(exc)
+        raise ProbeError(f"not a readable media container: {detail}") from exc
     with container:
         if container.format.name in STILL_IMAGE_FORMATS:
             raise ProbeError(f"not a video: still image ({container.format.name})")

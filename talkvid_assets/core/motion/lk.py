@@ -27,6 +27,9 @@ LK_PARAMS = {
     "flags": cv2.OPTFLOW_USE_INITIAL_FLOW,
 }
 FORWARD_BACKWARD_MAX_PX = 2.0  # at the working size
+# Mean absolute grey difference between the query patch and the tracked patch: above it, the
+# point is no longer the same surface (occluded, or the scene changed under it).
+MAX_PATCH_ERROR = 24.0
 
 
 def tracking_size(width: int, height: int) -> tuple[int, int]:
@@ -47,8 +50,8 @@ def visibility_ratio(frames: list[np.ndarray], grid: int) -> float:
 
     Like CoTracker, every point is tracked from the window's query frame (the first) to each
     later frame, so a point lost for a moment can come back. LK starts from the point's last good
-    position and the result must survive the backward trip to the query frame; a point outside
-    the frame or failing that check is invisible in that frame. The query frame counts as fully
+    position; the result must survive the backward trip to the query frame and still look like
+    the query patch. A point outside the frame or failing either check is invisible there. The query frame counts as fully
     visible, as CoTracker reports its query points.
     """
     query_frame = frames[0]
@@ -57,7 +60,7 @@ def visibility_ratio(frames: list[np.ndarray], grid: int) -> float:
     last_good = queries.copy()
     visible = [1.0]
     for frame in frames[1:]:
-        moved, forward_ok, _ = cv2.calcOpticalFlowPyrLK(
+        moved, forward_ok, patch_error = cv2.calcOpticalFlowPyrLK(
             query_frame, frame, queries, last_good.copy(), **LK_PARAMS
         )
         back, backward_ok, _ = cv2.calcOpticalFlowPyrLK(
@@ -69,6 +72,7 @@ def visibility_ratio(frames: list[np.ndarray], grid: int) -> float:
             (forward_ok[:, 0] == 1)
             & (backward_ok[:, 0] == 1)
             & (round_trip < FORWARD_BACKWARD_MAX_PX)
+            & (patch_error[:, 0] < MAX_PATCH_ERROR)
             & (x >= 0)
             & (x < width)
             & (y >= 0)

@@ -1,0 +1,63 @@
+"""Shared fixtures: real sample media, real stores in temporary homes, real Dagster instances."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, instance_for_test
+
+from talkvid_assets.core.analysis import VideoAnalysis, analyse_video
+from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.scoring import DEFAULT_BACKENDS, ScorerBackend, load_backend
+from talkvid_assets.core.store import Store
+from talkvid_assets.core.video import probe
+from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.runs import RunOutcome, curate, register_partitions
+from talkvid_assets_tests.media import SAMPLES
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+HEAD_DETAIL_CASES = SHARED / "fixtures" / "head_detail_cases.json"
+
+
+@pytest.fixture(scope="session")
+def head_detail_cases() -> list[dict]:
+    if not HEAD_DETAIL_CASES.exists():
+        pytest.fail(f"shared fixtures missing: {HEAD_DETAIL_CASES} (CI runs beside ../shared)")
+    return json.loads(HEAD_DETAIL_CASES.read_text())
+
+
+@pytest.fixture(scope="session")
+def backends() -> dict[str, ScorerBackend]:
+    return {stage: load_backend(stage, name) for stage, name in DEFAULT_BACKENDS.items()}
+
+
+@pytest.fixture(scope="session")
+def analyses(backends) -> dict[str, VideoAnalysis]:
+    """One real decode pass per bundled sample video, shared by the core tests."""
+    names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
+    names.append("carphone_distorted.mp4")
+    return {name: analyse_video(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    return Store(tmp_path / "home")
+
+
+@pytest.fixture
+def dagster_instance(tmp_path) -> Iterator[DagsterInstance]:
+    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield instance
+
+
+def ingest_and_curate(
+    instance: DagsterInstance, store: Store, paths: list[Path], profile: str = "demo"
+) -> tuple[dict[Path, str], list[RunOutcome]]:
+    """What `talkvid ingest` + `talkvid curate` do, on a test instance."""
+    keys = {path: register_source(store, path)[0] for path in paths}
+    register_partitions(instance, keys.values())
+    resource = TalkvidResource(home=str(store.home), profile=profile)
+    return keys, curate(instance, sorted(set(keys.values())), resource)

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from talkvid_assets.core.analysis import analyse_video
+from talkvid_assets.core.scenes import Scene
+from talkvid_assets.core.video import probe
+from talkvid_assets_tests.media import AUDIO_RATE, read_sample, write_video
+
+
+def test_megamind_yields_a_segment_per_scene_with_cuts_where_scenes_change(analyses):
+    clips = analyses["Megamind.avi"].clips
+    cuts = [clip.scene.scene_start_s for clip in clips[1:]]
+    assert cuts == pytest.approx([4.1, 6.4, 8.3], abs=0.1)
+    assert clips[-1].scene.end_frame == 270
+
+
+def test_clip_bounds_and_recorded_duration_follow_the_reference():
+    scene = Scene(index=0, start_frame=30, end_frame=210, fps=30.0)
+    assert scene.clip_start_s == pytest.approx(1.3)
+    assert scene.clip_end_s == pytest.approx(6.9)
+    assert scene.duration_s == 5.6
+    assert Scene(0, 0, 9, 30.0).duration_s == 0.0  # shorter than the trims: empty, not negative
+
+
+def test_a_single_shot_is_one_scene_spanning_the_file(analyses):
+    (clip,) = analyses["talk_demo.mp4"].clips
+    assert (clip.scene.start_frame, clip.scene.end_frame) == (0, 480)
+    assert clip.scene.duration_s == 15.6
+    assert clip.frame_count == 468  # frames 9 .. 476: t in [0.3, 15.9)
+
+
+def test_speech_ratio_comes_from_the_audio(analyses, backends, tmp_path):
+    assert analyses["talk_demo.mp4"].clips[0].speech_ratio > 0.7
+    assert analyses["bikes.mp4"].clips[0].speech_ratio is None  # no audio track at all
+    frames, _, fps = read_sample("carphone_pristine.mp4")
+    silent = write_video(
+        tmp_path / "hush.mp4", frames + frames[::-1], fps, np.zeros(8 * AUDIO_RATE)
+    )
+    (clip,) = analyse_video(silent, probe(silent), backends).clips
+    assert clip.speech_ratio == 0.0
+
+
+def test_every_segment_gets_every_score_even_when_too_short(analyses):
+    for clip in analyses["Megamind.avi"].clips:
+        assert clip.scene.duration_s < 5.0
+        assert clip.scores["quality"]["quality_score"] is not None
+        assert clip.scores["motion"]["motion_ratio"] is not None
+        assert clip.scores["head_detail"]["sampled_frames"] > 0
