@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance, instance_for_test
 
 from talkvid_assets.core.analysis import VideoAnalysis, analyse_video
@@ -15,7 +17,7 @@ from talkvid_assets.core.scoring import DEFAULT_BACKENDS, ScorerBackend, load_ba
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
 from talkvid_assets.defs.resources import TalkvidResource
-from talkvid_assets.defs.runs import RunOutcome, curate, register_partitions
+from talkvid_assets.defs.runs import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
 from talkvid_assets_tests.media import SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -47,9 +49,18 @@ def store(tmp_path) -> Store:
     return Store(tmp_path / "home")
 
 
+@contextmanager
+def project_instance(directory: Path) -> Iterator[DagsterInstance]:
+    """A test instance in ``directory`` with the project's dagster.yaml settings."""
+    directory.mkdir(parents=True, exist_ok=True)
+    overrides = yaml.safe_load(INSTANCE_CONFIG.read_text())
+    with instance_for_test(temp_dir=str(directory), overrides=overrides) as instance:
+        yield instance
+
+
 @pytest.fixture
 def dagster_instance(tmp_path) -> Iterator[DagsterInstance]:
-    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+    with project_instance(tmp_path / "dagster") as instance:
         yield instance
 
 

@@ -51,8 +51,8 @@ def visibility_ratio(frames: list[np.ndarray], grid: int) -> float:
     Like CoTracker, every point is tracked from the window's query frame (the first) to each
     later frame, so a point lost for a moment can come back. LK starts from the point's last good
     position; the result must survive the backward trip to the query frame and still look like
-    the query patch. A point outside the frame or failing either check is invisible there. The query frame counts as fully
-    visible, as CoTracker reports its query points.
+    the query patch. A point outside the frame or failing either check is invisible there. The
+    query frame counts as fully visible, as CoTracker reports its query points.
     """
     query_frame = frames[0]
     height, width = query_frame.shape

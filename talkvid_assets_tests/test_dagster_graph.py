@@ -1,0 +1,139 @@
+"""The whole graph on the bundled samples, through a real Dagster instance and real DuckDB."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey
+
+from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.runs import curate, pending_partitions
+from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
+from talkvid_assets_tests.media import SAMPLES
+
+pytestmark = pytest.mark.slow
+ASSETS = [
+    "raw_videos",
+    "segments",
+    "quality_scores",
+    "motion_scores",
+    "head_detail_scores",
+    "filtered_clips",
+    "talkvid_export",
+]
+RECORD_FIELDS = {
+    "id", "height", "width", "fps", "start-time", "start-frame", "end-time", "end-frame",
+    "durations", "info", "description", "dover_scores", "cotracker_ratio", "head_detail",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """Every sample ingested and curated once with the demo profile."""
+    root = tmp_path_factory.mktemp("curated")
+    store = Store(root / "home")
+    with project_instance(root / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, sorted(SAMPLES.iterdir()))
+        yield store, instance, {path.name: key for path, key in keys.items()}, outcomes
+
+
+def clips_of(store: Store, key: str) -> list[dict]:
+    return store.query("SELECT * FROM clips WHERE video_id = ? ORDER BY start_time", [key])
+
+
+def test_every_run_succeeds_and_every_asset_is_materialized(curated):
+    _, instance, keys, outcomes = curated
+    assert [outcome.success for outcome in outcomes] == [True] * 6
+    for asset in ASSETS:
+        assert instance.get_materialized_partitions(AssetKey(asset)) == set(keys.values())
+    assert pending_partitions(instance) == []
+
+
+def test_each_sample_has_a_videos_row_and_the_image_is_rejected(curated):
+    store, _, keys, _ = curated
+    videos = {row["video_id"]: row for row in store.query("SELECT * FROM videos")}
+    assert set(videos) == set(keys.values())
+    messi = videos[keys["messi5.jpg"]]
+    assert messi["status"] == "rejected"
+    assert messi["reject_reason"].startswith("not a video")
+    assert all(videos[keys[name]]["status"] == "ok" for name in keys if name != "messi5.jpg")
+
+
+def test_megamind_segments_follow_its_scene_cuts(curated):
+    store, _, keys, _ = curated
+    clips = clips_of(store, keys["Megamind.avi"])
+    starts = [clip["start_time"] - 0.3 for clip in clips[1:]]
+    assert starts == pytest.approx([4.1, 6.4, 8.3], abs=0.1)
+    for clip in clips:  # too short for the paper, yet scored and told why
+        assert clip["quality_score"] is not None and clip["motion_ratio"] is not None
+        assert any(reason.startswith("duration_s=") for reason in clip["reject_reasons"])
+
+
+def test_quality_pristine_above_distorted(curated):
+    store, _, keys, _ = curated
+    (pristine,) = clips_of(store, keys["carphone_pristine.mp4"])
+    (distorted,) = clips_of(store, keys["carphone_distorted.mp4"])
+    assert pristine["quality_score"] > distorted["quality_score"] + 3
+
+
+def test_bikes_has_no_passing_clip_and_talk_demo_passes(curated):
+    store, _, keys, _ = curated
+    assert not any(clip["passed"] for clip in clips_of(store, keys["bikes.mp4"]))
+    (talk,) = clips_of(store, keys["talk_demo.mp4"])
+    assert talk["passed"], talk["reject_reasons"]
+    assert talk["reject_reasons"] == []
+    assert talk["speech_ratio"] > 0.5 and talk["face_consistency"] >= 80
+
+
+def test_sources_without_audio_are_scored_and_fail_the_voice_check(curated):
+    store, _, keys, _ = curated
+    (clip,) = clips_of(store, keys["carphone_pristine.mp4"])
+    assert clip["speech_ratio"] is None and clip["avg_resolution"] is not None
+    assert "speech_ratio missing: no audio track" in clip["reject_reasons"]
+
+
+def test_export_is_talkvid_records_of_passing_clips(curated):
+    store, _, keys, _ = curated
+    path = store.home / "exports" / "talkvid" / f"{keys['talk_demo.mp4']}.json"
+    (record,) = json.loads(path.read_text())
+    assert set(record) >= RECORD_FIELDS
+    assert record["durations"] == "15.6s"
+    assert record["start-time"] == pytest.approx(0.3) and record["start-frame"] == 0
+    assert set(record["head_detail"]["scores"]) == {
+        "avg_movement", "min_movement", "avg_rotation", "min_rotation", "avg_completeness",
+        "min_completeness", "avg_resolution", "min_resolution", "avg_orientation",
+        "min_orientation",
+    }  # fmt: skip
+    assert set(record["info"]) >= {"Person ID", "Ethnicity", "Age Group", "Gender", "Language"}
+    assert record["talkvid_assets"]["quality_backend"] == "frame-stats"
+    assert export_records(store) == [record]
+
+
+def test_database_file_serves_sql_users(curated):
+    store, _, keys, _ = curated
+    with duckdb.connect(str(store.database_path), read_only=True) as connection:
+        rows = connection.sql("SELECT video_id, count(*) FROM clips GROUP BY ALL").fetchall()
+    assert dict(rows)[keys["Megamind.avi"]] == 4
+
+
+def test_rerunning_a_partition_replaces_exactly_its_rows(curated):
+    store, instance, keys, _ = curated
+    before = store.query("SELECT * FROM clips ORDER BY clip_id")
+    resource = TalkvidResource(home=str(store.home), profile="demo")
+    (outcome,) = curate(instance, [keys["Megamind.avi"]], resource)
+    assert outcome.success
+    assert store.query("SELECT * FROM clips ORDER BY clip_id") == before
+
+
+def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_instance):
+    store = Store(tmp_path / "home")
+    talk = SAMPLES / "talk_demo.mp4"
+    keys, outcomes = ingest_and_curate(dagster_instance, store, [talk], profile="paper")
+    assert outcomes[0].success
+    (video,) = store.query("SELECT status, reject_reason FROM videos")
+    assert video == {"status": "rejected", "reject_reason": "height=144 (needs >= 1080)"}
+    assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
+    assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []

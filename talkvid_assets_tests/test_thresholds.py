@@ -1,0 +1,67 @@
+import pytest
+
+from talkvid_assets.core.scoring import BackendUnavailable, load_backend
+from talkvid_assets.core.thresholds import DEMO, PAPER, get_profile
+from talkvid_assets.core.video import VideoProbe
+
+GOOD_CLIP = {
+    "duration_s": 6.0,
+    "speech_ratio": 0.9,
+    "quality_score": 8.0,
+    "quality_backend": "frame-stats",
+    "motion_ratio": 0.8,
+    "motion_backend": "lk",
+    **dict.fromkeys(PAPER.clip.head_detail, 100.0),
+}
+
+
+def test_a_clip_meeting_every_threshold_passes():
+    assert PAPER.clip.reasons(GOOD_CLIP) == []
+
+
+def test_every_failed_check_is_listed_not_just_the_first():
+    clip = {
+        **GOOD_CLIP,
+        "duration_s": 5.0,
+        "speech_ratio": None,
+        "quality_score": 3.0,
+        "min_rotation": 44.4,
+    }
+    assert PAPER.clip.reasons(clip) == [
+        "duration_s=5.0 (needs > 5.0)",
+        "speech_ratio missing: no audio track",
+        "quality_score=3.00 (needs >= 4.0 for frame-stats)",
+        "min_rotation=44.40 (needs >= 60.0)",
+    ]
+
+
+def test_thresholds_are_per_backend():
+    dover = {**GOOD_CLIP, "quality_backend": "dover", "quality_score": 4.5}
+    assert PAPER.clip.reasons(dover) == ["quality_score=4.50 (needs >= 5.0 for dover)"]
+    unknown = {**GOOD_CLIP, "motion_backend": "mystery"}
+    assert PAPER.clip.reasons(unknown) == [
+        "motion_ratio unjudged: profile has no threshold for backend 'mystery'"
+    ]
+    faceless = {**GOOD_CLIP, **dict.fromkeys(PAPER.clip.head_detail)}
+    assert PAPER.clip.reasons(faceless) == [
+        "head_detail missing: no sampled frame with exactly one face"
+    ]
+
+
+def test_prefilter_of_paper_and_demo_profiles():
+    small = VideoProbe("mp4", "h264", 176, 144, 30.0, 4.0, 120, False, None)
+    assert PAPER.prefilter.reasons(small) == [
+        "height=144 (needs >= 1080)",
+        "duration_s=4.00 (needs >= 5.4)",
+        "no audio track (profile requires audio)",
+    ]
+    assert DEMO.prefilter.reasons(small) == []
+    assert DEMO.clip == PAPER.clip
+    assert get_profile("demo") is DEMO
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("lenient")
+
+
+def test_an_unavailable_backend_says_so():
+    with pytest.raises(BackendUnavailable, match="available: frame-stats"):
+        load_backend("quality", "dover")
