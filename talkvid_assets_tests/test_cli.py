@@ -1,0 +1,100 @@
+"""The `talkvid` command as a user runs it: real processes on a fresh home."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from talkvid_assets.core.store import Store
+from talkvid_assets_tests.media import SAMPLES
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def talkvid(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TALKVID_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    result = subprocess.run(
+        [str(BIN / "talkvid"), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_demo_then_incremental_commands(tmp_path):
+    home = tmp_path / "home"
+    demo = talkvid(home, "demo")
+    assert "demo profile" in demo.stdout
+    summary = {
+        line.split()[0]: line.split()
+        for line in demo.stdout.splitlines()
+        if ".mp4" in line or ".avi" in line or ".jpg" in line
+    }
+    assert summary["talk_demo.mp4"][1:4] == ["ok", "1", "1"]
+    assert summary["messi5.jpg"][1] == "rejected"
+    records = json.loads((home / "exports" / "talkvid.json").read_text())
+    assert [record["durations"] for record in records] == ["15.6s"]
+    assert (home / "dagster" / "dagster.yaml").exists()
+
+    again = talkvid(home, "ingest", str(SAMPLES))
+    lines = [line.split("\t") for line in again.stdout.splitlines()]
+    assert sorted(Path(path).name for _, path in lines) == sorted(p.name for p in SAMPLES.iterdir())
+    assert all(len(key) == 16 and int(key, 16) >= 0 for key, _ in lines)
+    assert "nothing to curate" in talkvid(home, "curate").stdout
+
+    out = tmp_path / "out" / "clips.json"
+    talkvid(home, "export", "--format", "talkvid-json", "--out", str(out))
+    assert json.loads(out.read_text()) == records
+
+
+def test_ingest_by_manifest_and_unknown_partition(tmp_path):
+    home = tmp_path / "home"
+    manifest = tmp_path / "manifest.txt"
+    manifest.write_text(f"# sources\n{SAMPLES / 'bikes.mp4'}\n\n{SAMPLES / 'bikes.mp4'}\n")
+    ingested = talkvid(home, "ingest", "--manifest", str(manifest)).stdout.splitlines()
+    assert len({line.split("\t")[0] for line in ingested}) == 1
+    refused = talkvid(home, "curate", "--partition", "0123456789abcdef", check=False)
+    assert refused.returncode == 1 and "not ingested" in refused.stderr
+
+
+def test_concurrent_runs_and_the_multiprocess_executor_share_one_home(tmp_path):
+    """Two `talkvid curate` processes at once, then Dagster's own CLI with a process per step."""
+    home = tmp_path / "home"
+    names = ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"]
+    lines = talkvid(home, "ingest", *(str(SAMPLES / name) for name in names)).stdout.splitlines()
+    keys = {Path(path).name: key for key, path in (line.split("\t") for line in lines)}
+    env = {**os.environ, "TALKVID_HOME": str(home), "TALKVID_PROFILE": "demo"}
+    runs = [
+        subprocess.Popen(
+            [str(BIN / "talkvid"), "curate", "--profile", "demo", "--partition", keys[name]],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name in names[:2]
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output
+    multiprocess = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "talkvid_assets.defs.definitions",
+         "--select", "*", "--partition", keys["bikes.mp4"]],
+        env={**env, "DAGSTER_HOME": str(home / "dagster")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert multiprocess.returncode == 0, multiprocess.stderr[-3000:]
+    assert "multiprocess" in multiprocess.stderr
+    store = Store(home)
+    rows = store.query("SELECT video_id, count(*) AS n FROM clips GROUP BY ALL")
+    counts = {row["video_id"]: row["n"] for row in rows}
+    assert counts == {keys["talk_demo.mp4"]: 1, keys["Megamind.avi"]: 4, keys["bikes.mp4"]: 6}
+    passed = store.query("SELECT video_id FROM clips WHERE passed")
+    assert passed == [{"video_id": keys["talk_demo.mp4"]}]
