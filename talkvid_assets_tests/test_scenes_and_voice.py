@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
+from scenedetect import HistogramDetector, detect
 
 from talkvid_assets.core.analysis import analyse_video
 from talkvid_assets.core.scenes import Scene
 from talkvid_assets.core.video import probe
-from talkvid_assets_tests.media import AUDIO_RATE, read_sample, write_video
+from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, write_video
 
 
 def test_megamind_yields_a_segment_per_scene_with_cuts_where_scenes_change(analyses):
@@ -12,6 +13,15 @@ def test_megamind_yields_a_segment_per_scene_with_cuts_where_scenes_change(analy
     cuts = [clip.scene.scene_start_s for clip in clips[1:]]
     assert cuts == pytest.approx([4.1, 6.4, 8.3], abs=0.1)
     assert clips[-1].scene.end_frame == 270
+
+
+@pytest.mark.parametrize("name", ["Megamind.avi", "bikes.mp4"])
+def test_streamed_detection_finds_the_cuts_scenemanager_finds(analyses, name):
+    """Fed from our one decode, the reference's detector cuts where PySceneDetect's own
+    SceneManager (with its own decode, BGR frames and downscale) does."""
+    reference = detect(str(SAMPLES / name), HistogramDetector(threshold=0.085))
+    ours = [clip.scene.start_frame for clip in analyses[name].clips[1:]]
+    assert ours == [start.frame_num for start, _ in reference[1:]]
 
 
 def test_clip_bounds_and_recorded_duration_follow_the_reference():

@@ -9,7 +9,7 @@ same loop. Every segment gets every score, whatever its duration or speech: judg
 
 from __future__ import annotations
 
-import math
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ from talkvid_assets.core.video import DecodeReport, Frame, VideoProbe, decode
 from talkvid_assets.core.voice import SpeechDetector
 
 _EPS = 1e-9
+RECENT_FRAMES = 64  # covers the 0.1 s end trim plus a late cut at up to 240 fps
 
 
 @dataclass
@@ -50,7 +51,10 @@ class _OpenClip:
         self.start_frame = start_frame
         self.start_time = start_frame / video.fps + CLIP_START_OFFSET_S
         self.first_index: int | None = None
-        self.last_index = -1
+        self.offered = 0
+        # Times of the latest offered frames: the clip's end lies 0.1 s before the cut, so the
+        # last few offered frames may turn out to lie past it.
+        self.recent_times: deque[float] = deque(maxlen=RECENT_FRAMES)
         self.scorers: dict[str, ClipScorer] = {
             stage: backend.new_clip(video) for stage, backend in backends.items()
         }
@@ -60,7 +64,8 @@ class _OpenClip:
             return
         if self.first_index is None:
             self.first_index = frame.index
-        self.last_index = frame.index
+        self.offered += 1
+        self.recent_times.append(frame.time)
         clip_index = frame.index - self.first_index
         clip_time = frame.time - self.start_time
         for scorer in self.scorers.values():
@@ -69,10 +74,8 @@ class _OpenClip:
     def close(self, end_frame: int, fps: float) -> ClipResult:
         scene = Scene(self.index, self.start_frame, end_frame, fps)
         duration = max(0.0, scene.clip_end_s - scene.clip_start_s)
-        frame_count = 0
-        if self.first_index is not None:
-            end_index = min(self.last_index + 1, math.ceil(scene.clip_end_s * fps - _EPS))
-            frame_count = max(0, end_index - self.first_index)
+        past_end = sum(time >= scene.clip_end_s - _EPS for time in self.recent_times)
+        frame_count = self.offered - past_end
         scores = {
             stage: scorer.finish(duration, frame_count) for stage, scorer in self.scorers.items()
         }
@@ -102,8 +105,8 @@ def analyse_video(
             clips.append(current.close(cut, video.fps))
             current = _OpenClip(len(clips), cut, video, backends)
         current.offer(frame)
-    if report.frames > current.start_frame:
-        clips.append(current.close(report.frames, video.fps))
+    if report.end_number > current.start_frame:
+        clips.append(current.close(report.end_number, video.fps))
     analysis = VideoAnalysis(clips, report, voice.audio_s if voice else None)
     if voice is not None and voice.audio_s > 0:
         analysis.speech_segments = voice.segments()

@@ -7,18 +7,46 @@ one decode pass instead, so scene detection costs no decode of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import cv2
+import numpy as np
 from scenedetect import ContentDetector, FrameTimecode, HistogramDetector, SceneDetector
 from scenedetect.scene_manager import compute_downscale_factor
 
 from talkvid_assets.core.video import Frame
 
-# Reference settings (spec, stage 1): the configured default and the documented alternative.
-REFERENCE_DETECTORS = {
-    "histogram": lambda: HistogramDetector(threshold=0.085),
-    "content": lambda: ContentDetector(threshold=10.0),
+FrameView = Callable[[Frame, tuple[int, int]], np.ndarray]
+
+# Video-range luma (16-235) to the full range a BGR conversion would give.
+_FULL_RANGE_LUT = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
+
+
+def luma_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """What HistogramDetector looks at, made cheaply: it only reads the luma of its BGR input.
+
+    SceneManager converts each frame to BGR, resizes it with INTER_LINEAR, and the detector
+    converts back to YUV to histogram Y. Resizing the decoder's luma plane with INTER_LINEAR and
+    stretching it to full range gives the same Y for a tenth of the cost on 1080p.
+    """
+    small = cv2.resize(frame.luma(), size, interpolation=cv2.INTER_LINEAR)
+    if not frame.full_range:
+        small = cv2.LUT(small, _FULL_RANGE_LUT)
+    return cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+
+
+def bgr_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """A downscaled BGR frame, for detectors that use colour."""
+    return frame.image("bgr24", *size)
+
+
+# Reference settings (spec, stage 1): the configured default and the documented alternative,
+# each with the cheapest frame view that gives the detector what it reads.
+REFERENCE_DETECTORS: dict[str, tuple[Callable[[], SceneDetector], FrameView]] = {
+    "histogram": (lambda: HistogramDetector(threshold=0.085), luma_view),
+    "content": (lambda: ContentDetector(threshold=10.0), bgr_view),
 }
 # Clip bounds trim the scene: start = s + 0.4 - 0.1, end = e - 0.1 (spec, stage 1).
 CLIP_START_OFFSET_S = 0.3
@@ -41,17 +69,18 @@ class PySceneDetectCuts:
 
     def __init__(self, fps: float, width: int, height: int, detector: str = "histogram") -> None:
         try:
-            self._detector: SceneDetector = REFERENCE_DETECTORS[detector]()
+            factory, self._view = REFERENCE_DETECTORS[detector]
         except KeyError:
             known = ", ".join(REFERENCE_DETECTORS)
             raise ValueError(f"unknown scene detector {detector!r}; known: {known}") from None
+        self._detector = factory()
         factor = compute_downscale_factor(width)
         self._size = (max(1, round(width / factor)), max(1, round(height / factor)))
         self._fps = fps
 
     def push(self, frame: Frame) -> list[int]:
-        image = frame.image("bgr24", *self._size)
-        cuts = self._detector.process_frame(FrameTimecode(frame.index, self._fps), image)
+        image = self._view(frame, self._size)
+        cuts = self._detector.process_frame(FrameTimecode(frame.number, self._fps), image)
         return [cut.frame_num for cut in cuts]
 
 

@@ -10,6 +10,7 @@ size they need, and only frames somebody asks for are ever converted.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 STILL_IMAGE_FORMATS = frozenset(
     {"image2", "image2pipe", "jpeg_pipe", "png_pipe", "webp_pipe", "bmp_pipe", "gif", "tiff_pipe"}
 )
+PLANAR_YUV_FORMATS = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"}
+)
+FULL_COLOR_RANGE = 2  # AVCOL_RANGE_JPEG
 # After this many undecodable packets in a row the rest of the stream is treated as lost.
 MAX_CONSECUTIVE_PACKET_ERRORS = 50
 AUDIO_RATE = 16_000
@@ -108,17 +113,20 @@ def probe(path: str | Path) -> VideoProbe:
 class Frame:
     """One decoded video frame with cached pixel views.
 
-    ``index`` counts decoded frames from 0 and ``time`` is ``index / fps``: the frame-number clock
-    PySceneDetect uses, which stays monotonic for streams with missing or broken timestamps.
+    ``index`` counts decoded frames from 0. ``time`` is the presentation time from the stream
+    start, and ``number`` is ``round(time * fps)``: the frame numbers PySceneDetect reports,
+    which skip where a variable-rate stream skips (Megamind.avi does), keeping cuts and speech
+    aligned with the audio.
     """
 
-    __slots__ = ("_cache", "_frame", "index", "time")
+    __slots__ = ("_cache", "_frame", "index", "number", "time")
 
-    def __init__(self, frame: av.VideoFrame, index: int, time: float) -> None:
+    def __init__(self, frame: av.VideoFrame, index: int, time: float, number: int) -> None:
         self._frame = frame
         self._cache: dict[tuple[str, int, int], np.ndarray] = {}
         self.index = index
         self.time = time
+        self.number = number
 
     @property
     def width(self) -> int:
@@ -146,12 +154,23 @@ class Frame:
         return cached
 
     def luma(self) -> np.ndarray:
-        """The native-resolution luma plane, without any conversion when the frame is YUV."""
-        if self._frame.format.name in ("yuv420p", "yuvj420p", "yuv422p", "yuv444p", "gray"):
+        """The native-resolution luma plane: a view of the decoder's buffer for 8-bit YUV,
+        converted only for other pixel formats. Limited-range (16-235) like the source."""
+        if self._frame.format.name in PLANAR_YUV_FORMATS:
             plane = self._frame.planes[0]
             rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
             return rows[:, : plane.width]
         return self.image("gray")
+
+    @property
+    def full_range(self) -> bool:
+        """Whether luma spans 0-255 (JPEG range) rather than video range 16-235."""
+        name = self._frame.format.name
+        return (
+            name.startswith("yuvj")
+            or name not in PLANAR_YUV_FORMATS
+            or (self._frame.color_range == FULL_COLOR_RANGE)
+        )
 
 
 @dataclass
@@ -159,9 +178,29 @@ class DecodeReport:
     """What happened during a decode pass, for the record of the video."""
 
     frames: int = 0
+    end_number: int = 0  # one past the last frame number, where the last scene ends
     video_packet_errors: int = 0
     audio_packet_errors: int = 0
     stopped_early: bool = False
+
+
+class FrameClock:
+    """Presentation times from timestamps as PySceneDetect reads them (pts minus the stream's
+    start), stepping by one frame interval where a timestamp is missing."""
+
+    def __init__(self, stream: av.video.VideoStream, fps: float) -> None:
+        self._fps = fps
+        self._origin = stream.start_time or 0
+        self._time_base = stream.time_base
+        self._last = -math.inf
+
+    def __call__(self, frame: av.VideoFrame) -> tuple[float, int]:
+        if frame.pts is not None and self._time_base is not None:
+            time = float((frame.pts - self._origin) * self._time_base)
+        else:
+            time = max(self._last + 1 / self._fps, 0.0)
+        self._last = time
+        return time, round(time * self._fps)
 
 
 def decode(
@@ -180,6 +219,7 @@ def decode(
     with av.open(str(path), metadata_errors="ignore") as container:
         vstream = container.streams.video[0]
         vstream.thread_type = "AUTO"
+        clock = FrameClock(vstream, fps)
         streams: list[av.stream.Stream] = [vstream]
         resampler = None
         if on_audio is not None and container.streams.audio:
@@ -202,8 +242,10 @@ def decode(
             if packet.stream.type == "video":
                 consecutive_errors = 0
                 for frame in decoded:
-                    yield Frame(frame, report.frames, report.frames / fps)
+                    time, number = clock(frame)
+                    yield Frame(frame, report.frames, time, number)
                     report.frames += 1
+                    report.end_number = number + 1
             elif resampler is not None:
                 for frame in decoded:
                     for chunk in resampler.resample(frame):

@@ -1,0 +1,142 @@
+"""Curation throughput against a plain PyAV decode of the same file, and peak memory by length.
+
+Run with `make bench`. It makes (once) 1080p H.264 talk videos from the bundled talk_demo.mp4
+(its face upscaled onto a 1920x1080 canvas, its speech as AAC), then prints:
+
+- plain decode: PyAV decoding every frame with frame threading, nothing else;
+- analysis: the core decode pass (scenes, voice, all three scorers) on the same file;
+- dagster run: one in-process run of the `curate` job (paper profile) on a fresh home;
+- throughput = plain decode time / pipeline time (1.0 would be "free");
+- peak RSS of the analysis, in a fresh process per video length: flat means streaming.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from talkvid_assets_tests.media import read_sample, write_video
+
+MEDIA = Path(__file__).resolve().parent / "media"
+WIDTH, HEIGHT = 1920, 1080
+
+
+def talk_video(seconds: int) -> Path:
+    """A ``seconds`` long 1080p talk video, made on first use and kept under benchmarks/media."""
+    path = MEDIA / f"talk_1080p_{seconds}s.mp4"
+    if path.exists():
+        return path
+    MEDIA.mkdir(exist_ok=True)
+    frames, audio, fps = read_sample("talk_demo.mp4")  # forward then backward: loops seamlessly
+    face_width = round(HEIGHT * frames[0].shape[1] / frames[0].shape[0])
+    left = (WIDTH - face_width) // 2
+    count = int(seconds * fps)
+
+    def canvas(index: int) -> np.ndarray:
+        image = np.full((HEIGHT, WIDTH, 3), 96, np.uint8)
+        frame = frames[index % len(frames)]
+        image[:, left : left + face_width] = cv2.resize(
+            frame, (face_width, HEIGHT), interpolation=cv2.INTER_CUBIC
+        )
+        return image
+
+    sound = np.resize(audio, int(seconds * len(audio) / (len(frames) / fps)))
+    print(f"making {path.name} ({count} frames)...", flush=True)
+    write_video(path, (canvas(i) for i in range(count)), fps, sound, preset="veryfast")
+    return path
+
+
+def plain_decode(path: Path) -> float:
+    """Seconds to decode every video frame with PyAV's frame threading, and nothing else."""
+    started = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass
+    return time.perf_counter() - started
+
+
+def analysis_in_fresh_process(path: Path) -> dict:
+    """Run the core decode pass in a new interpreter; returns its seconds and peak RSS.
+
+    Peak RSS is read from /proc (VmHWM): getrusage's ru_maxrss survives exec on Linux and would
+    report the parent's peak instead.
+    """
+    code = f"""
+import json, re, time
+from pathlib import Path
+from talkvid_assets.core.analysis import analyse_video
+from talkvid_assets.core.scoring import DEFAULT_BACKENDS, load_backend
+from talkvid_assets.core.video import probe
+backends = {{s: load_backend(s, n) for s, n in DEFAULT_BACKENDS.items()}}
+video = probe({str(path)!r})
+started = time.perf_counter()
+result = analyse_video({str(path)!r}, video, backends)
+seconds = time.perf_counter() - started
+status = Path("/proc/self/status").read_text()
+peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
+print(json.dumps({{"seconds": seconds, "clips": len(result.clips), "peak_rss_mb": peak_kb / 1024}}))
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def dagster_run(path: Path) -> float:
+    """Seconds of one in-process `curate` run (paper profile) on a fresh home and instance."""
+    from dagster import instance_for_test
+
+    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.store import Store
+    from talkvid_assets.defs.resources import TalkvidResource
+    from talkvid_assets.defs.runs import curate, register_partitions
+
+    with tempfile.TemporaryDirectory() as home, instance_for_test() as instance:
+        store = Store(home)
+        key, _ = register_source(store, path)
+        register_partitions(instance, [key])
+        (outcome,) = curate(instance, [key], TalkvidResource(home=home, profile="paper"))
+        assert outcome.success, outcome.error
+        (clip,) = store.query("SELECT passed, reject_reasons FROM clips")
+        print(f"  dagster run verdict: passed={clip['passed']} {clip['reject_reasons']}")
+        return outcome.seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, nargs="+", default=[20, 60])
+    args = parser.parse_args()
+    videos = {seconds: talk_video(seconds) for seconds in args.seconds}
+    longest = videos[max(videos)]
+    decode_s = min(plain_decode(longest) for _ in range(2))
+    analysis = analysis_in_fresh_process(longest)
+    run_s = dagster_run(longest)
+    print(f"\n{longest.name}: 1920x1080 H.264, {max(videos)} s")
+    print(f"  plain PyAV decode        {decode_s:6.2f} s")
+    print(
+        f"  analysis (core pass)     {analysis['seconds']:6.2f} s   "
+        f"throughput {decode_s / analysis['seconds']:.2f}x of plain decode"
+    )
+    print(
+        f"  dagster curate run       {run_s:6.2f} s   "
+        f"throughput {decode_s / run_s:.2f}x of plain decode (target >= 0.25x, later 0.5x)"
+    )
+    print("\npeak RSS of the analysis by video length (fresh process each):")
+    for seconds, path in sorted(videos.items()):
+        stats = analysis if path == longest else analysis_in_fresh_process(path)
+        print(f"  {seconds:4d} s   {stats['peak_rss_mb']:7.1f} MiB   {stats['seconds']:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
