@@ -33,7 +33,7 @@ SUMMARY_SQL = """
     SELECT v.video_id, v.source_path, v.status, v.reject_reason,
            count(c.clip_id) AS clips, count(c.clip_id) FILTER (WHERE c.passed) AS passed
     FROM videos v LEFT JOIN clips c USING (video_id)
-    WHERE v.video_id IN (SELECT unnest(?))
+    WHERE v.video_id IN (SELECT unnest(:keys))
     GROUP BY ALL ORDER BY v.source_path
 """
 
@@ -65,10 +65,12 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> list[
 def _summarise(store: Store, outcome: RunOutcome) -> str:
     counts = store.query(
         "SELECT count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
-        "FROM clips WHERE video_id = ?",
-        [outcome.partition],
+        "FROM clips WHERE video_id = :video_id",
+        {"video_id": outcome.partition},
     )[0]
-    video = store.query("SELECT status FROM videos WHERE video_id = ?", [outcome.partition])
+    video = store.query(
+        "SELECT status FROM videos WHERE video_id = :video_id", {"video_id": outcome.partition}
+    )
     status = video[0]["status"] if video else "missing"
     state = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
     return (
@@ -116,7 +118,7 @@ def cmd_demo(home: Path) -> bool:
     keys = cmd_ingest(home, [str(SAMPLES_DIR)], None)
     ok = cmd_curate(home, keys, "demo")
     cmd_export(home, home / "exports" / "talkvid.json")
-    rows = Store(home).query(SUMMARY_SQL, [keys])
+    rows = Store(home).query(SUMMARY_SQL, {"keys": keys})
     print(f"\n{'video':24s} {'status':8s} {'clips':>5s} {'passed':>6s}  reason")
     for row in rows:
         name = Path(row["source_path"] or row["video_id"]).name

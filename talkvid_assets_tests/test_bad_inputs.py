@@ -48,7 +48,7 @@ def test_unreadable_files_are_rejected_with_a_reason(outcome, kind, reason):
 
 
 def clips_of(store, video_id):
-    return store.query("SELECT * FROM clips WHERE video_id = ?", [video_id])
+    return store.query("SELECT * FROM clips WHERE video_id = :id", {"id": video_id})
 
 
 def test_readable_problem_files_are_curated_and_told_why_they_fail(outcome):

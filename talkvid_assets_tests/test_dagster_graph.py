@@ -41,7 +41,9 @@ def curated(tmp_path_factory):
 
 
 def clips_of(store: Store, key: str) -> list[dict]:
-    return store.query("SELECT * FROM clips WHERE video_id = ? ORDER BY start_time", [key])
+    return store.query(
+        "SELECT * FROM clips WHERE video_id = :key ORDER BY start_time", {"key": key}
+    )
 
 
 def test_every_run_succeeds_and_every_asset_is_materialized(curated):

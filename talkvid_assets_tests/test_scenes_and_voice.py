@@ -15,7 +15,9 @@ def test_megamind_yields_a_segment_per_scene_with_cuts_where_scenes_change(analy
     assert clips[-1].scene.end_frame == 270
 
 
-@pytest.mark.parametrize("name", ["Megamind.avi", "bikes.mp4"])
+@pytest.mark.parametrize(
+    "name", ["Megamind.avi", "bikes.mp4", "carphone_distorted.mp4", "talk_demo.mp4"]
+)
 def test_streamed_detection_finds_the_cuts_scenemanager_finds(analyses, name):
     """Fed from our one decode, the reference's detector cuts where PySceneDetect's own
     SceneManager (with its own decode, BGR frames and downscale) does."""

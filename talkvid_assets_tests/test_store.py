@@ -1,6 +1,7 @@
 import multiprocessing
 
 import duckdb
+import sqlalchemy as sa
 
 from talkvid_assets.core.store import Store
 
@@ -38,6 +39,13 @@ def test_public_views_have_the_documented_columns(store):
         clips = [row[0] for row in connection.sql("DESCRIBE clips").fetchall()]
     assert videos == list(VIDEOS_COLUMNS)
     assert clips == list(CLIPS_COLUMNS)
+
+
+def test_sqlalchemy_users_read_the_database_file(store):
+    store.write("raw_videos", "a", [video_row("a")])
+    with store.engine().connect() as connection:
+        rows = connection.execute(sa.text("SELECT video_id, status FROM videos")).all()
+    assert [tuple(row) for row in rows] == [("a", "ok")]
 
 
 def test_a_decode_error_rejects_the_video_in_the_public_view(store):

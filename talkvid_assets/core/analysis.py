@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from talkvid_assets.core.scenes import CLIP_START_OFFSET_S, PySceneDetectCuts, Scene
@@ -38,7 +38,6 @@ class VideoAnalysis:
     clips: list[ClipResult]
     report: DecodeReport
     audio_s: float | None  # None when the video has no audio track
-    speech_segments: list[tuple[float, float]] = field(default_factory=list)
 
 
 class _OpenClip:
@@ -109,7 +108,6 @@ def analyse_video(
         clips.append(current.close(report.end_number, video.fps))
     analysis = VideoAnalysis(clips, report, voice.audio_s if voice else None)
     if voice is not None and voice.audio_s > 0:
-        analysis.speech_segments = voice.segments()
         for clip in clips:
             clip.speech_ratio = voice.speech_ratio(clip.scene.clip_start_s, clip.scene.clip_end_s)
     return analysis

@@ -180,7 +180,7 @@ CLIP_VERDICT_SQL = f"""
     LEFT JOIN quality_scores q USING (clip_id)
     LEFT JOIN motion_scores m USING (clip_id)
     LEFT JOIN head_detail_scores h USING (clip_id)
-    WHERE s.video_id = ?
+    WHERE s.video_id = :video_id
     ORDER BY s.clip_id
 """
 
@@ -188,7 +188,7 @@ CLIP_VERDICT_SQL = f"""
 def judge_clips(store: Store, video_id: str, profile: Profile) -> list[dict[str, Any]]:
     """Apply every clip threshold at once and record the full list of failed checks."""
     verdicts = []
-    for clip in store.query(CLIP_VERDICT_SQL, [video_id]):
+    for clip in store.query(CLIP_VERDICT_SQL, {"video_id": video_id}):
         reasons = profile.clip.reasons(clip)
         verdicts.append(
             {
@@ -205,13 +205,9 @@ def judge_clips(store: Store, video_id: str, profile: Profile) -> list[dict[str,
 
 def export_records(store: Store, video_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """TalkVid-format records of passing clips, for some videos or all of them."""
-    sql = EXPORT_SQL
-    params: list[Any] = []
+    sql, params = EXPORT_SQL, {}
     if video_ids is not None:
-        ids = list(video_ids)
-        if not ids:
-            return []
-        sql += f" AND s.video_id IN ({', '.join('?' for _ in ids)})"
-        params = ids
+        sql += " AND s.video_id IN (SELECT unnest(:video_ids))"
+        params["video_ids"] = list(video_ids)
     rows = store.query(sql + " ORDER BY s.video_id, s.start_time", params)
     return [talkvid_record(row) for row in rows]

@@ -28,9 +28,13 @@ def luma_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
     """What HistogramDetector looks at, made cheaply: it only reads the luma of its BGR input.
 
     SceneManager converts each frame to BGR, resizes it with INTER_LINEAR, and the detector
-    converts back to YUV to histogram Y. Resizing the decoder's luma plane with INTER_LINEAR and
-    stretching it to full range gives the same Y for a tenth of the cost on 1080p.
+    converts back to YUV to histogram Y. When the frame is downscaled, resizing the decoder's
+    luma plane with INTER_LINEAR and stretching it to full range gives that Y for a tenth of the
+    cost on 1080p. Small frames (no downscale) are cheap to convert exactly, and on starved
+    encodes the colour clipping of the BGR round trip matters, so they take SceneManager's path.
     """
+    if size == (frame.width, frame.height):
+        return frame.image("bgr24")
     small = cv2.resize(frame.luma(), size, interpolation=cv2.INTER_LINEAR)
     if not frame.full_range:
         small = cv2.LUT(small, _FULL_RANGE_LUT)

@@ -5,7 +5,8 @@ runs, write at once. So no step ever writes to the DuckDB file: each partition w
 of a table to ``tables/<table>/<video_id>.parquet`` with an atomic rename, which makes a re-run
 replace exactly that partition's rows and never leave a half-written file. ``talkvid.duckdb``
 holds only views over those files (created once per home, under a file lock), so SQL users
-always see every committed partition, and ``Store.query`` reads the same views in memory.
+always see every committed partition, and ``Store.query`` reads the same views in memory. All SQL
+goes through SQLAlchemy with duckdb-engine, so any SQLAlchemy tool can use ``Store.engine``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 
@@ -194,28 +195,44 @@ class Store:
             if marker.exists() and marker.read_text() == stamp:
                 return self.database_path
             self._ensure_schema_files()
-            with duckdb.connect(str(self.database_path)) as connection:
-                for statement in self._view_statements():
-                    connection.execute(statement)
+            engine = sa.create_engine(f"duckdb:///{self.database_path}")
+            try:
+                with engine.begin() as connection:
+                    for statement in self._view_statements():
+                        connection.exec_driver_sql(statement)
+            finally:
+                engine.dispose()
             marker.write_text(stamp)
         return self.database_path
 
-    @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An in-memory DuckDB connection with the store's views: never locks the database file."""
-        self._ensure_schema_files()
-        connection = duckdb.connect()
-        try:
-            for statement in self._view_statements():
-                connection.execute(statement)
-            yield connection
-        finally:
-            connection.close()
+    def engine(self) -> sa.Engine:
+        """A read-only SQLAlchemy engine on ``talkvid.duckdb``, for users and their tools
+        (pandas.read_sql, notebooks); it sees every committed partition."""
+        self.publish()
+        return sa.create_engine(f"duckdb:///{self.database_path}", connect_args={"read_only": True})
 
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        """Rows of ``sql`` over the store's views, as dictionaries."""
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A connection to an in-memory DuckDB with the store's views.
+
+        Steps read through this rather than the database file, so no reader ever holds the
+        file's lock while another process publishes.
+        """
+        self._ensure_schema_files()
+        engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
+        try:
+            with engine.connect() as connection:
+                for statement in self._view_statements():
+                    connection.exec_driver_sql(statement)
+                yield connection
+        finally:
+            engine.dispose()
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of ``sql`` (named ``:parameters``) over the store's views, as dictionaries."""
         with self.connect() as connection:
-            return connection.sql(sql, params=params or None).to_arrow_table().to_pylist()
+            result = connection.execute(sa.text(sql), dict(params or {}))
+            return [dict(row) for row in result.mappings()]
 
     def rows(self, table: str, video_id: str) -> list[dict[str, Any]]:
         """``video_id``'s rows of ``table``, read straight from its partition file."""

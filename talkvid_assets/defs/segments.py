@@ -49,24 +49,25 @@ def _summary(rows: list[dict], column: str) -> dict[str, float]:
 def decode_pass(
     context: AssetExecutionContext, talkvid: TalkvidResource
 ) -> Iterator[MaterializeResult]:
+    """Decode the video once; write its segments and every clip score."""
     store = talkvid.store()
     tables = analyse_segments(
         store, context.partition_key, talkvid.backends(), talkvid.scene_detector
     )
     segments = tables["segments"]
+    min_duration = talkvid.curation_profile().clip.min_duration_s
     report = store.rows("decode_reports", context.partition_key)[0]
-    for problem in (report.get("error"), report.get("note")):
-        if problem:
-            context.log.warning(problem)
+    problems = [problem for problem in (report.get("error"), report.get("note")) if problem]
+    for problem in problems:
+        context.log.warning(problem)
     yield MaterializeResult(
         asset_key="segments",
         metadata={
             "segments": len(segments),
-            "long_enough": sum(row["duration_s"] > 5.0 for row in segments),
+            "long_enough": sum(row["duration_s"] > min_duration for row in segments),
             "scene_detector": talkvid.scene_detector,
             "frames_decoded": report.get("frames_decoded") or 0,
-            "decode_problems": "; ".join(filter(None, (report.get("error"), report.get("note"))))
-            or "none",
+            "decode_problems": "; ".join(problems) or "none",
             **_summary(segments, "speech_ratio"),
         },
     )
