@@ -20,6 +20,7 @@ from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.scoring import ScorerBackend
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
 from talkvid_assets.core.thresholds import Profile
 from talkvid_assets.core.video import ProbeError, VideoProbe, probe
 
@@ -101,6 +102,7 @@ def analyse_segments(
             report["error"] = f"decode failed: {exc}"
         else:
             tables = _analysis_rows(video_id, analysis, backends)
+            _mark_subtitle_speech(tables["segments"], video[0]["source_path"])
             report.update(
                 frames_decoded=analysis.report.frames,
                 video_packet_errors=analysis.report.video_packet_errors,
@@ -113,6 +115,18 @@ def analyse_segments(
         store.write(table, video_id, rows)
     store.write("decode_reports", video_id, [report])
     return tables
+
+
+def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> None:
+    """Apply the reference's subtitle rule to each segment when the source has subtitles."""
+    subtitles = find_subtitles(source_path)
+    cues = parse_cues(subtitles) if subtitles else None
+    for segment in segments:
+        segment["subtitle_speech"] = (
+            None
+            if cues is None
+            else has_speech_cue(cues, segment["start_time"], segment["end_time"])
+        )
 
 
 def _decode_note(analysis: VideoAnalysis, probed: VideoProbe) -> str | None:
@@ -173,7 +187,7 @@ def _analysis_rows(
 
 
 CLIP_VERDICT_SQL = f"""
-    SELECT s.clip_id, s.video_id, s.duration_s, s.speech_ratio, q.quality_score,
+    SELECT s.clip_id, s.video_id, s.duration_s, s.speech_ratio, s.subtitle_speech, q.quality_score,
            q.quality_backend, m.motion_ratio, m.motion_backend,
            {", ".join(f"h.{key}" for key in HEAD_DETAIL_KEYS)}
     FROM segments s

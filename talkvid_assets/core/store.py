@@ -85,6 +85,7 @@ TABLES: dict[str, pa.Schema] = {
             ("duration_s", pa.float64()),
             ("frame_count", pa.int64()),
             ("speech_ratio", pa.float64()),
+            ("subtitle_speech", pa.bool_()),  # reference voice rule; NULL without subtitles
         ]
     ),
     "quality_scores": pa.schema(
