@@ -1,11 +1,13 @@
 """The whole graph on the bundled samples, through a real Dagster instance and real DuckDB."""
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey
+from dagster import AssetKey, DagsterRunStatus
 
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
@@ -139,3 +141,22 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
     assert video == {"status": "rejected", "reject_reason": "height=144 (needs >= 1080)"}
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
     assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []
+
+
+def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance):
+    from talkvid_assets.defs.definitions import curate_job, defs
+    from talkvid_assets.defs.runs import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(ended.pid)}
+    run = dagster_instance.create_run_for_job(
+        defs.resolve_job_def(curate_job.name), status=DagsterRunStatus.STARTED, tags=tags
+    )
+    storage = dagster_instance.event_log_storage
+    storage.set_concurrency_slots("decode", 2)
+    storage.claim_concurrency_slot("decode", run.run_id, "decode_pass")
+    assert storage.get_concurrency_info("decode").active_slot_count == 1
+    assert reap_abandoned_runs(dagster_instance) == [run.run_id]
+    assert storage.get_concurrency_info("decode").active_slot_count == 0
+    assert dagster_instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE

@@ -4,19 +4,23 @@ executor costs well under a second per run, where a process per step would cost 
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from talkvid_assets.defs.definitions import curate_job, defs
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "dagster.yaml"
+LAUNCHER_TAG = "talkvid/launched_by"
+HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
 
 
 def instance_dir(home: Path) -> Path:
@@ -48,6 +52,39 @@ def pending_partitions(instance: DagsterInstance) -> list[str]:
     ]
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Fail CLI runs whose process is gone, and give back their pool slots.
+
+    An in-process run killed mid-step (kill -9, a crash, a closed terminal) stays STARTED and
+    keeps its "decode" pool slot; with no daemon watching, two such runs would block every later
+    run. Each CLI run is tagged with its host and process id, so a dead one is recognisable.
+    """
+    runs = instance.get_runs(
+        RunsFilter(
+            statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED],
+            tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname()},
+        )
+    )
+    reaped = []
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(run, f"process {pid} ended before the run finished")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     partition: str
@@ -65,6 +102,7 @@ def curate(
     log_level: str = "WARNING",
 ) -> list[RunOutcome]:
     """Run the `curate` job once per partition; a failed run never stops the others."""
+    reap_abandoned_runs(instance)
     job = defs.resolve_job_def(curate_job.name)
     run_config = {
         "resources": {"talkvid": {"config": resource.model_dump()}},
@@ -78,7 +116,7 @@ def curate(
             instance=instance,
             partition_key=key,
             raise_on_error=False,
-            tags={"talkvid/launched_by": "cli"},
+            tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
         )
         error = None
         if not result.success:
