@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
 from dagster import DagsterInstance
 
 from talkvid_assets.core.ingest import discover
@@ -126,8 +127,19 @@ def cmd_demo(home: Path) -> bool:
             f"{name[:24]:24s} {row['status']:8s} {row['clips']:5d} {row['passed']:6d}  "
             f"{row['reject_reason'] or ''}"
         )
-    print(f"\nSQL: duckdb {Store(home).database_path} -c 'SELECT * FROM clips'")
+    print(
+        f"\nwhy clips failed: talkvid --home {home} sql 'SELECT clip_id, reject_reasons FROM clips'"
+    )
     return ok
+
+
+def cmd_sql(home: Path, query: str) -> None:
+    """Print the rows of a read-only query over the home's views, tab-separated with a header."""
+    with Store(home).engine().connect() as connection:
+        result = connection.execute(sa.text(query))
+        print("\t".join(result.keys()))
+        for row in result:
+            print("\t".join("" if value is None else str(value) for value in row))
 
 
 def cmd_dev(home: Path, host: str, port: int) -> int:
@@ -157,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["talkvid-json"], default="talkvid-json")
     export.add_argument("--out", type=Path, required=True)
     commands.add_parser("demo", help="ingest the bundled samples, curate, export, summarise")
+    sql = commands.add_parser("sql", help="run a read-only SQL query over the DuckDB views")
+    sql.add_argument("query")
     dev = commands.add_parser("dev", help="start `dagster dev` on this home's instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -177,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if cmd_curate(home, args.partition, args.profile) else 1
     if args.command == "export":
         cmd_export(home, args.out)
+        return 0
+    if args.command == "sql":
+        cmd_sql(home, args.query)
         return 0
     if args.command == "dev":
         return cmd_dev(home, args.host, args.port)

@@ -47,6 +47,9 @@ def test_demo_then_incremental_commands(tmp_path):
     assert all(len(key) == 16 and int(key, 16) >= 0 for key, _ in lines)
     assert "nothing to curate" in talkvid(home, "curate").stdout
 
+    sql = talkvid(home, "sql", "SELECT status, count(*) AS n FROM videos GROUP BY ALL ORDER BY 1")
+    assert sql.stdout.splitlines() == ["status\tn", "ok\t5", "rejected\t1"]
+
     out = tmp_path / "out" / "clips.json"
     talkvid(home, "export", "--format", "talkvid-json", "--out", str(out))
     assert json.loads(out.read_text()) == records
