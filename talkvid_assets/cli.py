@@ -7,7 +7,6 @@ partitions are visible in `dagster dev` afterwards); this module never re-implem
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from dagster import DagsterInstance
 
+from talkvid_assets.core.export import write_records
 from talkvid_assets.core.ingest import discover
 from talkvid_assets.core.pipeline import export_records, register_source
 from talkvid_assets.core.store import Store
@@ -108,8 +108,7 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str) -> bool:
 
 def cmd_export(home: Path, out: Path) -> int:
     records = export_records(Store(home))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(records, indent=2, ensure_ascii=False))
+    write_records(out, records)
     print(f"wrote {len(records)} TalkVid records to {out}")
     return len(records)
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from scenedetect import HistogramDetector, detect
+from scenedetect import ContentDetector, HistogramDetector, detect
 
 from talkvid_assets.core.analysis import analyse_video
 from talkvid_assets.core.scenes import Scene
@@ -26,12 +26,21 @@ def test_streamed_detection_finds_the_cuts_scenemanager_finds(analyses, name):
     assert ours == [start.frame_num for start, _ in reference[1:]]
 
 
+def test_content_detector_streams_megamind_cuts():
+    video = probe(SAMPLES / "Megamind.avi")
+    clips = analyse_video(SAMPLES / "Megamind.avi", video, {}, scene_detector="content").clips
+    reference = detect(str(SAMPLES / "Megamind.avi"), ContentDetector(threshold=10.0))
+    assert [clip.scene.start_frame for clip in clips[1:]] == [s.frame_num for s, _ in reference[1:]]
+
+
 def test_clip_bounds_and_recorded_duration_follow_the_reference():
     scene = Scene(index=0, start_frame=30, end_frame=210, fps=30.0)
     assert scene.clip_start_s == pytest.approx(1.3)
     assert scene.clip_end_s == pytest.approx(6.9)
     assert scene.duration_s == 5.6
     assert Scene(0, 0, 9, 30.0).duration_s == 0.0  # shorter than the trims: empty, not negative
+    # the reference's float order: 20/60 + 0.4 - 0.1 vs 347/60 - 0.1 rounds to 5.0, not 5.1
+    assert Scene(0, 20, 347, 60.0).duration_s == 5.0
 
 
 def test_a_single_shot_is_one_scene_spanning_the_file(analyses):

@@ -44,8 +44,18 @@ def test_window_sampler_keeps_2fps_frames_bounded_by_half_the_clip():
     kept = len(sampler._kept)
     assert kept <= 2 * (6.2 + seconds / 2 + 3.5) + 2  # first window + candidate middle
     windows = sampler.windows(seconds)
-    # 6 s at 2 fps: 13 frames when a window starts on the sampling grid, else 12
-    assert [len(window) for window in windows] in ([13, 12, 12], [13, 13, 13], [13, 12, 13])
+    assert [len(window) for window in windows] == [12, 12, 12]  # [start, start + 6) at 2 fps
+
+
+def test_windows_lie_on_the_recorded_duration_of_the_trimmed_clip():
+    sampler = WindowSampler()
+    for index in range(190):  # 6.33 s at 30 fps
+        if sampler.wants(index / 30):
+            sampler.add(index / 30, np.full((2, 2), index, np.uint8))
+    first, last = sampler.windows(6.3)  # 6 < 6.3 <= 12: two windows, as the reference lays them
+    assert [int(image[0, 0]) for image in first] == [6 + 15 * k for k in range(12)]
+    # [0.3, 6.3) in trimmed time, clamped where the trimmed clip ends (5.9): 0.5 .. 5.5
+    assert [int(image[0, 0]) for image in last] == [21 + 15 * k for k in range(11)]
 
 
 def test_lk_visibility_is_full_for_a_still_scene_and_nil_for_noise():

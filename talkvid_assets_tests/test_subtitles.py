@@ -51,4 +51,5 @@ def test_reference_voice_rule_judges_by_subtitles(tmp_path, store, backends):
     ]
     (tmp_path / "talk [take 1].vtt").unlink()  # no subtitles at all: the reference keeps it
     analyse_segments(store, key, backends)
+    assert store.rows("filtered_clips", key) == []  # old verdicts go with the old segments
     assert judge_clips(store, key, profile)[0]["passed"]

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from talkvid_assets.core.scenes import CLIP_START_OFFSET_S, PySceneDetectCuts, Scene
+from talkvid_assets.core.scenes import CutDetector, PySceneDetectCuts, Scene, clip_start
 from talkvid_assets.core.scoring import ClipScorer, ScorerBackend, Scores
-from talkvid_assets.core.video import DecodeReport, Frame, VideoProbe, decode
+from talkvid_assets.core.video import TIME_EPS, DecodeReport, Frame, VideoProbe, decode
 from talkvid_assets.core.voice import SpeechDetector
 
-_EPS = 1e-9
 RECENT_FRAMES = 64  # covers the 0.1 s end trim plus a late cut at up to 240 fps
 
 
@@ -48,7 +47,7 @@ class _OpenClip:
     ) -> None:
         self.index = index
         self.start_frame = start_frame
-        self.start_time = start_frame / video.fps + CLIP_START_OFFSET_S
+        self.start_time = clip_start(start_frame / video.fps)
         self.first_index: int | None = None
         self.offered = 0
         # Times of the latest offered frames: the clip's end lies 0.1 s before the cut, so the
@@ -59,7 +58,7 @@ class _OpenClip:
         }
 
     def offer(self, frame: Frame) -> None:
-        if frame.time + _EPS < self.start_time:
+        if frame.time + TIME_EPS < self.start_time:
             return
         if self.first_index is None:
             self.first_index = frame.index
@@ -73,7 +72,7 @@ class _OpenClip:
     def close(self, end_frame: int, fps: float) -> ClipResult:
         scene = Scene(self.index, self.start_frame, end_frame, fps)
         duration = max(0.0, scene.clip_end_s - scene.clip_start_s)
-        past_end = sum(time >= scene.clip_end_s - _EPS for time in self.recent_times)
+        past_end = sum(time >= scene.clip_end_s - TIME_EPS for time in self.recent_times)
         frame_count = self.offered - past_end
         scores = {
             stage: scorer.finish(duration, frame_count) for stage, scorer in self.scorers.items()
@@ -92,7 +91,7 @@ def analyse_video(
     A video without any cut is one scene spanning the whole file (the reference would make no
     clip at all from it: a deliberate, documented deviation).
     """
-    cuts = PySceneDetectCuts(video.fps, video.width, video.height, scene_detector)
+    cuts: CutDetector = PySceneDetectCuts(video.fps, video.width, video.height, scene_detector)
     voice = SpeechDetector() if video.has_audio else None
     report = DecodeReport()
     clips: list[ClipResult] = []

@@ -9,7 +9,10 @@ the paper's models, each record also names the backends and profile behind it un
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
@@ -26,19 +29,21 @@ INFO_FIELDS = (
 # The release lists ten head-detail scores; face consistency is a filter input only.
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
 
-EXPORT_SQL = f"""
-    SELECT s.clip_id, s.video_id, v.source_path, v.width, v.height, v.fps, s.start_time,
-           s.start_frame, s.end_time, s.end_frame, s.duration_s, q.quality_score,
-           q.quality_backend, m.motion_ratio, m.motion_backend, h.face_backend, f.profile,
-           {", ".join(f"h.{key}" for key in EXPORTED_HEAD_DETAIL)}
+EXPORT_SQL = """
+    SELECT c.*, v.source_path, v.width, v.height, v.fps, f.profile
     FROM filtered_clips f
-    JOIN segments s USING (clip_id)
-    JOIN raw_videos v ON v.video_id = s.video_id
-    LEFT JOIN quality_scores q USING (clip_id)
-    LEFT JOIN motion_scores m USING (clip_id)
-    LEFT JOIN head_detail_scores h USING (clip_id)
+    JOIN clip_scores c USING (clip_id)
+    JOIN raw_videos v ON v.video_id = c.video_id
     WHERE f.passed
 """
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as a JSON array, atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(records, indent=2, ensure_ascii=False))
+    os.replace(temporary, path)
 
 
 def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ import av.error
 
 from talkvid_assets.core.analysis import VideoAnalysis, analyse_video
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
-from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.scoring import ScorerBackend
 from talkvid_assets.core.store import Store
@@ -114,6 +113,8 @@ def analyse_segments(
     for table, rows in tables.items():
         store.write(table, video_id, rows)
     store.write("decode_reports", video_id, [report])
+    # Verdicts were made on the old segments; until filtered_clips runs again there are none.
+    store.write("filtered_clips", video_id, [])
     return tables
 
 
@@ -186,17 +187,7 @@ def _analysis_rows(
     return tables
 
 
-CLIP_VERDICT_SQL = f"""
-    SELECT s.clip_id, s.video_id, s.duration_s, s.speech_ratio, s.subtitle_speech, q.quality_score,
-           q.quality_backend, m.motion_ratio, m.motion_backend,
-           {", ".join(f"h.{key}" for key in HEAD_DETAIL_KEYS)}
-    FROM segments s
-    LEFT JOIN quality_scores q USING (clip_id)
-    LEFT JOIN motion_scores m USING (clip_id)
-    LEFT JOIN head_detail_scores h USING (clip_id)
-    WHERE s.video_id = :video_id
-    ORDER BY s.clip_id
-"""
+CLIP_VERDICT_SQL = "SELECT * FROM clip_scores WHERE video_id = :video_id ORDER BY clip_id"
 
 
 def judge_clips(store: Store, video_id: str, profile: Profile) -> list[dict[str, Any]]:
@@ -221,7 +212,7 @@ def export_records(store: Store, video_ids: Iterable[str] | None = None) -> list
     """TalkVid-format records of passing clips, for some videos or all of them."""
     sql, params = EXPORT_SQL, {}
     if video_ids is not None:
-        sql += " AND s.video_id IN (SELECT unnest(:video_ids))"
+        sql += " AND c.video_id IN (SELECT unnest(:video_ids))"
         params["video_ids"] = list(video_ids)
-    rows = store.query(sql + " ORDER BY s.video_id, s.start_time", params)
+    rows = store.query(sql + " ORDER BY c.video_id, c.start_time", params)
     return [talkvid_record(row) for row in rows]

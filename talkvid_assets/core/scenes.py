@@ -14,6 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 from scenedetect import ContentDetector, FrameTimecode, HistogramDetector, SceneDetector
+from scenedetect.detector import FlashFilter
 from scenedetect.scene_manager import compute_downscale_factor
 
 from talkvid_assets.core.video import Frame
@@ -50,19 +51,30 @@ def bgr_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
 # each with the cheapest frame view that gives the detector what it reads.
 REFERENCE_DETECTORS: dict[str, tuple[Callable[[], SceneDetector], FrameView]] = {
     "histogram": (lambda: HistogramDetector(threshold=0.085), luma_view),
-    "content": (lambda: ContentDetector(threshold=10.0), bgr_view),
+    # ContentDetector's default MERGE flash filter reports a cut min_scene_len frames late;
+    # SUPPRESS reports it on the frame it is found, which a streaming pass needs.
+    "content": (
+        lambda: ContentDetector(threshold=10.0, filter_mode=FlashFilter.Mode.SUPPRESS),
+        bgr_view,
+    ),
 }
 # Clip bounds trim the scene: start = s + 0.4 - 0.1, end = e - 0.1 (spec, stage 1).
-CLIP_START_OFFSET_S = 0.3
-CLIP_END_OFFSET_S = 0.1
+SCENE_START_PAD_S = 0.4
+CLIP_TRIM_S = 0.1
+
+
+def clip_start(scene_start_s: float) -> float:
+    """The reference's clip start, in its own order of float operations: rounding the duration
+    to 0.1 s decides the > 5.0 s rule, so (s + 0.3) would flip some clips."""
+    return max((scene_start_s + SCENE_START_PAD_S) - CLIP_TRIM_S, 0.0)
 
 
 class CutDetector(Protocol):
     """Streaming shot-boundary detector.
 
-    ``push`` receives every decoded frame in order and returns the frame indices of the cuts it
+    ``push`` receives every decoded frame in order and returns the frame numbers of the cuts it
     has found so far. A cut may be reported a little late: anything under 0.3 s late loses
-    nothing, because a clip starts 0.3 s after its scene does.
+    nothing, because a clip starts 0.3 s after its scene does. TransNetV2 will slot in here.
     """
 
     def push(self, frame: Frame) -> list[int]: ...
@@ -107,11 +119,11 @@ class Scene:
 
     @property
     def clip_start_s(self) -> float:
-        return max(self.scene_start_s + CLIP_START_OFFSET_S, 0.0)
+        return clip_start(self.scene_start_s)
 
     @property
     def clip_end_s(self) -> float:
-        return max(self.scene_end_s - CLIP_END_OFFSET_S, 0.0)
+        return max(self.scene_end_s - CLIP_TRIM_S, 0.0)
 
     @property
     def duration_s(self) -> float:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 
 DATABASE_FILE = "talkvid.duckdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
@@ -115,7 +115,19 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 _HEAD_COLUMNS = ", ".join(f"h.{key}" for key in HEAD_DETAIL_KEYS)
-PUBLIC_VIEWS = {
+# Derived views, in dependency order. `clip_scores` is every segment with every score and the
+# backends behind them: what the verdict and the export read; `videos` and `clips` are public.
+DERIVED_VIEWS = {
+    "clip_scores": f"""
+        SELECT s.*, q.quality_score, q.quality_backend,
+               q.backend_version AS quality_backend_version,
+               m.motion_ratio, m.motion_backend, m.backend_version AS motion_backend_version,
+               {_HEAD_COLUMNS}, h.sampled_frames, h.single_face_frames, h.face_backend,
+               h.backend_version AS face_backend_version
+        FROM segments s
+        LEFT JOIN quality_scores q USING (clip_id)
+        LEFT JOIN motion_scores m USING (clip_id)
+        LEFT JOIN head_detail_scores h USING (clip_id)""",
     # A video whose decode failed after it passed the prefilter is rejected with that error.
     "videos": """
         SELECT v.video_id, v.source_path,
@@ -125,12 +137,10 @@ PUBLIC_VIEWS = {
         FROM raw_videos v
         LEFT JOIN decode_reports d USING (video_id)""",
     "clips": f"""
-        SELECT s.clip_id, s.video_id, s.start_time, s.end_time, s.duration_s, s.speech_ratio,
-               q.quality_score, m.motion_ratio, {_HEAD_COLUMNS}, f.passed, f.reject_reasons
-        FROM segments s
-        LEFT JOIN quality_scores q USING (clip_id)
-        LEFT JOIN motion_scores m USING (clip_id)
-        LEFT JOIN head_detail_scores h USING (clip_id)
+        SELECT c.clip_id, c.video_id, c.start_time, c.end_time, c.duration_s, c.speech_ratio,
+               c.quality_score, c.motion_ratio, {_HEAD_COLUMNS.replace("h.", "c.")},
+               f.passed, f.reject_reasons
+        FROM clip_scores c
         LEFT JOIN filtered_clips f USING (clip_id)""",
 }
 
@@ -177,7 +187,7 @@ class Store:
             for table in TABLES
         ]
         statements += [
-            f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in PUBLIC_VIEWS.items()
+            f"CREATE OR REPLACE VIEW {name} AS {sql}" for name, sql in DERIVED_VIEWS.items()
         ]
         return statements
 
@@ -189,11 +199,11 @@ class Store:
         """
         marker = self.home / f".{DATABASE_FILE}.views"
         stamp = json.dumps({"schema": SCHEMA_VERSION, "tables": str(self.tables_dir)})
-        if marker.exists() and marker.read_text() == stamp:
+        if self._published(marker, stamp):
             return self.database_path
         self.home.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.home / f".{DATABASE_FILE}.lock"):
-            if marker.exists() and marker.read_text() == stamp:
+            if self._published(marker, stamp):
                 return self.database_path
             self._ensure_schema_files()
             engine = sa.create_engine(f"duckdb:///{self.database_path}")
@@ -205,6 +215,9 @@ class Store:
                 engine.dispose()
             marker.write_text(stamp)
         return self.database_path
+
+    def _published(self, marker: Path, stamp: str) -> bool:
+        return self.database_path.exists() and marker.exists() and marker.read_text() == stamp
 
     def engine(self) -> sa.Engine:
         """A read-only SQLAlchemy engine on ``talkvid.duckdb``, for users and their tools

@@ -32,6 +32,7 @@ FULL_COLOR_RANGE = 2  # AVCOL_RANGE_JPEG
 # After this many undecodable packets in a row the rest of the stream is treated as lost.
 MAX_CONSECUTIVE_PACKET_ERRORS = 50
 AUDIO_RATE = 16_000
+TIME_EPS = 1e-6  # seconds: timestamps closer than this are the same instant
 
 
 class ProbeError(Exception):
@@ -51,6 +52,11 @@ class VideoProbe:
     frame_count: int
     has_audio: bool
     audio_codec: str | None
+
+    @property
+    def second_step(self) -> int:
+        """Frames between one-per-second samples, counted as the reference does: int(fps)."""
+        return max(1, int(self.fps))
 
 
 def _duration_s(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
@@ -194,6 +200,11 @@ class FrameClock:
         self._time_base = stream.time_base
         self._last = -math.inf
 
+    @property
+    def origin_s(self) -> float:
+        """The video stream's start, which every time in the pipeline is measured from."""
+        return float(self._origin * self._time_base) if self._time_base else 0.0
+
     def __call__(self, frame: av.VideoFrame) -> tuple[float, int]:
         if frame.pts is not None and self._time_base is not None:
             time = float((frame.pts - self._origin) * self._time_base)
@@ -201,6 +212,43 @@ class FrameClock:
             time = max(self._last + 1 / self._fps, 0.0)
         self._last = time
         return time, round(time * self._fps)
+
+
+class AudioTimeline:
+    """Resamples audio to 16 kHz mono and lays it on the video's clock.
+
+    Audio that starts after the video is preceded by silence, audio before it is cut, and a gap
+    left by a skipped packet is filled with silence, so later speech is not pulled earlier.
+    """
+
+    GAP_TOLERANCE_S = 0.01  # below one AC3/AAC packet (21-32 ms), above resampler delay
+
+    def __init__(self, origin_s: float, sink: Callable[[np.ndarray], None]) -> None:
+        self._origin = origin_s
+        self._sink = sink
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+        self._emitted = 0
+        self._skip = 0  # samples still to drop before the video's start
+
+    def push(self, frame: av.AudioFrame | None) -> None:
+        """Take the next decoded frame; ``None`` flushes the resampler at the end."""
+        if frame is not None and frame.time is not None:
+            gap = (frame.time - self._origin) - self._emitted / AUDIO_RATE
+            if self._emitted == 0 and gap < 0:
+                self._skip = round(-gap * AUDIO_RATE)
+            elif gap > self.GAP_TOLERANCE_S:
+                self._emit(np.zeros(round(gap * AUDIO_RATE), np.float32))
+        for chunk in self._resampler.resample(frame):
+            samples = chunk.to_ndarray().reshape(-1)
+            if self._skip:
+                dropped = min(self._skip, len(samples))
+                samples, self._skip = samples[dropped:], self._skip - dropped
+            self._emit(samples)
+
+    def _emit(self, samples: np.ndarray) -> None:
+        if len(samples):
+            self._emitted += len(samples)
+            self._sink(samples)
 
 
 def decode(
@@ -211,7 +259,7 @@ def decode(
 ) -> Iterator[Frame]:
     """Decode ``path`` once, yielding video frames and passing audio to ``on_audio``.
 
-    Audio arrives resampled to 16 kHz mono float32, the rate the voice detector wants. A packet
+    Audio arrives as 16 kHz mono float32 on the video's clock (see :class:`AudioTimeline`). A packet
     that fails to decode is skipped and counted (Megamind.avi carries one corrupt AC3 packet); a
     long run of failures ends the stream, as with a truncated file, instead of raising.
     """
@@ -221,10 +269,10 @@ def decode(
         vstream.thread_type = "AUTO"
         clock = FrameClock(vstream, fps)
         streams: list[av.stream.Stream] = [vstream]
-        resampler = None
+        audio = None
         if on_audio is not None and container.streams.audio:
             streams.append(container.streams.audio[0])
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
+            audio = AudioTimeline(clock.origin_s, on_audio)
         consecutive_errors = 0
         for packet in container.demux(*streams):
             try:
@@ -246,10 +294,8 @@ def decode(
                     yield Frame(frame, report.frames, time, number)
                     report.frames += 1
                     report.end_number = number + 1
-            elif resampler is not None:
+            elif audio is not None:
                 for frame in decoded:
-                    for chunk in resampler.resample(frame):
-                        on_audio(chunk.to_ndarray().reshape(-1))
-        if resampler is not None:
-            for chunk in resampler.resample(None):
-                on_audio(chunk.to_ndarray().reshape(-1))
+                    audio.push(frame)
+        if audio is not None:
+            audio.push(None)

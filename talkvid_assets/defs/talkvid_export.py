@@ -1,9 +1,8 @@
 """Stage 5: the passing clips of a video as TalkVid-format JSON records."""
 
-import json
-
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from talkvid_assets.core.export import write_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
@@ -19,6 +18,5 @@ def talkvid_export(context: AssetExecutionContext, talkvid: TalkvidResource) -> 
     store = talkvid.store()
     records = export_records(store, [context.partition_key])
     path = store.home / EXPORT_DIR / f"{context.partition_key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(records, indent=2, ensure_ascii=False))
+    write_records(path, records)
     return MaterializeResult(metadata={"records": len(records), "path": str(path)})

@@ -59,7 +59,7 @@ class HeadDetailClip:
         self._detector = detector
         self._width, self._height = video.width, video.height
         self._size = detector.working_size(video.width, video.height)
-        self._step = max(1, int(video.fps))
+        self._step = video.second_step
         self._samples: list[tuple[int, list[Face]]] = []
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:

@@ -85,7 +85,7 @@ class FrameStatisticsQuality:
     version = "frame-stats-1"
 
     def new_clip(self, video: VideoProbe) -> FrameStatisticsClip:
-        return FrameStatisticsClip(max(1, int(video.fps)))
+        return FrameStatisticsClip(video.second_step)
 
 
 class FrameStatisticsClip:
