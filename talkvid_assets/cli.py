@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import sqlalchemy as sa
 from dagster import DagsterInstance
@@ -141,7 +142,7 @@ def cmd_sql(home: Path, query: str) -> None:
             print("\t".join("" if value is None else str(value) for value in row))
 
 
-def cmd_dev(home: Path, host: str, port: int) -> int:
+def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     """Replace this process with `dagster dev` on the home's instance and the project workspace."""
     os.environ["DAGSTER_HOME"] = str(instance_dir(home))
     Store(home).publish()
@@ -149,7 +150,6 @@ def cmd_dev(home: Path, host: str, port: int) -> int:
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
     os.execv(argv[0], argv)
-    return 1  # not reached
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd_sql(home, args.query)
         return 0
     if args.command == "dev":
-        return cmd_dev(home, args.host, args.port)
+        cmd_dev(home, args.host, args.port)
     return 0 if cmd_demo(home) else 1
 
 

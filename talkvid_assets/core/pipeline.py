@@ -7,6 +7,7 @@ re-run alone and stays idempotent.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from talkvid_assets.core.thresholds import Profile
 from talkvid_assets.core.video import ProbeError, VideoProbe, probe
 
 ANALYSIS_TABLES = ("segments", "quality_scores", "motion_scores", "head_detail_scores")
-# A decode that yields fewer frames than the container promised is called truncated.
+# A decode that covers less of the container's duration than this is called truncated.
 TRUNCATION_TOLERANCE = 0.95
 
 
@@ -76,7 +77,7 @@ def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, 
 
 
 def _video_probe(row: Mapping[str, Any]) -> VideoProbe:
-    return VideoProbe(**{name: row[name] for name in VideoProbe.__dataclass_fields__})
+    return VideoProbe(**{field.name: row[field.name] for field in dataclasses.fields(VideoProbe)})
 
 
 def analyse_segments(
@@ -134,11 +135,11 @@ def _decode_note(analysis: VideoAnalysis, probed: VideoProbe) -> str | None:
     """What a user should know about a decode that did not go cleanly, or None."""
     report = analysis.report
     notes = []
-    if report.stopped_early or report.frames < probed.frame_count * TRUNCATION_TOLERANCE:
+    decoded_s = report.end_number / probed.fps
+    if report.stopped_early or decoded_s < probed.duration_s * TRUNCATION_TOLERANCE:
         notes.append(
-            f"truncated: decoded {report.frames} of {probed.frame_count} frames "
-            f"({report.frames / probed.fps:.1f} of {probed.duration_s:.1f} s); clips cover the "
-            "decodable part"
+            f"truncated: decoded {decoded_s:.1f} of {probed.duration_s:.1f} s "
+            f"({report.frames} frames); clips cover the decodable part"
         )
     if report.video_packet_errors:
         notes.append(f"{report.video_packet_errors} undecodable video packet(s) skipped")
