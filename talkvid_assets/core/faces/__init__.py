@@ -9,6 +9,8 @@ reference does and hands the detections to
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -52,26 +54,51 @@ class HeadDetailScorer:
         return HeadDetailClip(self.detector, video)
 
 
+@functools.cache
+def _detection_worker() -> ThreadPoolExecutor:
+    """One thread for face detection. The decoder's threads and the main loop leave about a
+    third of two cores idle, and dlib and OpenCV release the GIL, so detection overlaps them."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkvid-faces")
+
+
+def _detect_scaled(detector: FaceDetector, rgb: np.ndarray, sx: float, sy: float) -> list[Face]:
+    return [scale_face(face, sx, sy) for face in detector.detect(rgb)]
+
+
 class HeadDetailClip:
-    """Detects faces on clip frames ``sec * int(fps)`` and scores them when the clip ends."""
+    """Detects faces on clip frames ``sec * int(fps)`` and scores them when the clip ends.
+
+    Detection runs on a worker thread; at most MAX_IN_FLIGHT sampled frames wait for it, so a
+    slow detector slows the decode down instead of piling up frames in memory.
+    """
+
+    MAX_IN_FLIGHT = 4
 
     def __init__(self, detector: FaceDetector, video: VideoProbe) -> None:
         self._detector = detector
         self._width, self._height = video.width, video.height
         self._size = detector.working_size(video.width, video.height)
         self._step = video.second_step
-        self._samples: list[tuple[int, list[Face]]] = []
+        self._samples: list[tuple[int, Future[list[Face]]]] = []
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         if clip_index % self._step:
             return
+        pending = [
+            future for _, future in self._samples[-self.MAX_IN_FLIGHT :] if not future.done()
+        ]
+        if len(pending) >= self.MAX_IN_FLIGHT:
+            pending[0].result()
         sx, sy = frame.width / self._size[0], frame.height / self._size[1]
-        faces = self._detector.detect(frame.image("rgb24", *self._size))
-        self._samples.append((clip_index, [scale_face(face, sx, sy) for face in faces]))
+        rgb = frame.image("rgb24", *self._size)
+        job = _detection_worker().submit(_detect_scaled, self._detector, rgb, sx, sy)
+        self._samples.append((clip_index, job))
 
     def finish(self, duration: float, frame_count: int) -> dict[str, float | None]:
         seconds = frame_count // self._step
-        frames = [faces for index, faces in self._samples if index // self._step < seconds]
+        frames = [job.result() for index, job in self._samples if index // self._step < seconds]
+        for _, job in self._samples:
+            job.result()  # samples past the end still ran; surface their errors too
         scores = head_detail_scores(frames, self._width, self._height)
         result: dict[str, float | None] = dict.fromkeys(HEAD_DETAIL_KEYS)
         if scores is not None:
