@@ -127,9 +127,8 @@ def cmd_demo(home: Path) -> bool:
             f"{name[:24]:24s} {row['status']:8s} {row['clips']:5d} {row['passed']:6d}  "
             f"{row['reject_reason'] or ''}"
         )
-    print(
-        f"\nwhy clips failed: talkvid --home {home} sql 'SELECT clip_id, reject_reasons FROM clips'"
-    )
+    query = "SELECT clip_id, reject_reasons FROM clips"
+    print(f"\nwhy clips failed: {sys.argv[0]} --home {home} sql '{query}'")
     return ok
 
 
