@@ -9,7 +9,6 @@ size they need, and only frames somebody asks for are ever converted.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from pathlib import Path
 import av
 import av.error
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 # Demuxers that wrap still images; PyAV opens them as one-frame "videos".
 STILL_IMAGE_FORMATS = frozenset(
