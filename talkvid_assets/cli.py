@@ -2,6 +2,9 @@
 
 Curation always goes through the Dagster instance of the home (runs, materializations and
 partitions are visible in `dagster dev` afterwards); this module never re-implements a stage.
+Heavy libraries (torch, OpenCV, Dagster) are imported inside the commands that need them, so
+`talkvid sql`, `export` and `--help` start in a fraction of a second. A user's mistake ends in
+one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,25 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import sqlalchemy as sa
-from dagster import DagsterInstance
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
-from talkvid_assets.core.export import write_records
-from talkvid_assets.core.ingest import discover
-from talkvid_assets.core.pipeline import export_records, register_source
-from talkvid_assets.core.store import Store
-from talkvid_assets.defs.resources import TalkvidResource, home_from_env
-from talkvid_assets.defs.runs import (
-    RunOutcome,
-    curate,
-    instance_dir,
-    pending_partitions,
-    register_partitions,
-)
+    from talkvid_assets.core.store import Store
+    from talkvid_assets.launch import RunOutcome
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
+PUBLIC_VIEWS = "videos, clips (and the per-asset tables: sources, raw_videos, segments, ...)"
 
 SUMMARY_SQL = """
     SELECT v.video_id, v.source_path, v.status, v.reject_reason,
@@ -40,86 +34,158 @@ SUMMARY_SQL = """
 """
 
 
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit status 1."""
+
+
 def _instance(home: Path) -> DagsterInstance:
+    from dagster import DagsterInstance
+
+    from talkvid_assets.launch import instance_dir
+
     os.environ["DAGSTER_HOME"] = str(instance_dir(home))
     return DagsterInstance.get()
 
 
+def _store(home: Path) -> Store:
+    from talkvid_assets.core.store import Store
+
+    store = Store(home)
+    store.publish()
+    return store
+
+
 def _read_manifest(path: Path) -> list[str]:
     """One source path per line; blank lines and `#` comments are ignored."""
-    lines = (line.strip() for line in path.read_text().splitlines())
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read manifest {path}: {exc.strerror}") from None
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> list[str]:
-    store = Store(home)
-    store.publish()
+def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple[list[str], bool]:
+    """Register every readable source; returns (keys, whether every path was usable).
+
+    Each good file is registered in the store and as a Dagster partition together, so a bad
+    path among good ones never leaves a source the graph does not know.
+    """
+    from talkvid_assets.core.ingest import discover
+    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.launch import register_partitions
+
+    store = _store(home)
     sources = list(paths) + (_read_manifest(manifest) if manifest else [])
-    keys = []
-    for path in discover(sources):
-        key, _ = register_source(store, path)
-        keys.append(key)
-        print(f"{key}\t{path}")
+    keys: list[str] = []
+    ok = True
+    for source in sources:
+        try:
+            files = list(discover([source]))
+        except FileNotFoundError as exc:
+            print(f"talkvid ingest: {exc}", file=sys.stderr)
+            ok = False
+            continue
+        for path in files:
+            key, new = register_source(store, path)
+            note = "" if new or key in keys else "\talready ingested"
+            keys.append(key)
+            print(f"{key}\t{path}{note}")
     register_partitions(_instance(home), keys)
-    return keys
+    return keys, ok
 
 
-def _summarise(store: Store, outcome: RunOutcome) -> str:
+def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:
     counts = store.query(
         "SELECT count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
         "FROM clips WHERE video_id = :video_id",
-        {"video_id": outcome.partition},
+        {"video_id": key},
     )[0]
     video = store.query(
-        "SELECT status FROM videos WHERE video_id = :video_id", {"video_id": outcome.partition}
+        "SELECT status, source_path FROM videos WHERE video_id = :key", {"key": key}
     )
     status = video[0]["status"] if video else "missing"
+    name = Path(video[0]["source_path"]).name if video else "?"
     state = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
     return (
-        f"{outcome.partition} {status:8s} clips={counts['clips']} passed={counts['passed']} "
-        f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}"
+        f"{key} {status:8s} clips={counts['clips']} passed={counts['passed']} "
+        f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}  {name}"
     )
 
 
-def cmd_curate(home: Path, partitions: Sequence[str], profile: str) -> bool:
+def _check_profile(home: Path, profile: str | None) -> str:
+    """The home's profile; a new home is created with ``profile``, and an existing one with
+    another profile is refused rather than silently re-judged."""
+    from talkvid_assets.core.config import config_path, ensure_config, load_config
+
+    ensure_config(home, profile or "paper")
+    config = load_config(home)
+    if profile and profile != config.profile:
+        raise UserError(
+            f"this home is curated with profile {config.profile!r} ({config_path(home)}); "
+            f"edit its `profile:` to use {profile!r}, or use another --home"
+        )
+    return config.profile
+
+
+def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale: bool) -> bool:
+    from dagster import AssetKey
+
+    from talkvid_assets.launch import curate
+
+    profile = _check_profile(home, profile)
     instance = _instance(home)
-    store = Store(home)
-    store.publish()
-    keys = list(partitions) or pending_partitions(instance)
-    known = set(instance.get_dynamic_partitions("videos"))
-    unknown = [key for key in keys if key not in known]
+    store = _store(home)
+    known = instance.get_dynamic_partitions("videos")
+    unknown = [key for key in partitions if key not in known]
     if unknown:
-        print(f"not ingested: {', '.join(unknown)}", file=sys.stderr)
-        return False
-    if not keys:
-        print("nothing to curate: every ingested video has been curated")
+        raise UserError(f"not ingested: {', '.join(unknown)} (see `talkvid ingest`)")
+    if not known:
+        print("nothing ingested yet: run `talkvid ingest PATH...` first")
         return True
-    print(f"curating {len(keys)} video(s) with profile {profile!r} into {home}", flush=True)
-    resource = TalkvidResource(home=str(home), profile=profile)
-    done = 0
+    if partitions or stale:
+        keys = list(partitions) or known
+    else:
+        done = instance.get_materialized_partitions(AssetKey("talkvid_export"))
+        keys = [key for key in known if key not in done]
+    print(f"curating with profile {profile!r} into {home}", flush=True)
+    done_count = 0
 
     def progress(outcome: RunOutcome) -> None:
-        nonlocal done
-        done += 1
-        print(f"[{done}/{len(keys)}] {_summarise(store, outcome)}", flush=True)
+        nonlocal done_count
+        for key in outcome.partitions:
+            done_count += 1
+            print(f"[{done_count}] {_summarise(store, key, outcome)}", flush=True)
 
-    outcomes = curate(instance, keys, resource, on_done=progress)
+    outcomes = curate(instance, home, keys, on_done=progress)
+    if not outcomes:
+        print(f"nothing to curate: all {len(known)} ingested video(s) are up to date")
     return all(outcome.success for outcome in outcomes)
 
 
 def cmd_export(home: Path, out: Path) -> int:
-    records = export_records(Store(home))
-    write_records(out, records)
-    print(f"wrote {len(records)} TalkVid records to {out}")
+    from talkvid_assets.core.export import write_records
+    from talkvid_assets.core.pipeline import export_records
+
+    store = _store(home)
+    judged = store.query("SELECT count(*) AS n FROM filtered_clips")[0]["n"]
+    if not judged:
+        raise UserError(f"nothing curated yet in {home}: run `talkvid curate` first")
+    records = export_records(store)
+    try:
+        write_records(out, records)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote {len(records)} TalkVid records ({judged} clips judged) to {out}")
     return len(records)
 
 
 def cmd_demo(home: Path) -> bool:
     print("demo profile: paper clip thresholds; sources down to 128 px and without audio admitted")
-    keys = cmd_ingest(home, [str(SAMPLES_DIR)], None)
-    ok = cmd_curate(home, keys, "demo")
-    cmd_export(home, home / "exports" / "talkvid.json")
-    rows = Store(home).query(SUMMARY_SQL, {"keys": keys})
+    _check_profile(home, "demo")
+    keys, _ = cmd_ingest(home, [str(SAMPLES_DIR)], None)
+    ok = cmd_curate(home, keys, "demo", stale=False)
+    rows = _store(home).query(SUMMARY_SQL, {"keys": keys})
     print(f"\n{'video':24s} {'status':8s} {'clips':>5s} {'passed':>6s}  reason")
     for row in rows:
         name = Path(row["source_path"] or row["video_id"]).name
@@ -127,24 +193,51 @@ def cmd_demo(home: Path) -> bool:
             f"{name[:24]:24s} {row['status']:8s} {row['clips']:5d} {row['passed']:6d}  "
             f"{row['reject_reason'] or ''}"
         )
+    print(f"\nexported: {home / 'exports' / 'talkvid.json'}")
     query = "SELECT clip_id, reject_reasons FROM clips"
-    print(f"\nwhy clips failed: {sys.argv[0]} --home {home} sql '{query}'")
+    print(f"why clips failed: {sys.argv[0]} --home {home} sql '{query}'")
     return ok
 
 
 def cmd_sql(home: Path, query: str) -> None:
     """Print the rows of a read-only query over the home's views, tab-separated with a header."""
-    with Store(home).engine().connect() as connection:
-        result = connection.execute(sa.text(query))
-        print("\t".join(result.keys()))
-        for row in result:
-            print("\t".join("" if value is None else str(value) for value in row))
+    import sqlalchemy as sa
+
+    from talkvid_assets.core.store import Store
+
+    try:
+        with Store(home).engine().connect() as connection:
+            result = connection.execute(sa.text(query))
+            rows = list(result)
+            print("\t".join(result.keys()))
+    except sa.exc.DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(f"SQL error: {first}") from None
+    for row in rows:
+        print("\t".join("" if value is None else str(value) for value in row))
+
+
+def cmd_config(home: Path) -> None:
+    """Show the home's curation.yaml path and what it resolves to (validating it)."""
+    from talkvid_assets.core.config import config_path, load_config
+
+    config = load_config(home)
+    print(f"{config_path(home)}  (digest {config.digest})")
+    print(f"profile: {config.profile}")
+    print(f"backends: {', '.join(f'{k}={v}' for k, v in config.backends.items())}")
+    print(f"scene_detector: {config.scene_detector}")
+    print(f"threshold overrides: {dict(config.thresholds) or 'none'}")
+    print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
 
 
 def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     """Replace this process with `dagster dev` on the home's instance and the project workspace."""
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.launch import instance_dir
+
+    load_config(home)  # a bad curation.yaml is one line here, not a failed code location
     os.environ["DAGSTER_HOME"] = str(instance_dir(home))
-    Store(home).publish()
+    _store(home)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
@@ -152,50 +245,81 @@ def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="talkvid", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="talkvid",
+        description=__doc__.splitlines()[0],
+        epilog=f"SQL views: {PUBLIC_VIEWS}. Settings: $TALKVID_HOME/curation.yaml.",
+    )
     parser.add_argument(
         "--home", type=Path, default=None, help="TALKVID_HOME (default: $TALKVID_HOME or ./data)"
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest = commands.add_parser("ingest", help="register source videos as partitions")
     ingest.add_argument("paths", nargs="*", help="video files or folders")
     ingest.add_argument("--manifest", type=Path, help="file with one source path per line")
-    curate_cmd = commands.add_parser("curate", help="materialize the graph for videos")
+    curate_cmd = commands.add_parser(
+        "curate", help="materialize what is missing (or stale) for ingested videos"
+    )
     curate_cmd.add_argument("--partition", action="append", default=[], help="partition key")
-    curate_cmd.add_argument("--profile", default=os.environ.get("TALKVID_PROFILE", "paper"))
+    curate_cmd.add_argument(
+        "--stale",
+        action="store_true",
+        help="bring every video up to date with curation.yaml: recompute only what changed",
+    )
+    curate_cmd.add_argument(
+        "--profile",
+        choices=["paper", "demo", "reference"],
+        default=None,
+        help="profile of a new home; on an existing home it must match curation.yaml",
+    )
     export = commands.add_parser("export", help="write passing clips as TalkVid records")
     export.add_argument("--format", choices=["talkvid-json"], default="talkvid-json")
     export.add_argument("--out", type=Path, required=True)
     commands.add_parser("demo", help="ingest the bundled samples, curate, export, summarise")
-    sql = commands.add_parser("sql", help="run a read-only SQL query over the DuckDB views")
+    sql = commands.add_parser("sql", help=f"read-only SQL over the DuckDB views: {PUBLIC_VIEWS}")
     sql.add_argument("query")
+    commands.add_parser("config", help="show and validate the home's curation.yaml")
     dev = commands.add_parser("dev", help="start `dagster dev` on this home's instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    home = (args.home or home_from_env()).resolve()
-    os.environ["TALKVID_HOME"] = str(home)
+def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "ingest":
         if not args.paths and not args.manifest:
-            print("talkvid ingest: give paths or --manifest", file=sys.stderr)
-            return 2
-        cmd_ingest(home, args.paths, args.manifest)
-        return 0
+            raise UserError("give paths or --manifest")
+        return 0 if cmd_ingest(home, args.paths, args.manifest)[1] else 1
     if args.command == "curate":
-        return 0 if cmd_curate(home, args.partition, args.profile) else 1
+        return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":
         cmd_export(home, args.out)
-        return 0
-    if args.command == "sql":
+    elif args.command == "sql":
         cmd_sql(home, args.query)
-        return 0
-    if args.command == "dev":
+    elif args.command == "config":
+        cmd_config(home)
+    elif args.command == "dev":
         cmd_dev(home, args.host, args.port)
-    return 0 if cmd_demo(home) else 1
+    else:
+        return 0 if cmd_demo(home) else 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from talkvid_assets.core.config import ConfigError
+    from talkvid_assets.core.stages import BackendUnavailable
+
+    args = build_parser().parse_args(argv)
+    home = (args.home or Path(os.environ.get("TALKVID_HOME") or "data")).resolve()
+    os.environ["TALKVID_HOME"] = str(home)
+    try:
+        return _run(args, home)
+    except (UserError, ConfigError, BackendUnavailable) as exc:
+        print(f"talkvid {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"talkvid {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

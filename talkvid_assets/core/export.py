@@ -10,12 +10,13 @@ the paper's models, each record also names the backends and profile behind it un
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.store import write_atomic
 
 INFO_FIELDS = (
     "Person ID",
@@ -30,7 +31,7 @@ INFO_FIELDS = (
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
 
 EXPORT_SQL = """
-    SELECT c.*, v.source_path, v.width, v.height, v.fps, f.profile
+    SELECT c.*, v.source_path, v.width, v.height, v.fps, f.profile, f.config_digest
     FROM filtered_clips f
     JOIN clip_scores c USING (clip_id)
     JOIN raw_videos v ON v.video_id = c.video_id
@@ -40,10 +41,7 @@ EXPORT_SQL = """
 
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     """Write records as a JSON array, atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(records, indent=2, ensure_ascii=False))
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(records, indent=2, ensure_ascii=False).encode())
 
 
 def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,9 +64,8 @@ def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "cotracker_ratio": row["motion_ratio"],
         "head_detail": {"scores": {key: row[key] for key in EXPORTED_HEAD_DETAIL}},
         "talkvid_assets": {
-            "quality_backend": row["quality_backend"],
-            "motion_backend": row["motion_backend"],
-            "face_backend": row["face_backend"],
+            **{stage.backend_column: row[stage.backend_column] for stage in STAGES},
             "profile": row["profile"],
+            "config_digest": row["config_digest"],
         },
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 KEY_HEX_DIGITS = 16  # 64 bits of SHA-256: collisions are not a concern at dataset scale
@@ -36,3 +36,29 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield path
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+def discover_settled(
+    folders: Iterable[Path], previous: Mapping[str, list[int]]
+) -> tuple[list[tuple[Path, str]], dict[str, list[int]]]:
+    """Files below ``folders`` whose size and modification time are what they were at the
+    previous look (``previous``): a file still being copied in is left for a later look.
+
+    Returns the settled files, each with a stamp naming this exact content state, and the
+    sizes seen now (the next look's ``previous``). Missing folders are skipped.
+    """
+    seen: dict[str, list[int]] = {}
+    settled = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in discover([folder]):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue  # removed while we looked
+            stamp = [stat.st_size, stat.st_mtime_ns]
+            seen[str(path)] = stamp
+            if previous.get(str(path)) == stamp:
+                settled.append((path, f"{path}:{stamp[0]}:{stamp[1]}"))
+    return settled, seen

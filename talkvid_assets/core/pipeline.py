@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import av.error
 
-from talkvid_assets.core.analysis import VideoAnalysis, analyse_video
+from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
+from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.scoring import ScorerBackend
-from talkvid_assets.core.store import Store
+from talkvid_assets.core.stages import get_stage
+from talkvid_assets.core.store import Store, write_atomic
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
 from talkvid_assets.core.thresholds import Profile
 from talkvid_assets.core.video import ProbeError, VideoProbe, probe
 
-ANALYSIS_TABLES = ("segments", "quality_scores", "motion_scores", "head_detail_scores")
 # A decode that covers less of the container's duration than this is called truncated.
 TRUNCATION_TOLERANCE = 0.95
 
@@ -80,43 +82,108 @@ def _video_probe(row: Mapping[str, Any]) -> VideoProbe:
     return VideoProbe(**{field.name: row[field.name] for field in dataclasses.fields(VideoProbe)})
 
 
-def analyse_segments(
+def record_decode_pass(
     store: Store,
     video_id: str,
     backends: Mapping[str, ScorerBackend],
     scene_detector: str = "histogram",
+    segments: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Scenes, speech and every score of an accepted video, from one decode.
+    """Segments and the scores of the given stages of a video, from at most one decode.
 
-    Writes ``segments`` and one table per scoring stage (empty for a rejected video), plus the
-    decode report; a decode that fails outright is recorded there as the video's error.
+    ``backends`` holds the stages to score. With ``segments`` the scenes, speech and decode
+    report are recomputed too; without, the recorded cuts are replayed, so only the chosen
+    scorers run. Scores already computed by the same backend version on the same segments are
+    taken from the score cache instead, and a decode happens only if something is left to
+    compute. Writes the tables it computed (empty ones for a rejected video) and returns them.
     """
     video = store.rows("raw_videos", video_id)
-    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in ANALYSIS_TABLES}
+    tables: dict[str, list[dict[str, Any]]] = {get_stage(name).table: [] for name in backends}
+    if segments:
+        tables["segments"] = []
     report: dict[str, Any] = {"video_id": video_id, "scene_detector": scene_detector}
     if video and video[0]["status"] == "ok":
-        probed = _video_probe(video[0])
-        try:
-            analysis = analyse_video(video[0]["source_path"], probed, backends, scene_detector)
-        except (av.error.FFmpegError, OSError) as exc:
-            report["error"] = f"decode failed: {exc}"
-        else:
-            tables = _analysis_rows(video_id, analysis, backends)
-            _mark_subtitle_speech(tables["segments"], video[0]["source_path"])
-            report.update(
-                frames_decoded=analysis.report.frames,
-                video_packet_errors=analysis.report.video_packet_errors,
-                audio_packet_errors=analysis.report.audio_packet_errors,
-                stopped_early=analysis.report.stopped_early,
-                audio_s=analysis.audio_s,
-                note=_decode_note(analysis, probed),
+        known = None if segments else store.rows("segments", video_id)
+        todo = dict(backends)
+        for name, backend in backends.items():
+            table = get_stage(name).table
+            cached = (
+                None
+                if not known
+                else store.cached_scores(table, video_id, _cache_key(backend, known))
             )
+            if cached is not None:
+                tables[table] = cached
+                del todo[name]
+        result = None
+        if segments or (todo and known):
+            result = _decode_into(tables, report, video[0], todo, scene_detector, known)
+        if result is not None:
+            if segments:
+                _write_contact_sheet(store, video_id, result)
+            clips = tables["segments"] if segments else known
+            for name in todo:
+                table = get_stage(name).table
+                store.cache_scores(
+                    table, video_id, _cache_key(backends[name], clips), tables[table]
+                )
     for table, rows in tables.items():
         store.write(table, video_id, rows)
-    store.write("decode_reports", video_id, [report])
-    # Verdicts were made on the old segments; until filtered_clips runs again there are none.
-    store.write("filtered_clips", video_id, [])
+    if segments:
+        store.write("decode_reports", video_id, [report])
     return tables
+
+
+def _decode_into(
+    tables: dict[str, list[dict[str, Any]]],
+    report: dict[str, Any],
+    video: Mapping[str, Any],
+    backends: Mapping[str, ScorerBackend],
+    scene_detector: str,
+    known: list[dict[str, Any]] | None,
+) -> DecodePassResult | None:
+    """Run the decode pass and fill ``tables`` (and the decode ``report``) from it; None
+    when the decode failed outright (recorded in the report)."""
+    probed = _video_probe(video)
+    cuts = None if known is None else [row["start_frame"] for row in known if row["start_frame"]]
+    try:
+        result = decode_pass(
+            video["source_path"], probed, backends, scene_detector, cuts, speech=known is None
+        )
+    except (av.error.FFmpegError, OSError) as exc:
+        report["error"] = f"decode failed: {exc}"
+        return None
+    rows = _decode_pass_rows(video["video_id"], result, backends)
+    for table in tables:
+        tables[table] = rows.get(table, tables[table])
+    if known is None:
+        _mark_subtitle_speech(tables["segments"], video["source_path"])
+        report.update(
+            frames_decoded=result.report.frames,
+            video_packet_errors=result.report.video_packet_errors,
+            audio_packet_errors=result.report.audio_packet_errors,
+            stopped_early=result.report.stopped_early,
+            audio_s=result.audio_s,
+            note=_decode_note(result, probed),
+        )
+    return result
+
+
+def _write_contact_sheet(store: Store, video_id: str, result: DecodePassResult) -> None:
+    """The first frame of each clip (at most 24), for people browsing a curation."""
+    shown = [clip for clip in result.clips if clip.thumbnail is not None][:24]
+    path = store.preview_path(video_id)
+    if not shown:
+        path.unlink(missing_ok=True)
+        return
+    labels = [f"#{clip.scene.index} {clip.scene.clip_start_s:.1f}s" for clip in shown]
+    write_atomic(path, contact_sheet_png([clip.thumbnail for clip in shown], labels))
+
+
+def _cache_key(backend: ScorerBackend, segments: list[dict[str, Any]]) -> str:
+    """Scores are reusable for the same backend build on the same clips."""
+    bounds = [(row["clip_id"], row["start_frame"], row["end_frame"]) for row in segments]
+    return fingerprint([backend_tag(backend), bounds])
 
 
 def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> None:
@@ -131,9 +198,9 @@ def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> N
         )
 
 
-def _decode_note(analysis: VideoAnalysis, probed: VideoProbe) -> str | None:
+def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
     """What a user should know about a decode that did not go cleanly, or None."""
-    report = analysis.report
+    report = result.report
     notes = []
     decoded_s = report.end_number / probed.fps
     if report.stopped_early or decoded_s < probed.duration_s * TRUNCATION_TOLERANCE:
@@ -148,16 +215,12 @@ def _decode_note(analysis: VideoAnalysis, probed: VideoProbe) -> str | None:
     return "; ".join(notes) or None
 
 
-def _analysis_rows(
-    video_id: str, analysis: VideoAnalysis, backends: Mapping[str, ScorerBackend]
+def _decode_pass_rows(
+    video_id: str, result: DecodePassResult, backends: Mapping[str, ScorerBackend]
 ) -> dict[str, list[dict[str, Any]]]:
-    backend_columns = {
-        "quality": ("quality_scores", "quality_backend"),
-        "motion": ("motion_scores", "motion_backend"),
-        "head_detail": ("head_detail_scores", "face_backend"),
-    }
-    tables: dict[str, list[dict[str, Any]]] = {table: [] for table in ANALYSIS_TABLES}
-    for clip in analysis.clips:
+    tables: dict[str, list[dict[str, Any]]] = {"segments": []}
+    tables.update({get_stage(name).table: [] for name in backends})
+    for clip in result.clips:
         scene = clip.scene
         keys = {"clip_id": f"{video_id}-{scene.index:04d}", "video_id": video_id}
         tables["segments"].append(
@@ -175,38 +238,46 @@ def _analysis_rows(
                 "speech_ratio": clip.speech_ratio,
             }
         )
-        for stage, scores in clip.scores.items():
-            table, backend_column = backend_columns[stage]
-            tables[table].append(
+        for name, scores in clip.scores.items():
+            stage = get_stage(name)
+            tables[stage.table].append(
                 {
                     **keys,
                     **scores,
-                    backend_column: backends[stage].name,
-                    "backend_version": backends[stage].version,
+                    stage.backend_column: backends[name].name,
+                    "backend_version": backends[name].version,
                 }
             )
     return tables
 
 
-CLIP_VERDICT_SQL = "SELECT * FROM clip_scores WHERE video_id = :video_id ORDER BY clip_id"
+CLIP_VERDICT_SQL = (
+    "SELECT * FROM clip_scores WHERE video_id IN (SELECT unnest(:video_ids)) ORDER BY clip_id"
+)
 
 
-def judge_clips(store: Store, video_id: str, profile: Profile) -> list[dict[str, Any]]:
-    """Apply every clip threshold at once and record the full list of failed checks."""
-    verdicts = []
-    for clip in store.query(CLIP_VERDICT_SQL, {"video_id": video_id}):
+def judge_clips(
+    store: Store, video_ids: Sequence[str], config: CurationConfig
+) -> list[dict[str, Any]]:
+    """Apply every clip threshold at once and record the full list of failed checks, with the
+    configuration that judged them; one query for all ``video_ids``, one file per video."""
+    profile = config.judging_profile()
+    verdicts: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in video_ids}
+    for clip in store.query(CLIP_VERDICT_SQL, {"video_ids": list(video_ids)}):
         reasons = profile.clip.reasons(clip)
-        verdicts.append(
+        verdicts[clip["video_id"]].append(
             {
                 "clip_id": clip["clip_id"],
-                "video_id": video_id,
+                "video_id": clip["video_id"],
                 "passed": not reasons,
                 "reject_reasons": reasons,
                 "profile": profile.tag,
+                "config_digest": config.digest,
             }
         )
-    store.write("filtered_clips", video_id, verdicts)
-    return verdicts
+    for video_id, rows in verdicts.items():
+        store.write("filtered_clips", video_id, rows)
+    return [row for rows in verdicts.values() for row in rows]
 
 
 def export_records(store: Store, video_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ one decode pass instead, so scene detection costs no decode of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,6 +78,20 @@ class CutDetector(Protocol):
     """
 
     def push(self, frame: Frame) -> list[int]: ...
+
+
+class KnownCuts:
+    """Cuts recorded by an earlier decode pass, replayed when only some scores are recomputed:
+    the clips (and their ids) stay exactly those already recorded, and no detector runs."""
+
+    def __init__(self, cuts: Sequence[int]) -> None:
+        self._pending = sorted(cuts, reverse=True)
+
+    def push(self, frame: Frame) -> list[int]:
+        reached = []
+        while self._pending and self._pending[-1] <= frame.number:
+            reached.append(self._pending.pop())
+        return reached
 
 
 class PySceneDetectCuts:

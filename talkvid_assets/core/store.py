@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +26,15 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.stages import STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
-SCHEMA_VERSION = 2
+SCORE_CACHE_DIR = "score_cache"
+SCHEMA_VERSION = 3
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
+_TYPES = {"float64": pa.float64(), "int64": pa.int64()}
 
 TABLES: dict[str, pa.Schema] = {
     "sources": pa.schema(
@@ -88,46 +92,47 @@ TABLES: dict[str, pa.Schema] = {
             ("subtitle_speech", pa.bool_()),  # reference voice rule; NULL without subtitles
         ]
     ),
-    "quality_scores": pa.schema(
-        [*_CLIP_KEYS, ("quality_score", pa.float64()), ("quality_backend", pa.string()), _VERSION]
-    ),
-    "motion_scores": pa.schema(
-        [*_CLIP_KEYS, ("motion_ratio", pa.float64()), ("motion_backend", pa.string()), _VERSION]
-    ),
-    "head_detail_scores": pa.schema(
-        [
-            *_CLIP_KEYS,
-            *[(key, pa.float64()) for key in HEAD_DETAIL_KEYS],
-            ("sampled_frames", pa.int64()),
-            ("single_face_frames", pa.int64()),
-            ("face_backend", pa.string()),
-            _VERSION,
-        ]
-    ),
+    **{
+        stage.table: pa.schema(
+            [
+                *_CLIP_KEYS,
+                *[(column.name, _TYPES[column.kind]) for column in stage.score_columns],
+                (stage.backend_column, pa.string()),
+                _VERSION,
+            ]
+        )
+        for stage in STAGES
+    },
     "filtered_clips": pa.schema(
         [
             *_CLIP_KEYS,
             ("passed", pa.bool_()),
             ("reject_reasons", pa.list_(pa.string())),
             ("profile", pa.string()),
+            ("config_digest", pa.string()),  # the curation.yaml that judged it (config.digest)
         ]
     ),
 }
 
-_HEAD_COLUMNS = ", ".join(f"h.{key}" for key in HEAD_DETAIL_KEYS)
+
+def _clip_scores_sql() -> str:
+    """Every segment with every stage's score columns and the backend behind them."""
+    columns, joins = [], []
+    for index, stage in enumerate(STAGES):
+        alias = f"t{index}"
+        columns += [f"{alias}.{column.name}" for column in stage.score_columns]
+        columns += [
+            f"{alias}.{stage.backend_column}",
+            f"{alias}.backend_version AS {stage.name}_backend_version",
+        ]
+        joins.append(f"LEFT JOIN {stage.table} {alias} USING (clip_id)")
+    return f"SELECT s.*, {', '.join(columns)} FROM segments s {' '.join(joins)}"
+
+
 # Derived views, in dependency order. `clip_scores` is every segment with every score and the
 # backends behind them: what the verdict and the export read; `videos` and `clips` are public.
 DERIVED_VIEWS = {
-    "clip_scores": f"""
-        SELECT s.*, q.quality_score, q.quality_backend,
-               q.backend_version AS quality_backend_version,
-               m.motion_ratio, m.motion_backend, m.backend_version AS motion_backend_version,
-               {_HEAD_COLUMNS}, h.sampled_frames, h.single_face_frames, h.face_backend,
-               h.backend_version AS face_backend_version
-        FROM segments s
-        LEFT JOIN quality_scores q USING (clip_id)
-        LEFT JOIN motion_scores m USING (clip_id)
-        LEFT JOIN head_detail_scores h USING (clip_id)""",
+    "clip_scores": _clip_scores_sql(),
     # A video whose decode failed after it passed the prefilter is rejected with that error.
     "videos": """
         SELECT v.video_id, v.source_path,
@@ -138,7 +143,7 @@ DERIVED_VIEWS = {
         LEFT JOIN decode_reports d USING (video_id)""",
     "clips": f"""
         SELECT c.clip_id, c.video_id, c.start_time, c.end_time, c.duration_s, c.speech_ratio,
-               c.quality_score, c.motion_ratio, {_HEAD_COLUMNS.replace("h.", "c.")},
+               c.quality_score, c.motion_ratio, {", ".join(f"c.{key}" for key in HEAD_DETAIL_KEYS)},
                f.passed, f.reject_reasons
         FROM clip_scores c
         LEFT JOIN filtered_clips f USING (clip_id)""",
@@ -152,6 +157,7 @@ class Store:
         self.home = Path(home).resolve()
         self.tables_dir = self.home / "tables"
         self.database_path = self.home / DATABASE_FILE
+        self._connections: dict[int, sa.Connection] = {}
 
     def _table_dir(self, table: str) -> Path:
         if table not in TABLES:
@@ -160,6 +166,13 @@ class Store:
 
     def write(self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Replace ``video_id``'s rows of ``table`` with ``rows`` (possibly none), atomically."""
+        return self._write_rows(
+            table, video_id, rows, self._table_dir(table) / f"{video_id}.parquet"
+        )
+
+    def _write_rows(
+        self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]], path: Path
+    ) -> int:
         schema = TABLES[table]
         for row in rows:
             if row.get("video_id") != video_id:
@@ -167,10 +180,29 @@ class Store:
         data = pa.Table.from_pylist(
             [{name: row.get(name) for name in schema.names} for row in rows], schema
         )
-        directory = self._table_dir(table)
-        directory.mkdir(parents=True, exist_ok=True)
-        _atomic_parquet(data, directory / f"{video_id}.parquet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_parquet(data, path)
         return data.num_rows
+
+    def preview_path(self, video_id: str) -> Path:
+        """The contact sheet of a video's clips (PNG), written by the decode pass."""
+        return self.home / "previews" / f"{video_id}.png"
+
+    def _cache_file(self, table: str, video_id: str, key: str) -> Path:
+        self._table_dir(table)  # validates the name
+        return self.home / SCORE_CACHE_DIR / table / video_id / f"{key}.parquet"
+
+    def cache_scores(
+        self, table: str, video_id: str, key: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Keep a stage's scores under ``key`` (backend build + clips), outside the views: a
+        backend switched back, or a stage re-run, reuses them instead of decoding again."""
+        self._write_rows(table, video_id, rows, self._cache_file(table, video_id, key))
+
+    def cached_scores(self, table: str, video_id: str, key: str) -> list[dict[str, Any]] | None:
+        """Scores kept under ``key`` by :meth:`cache_scores`, or None."""
+        path = self._cache_file(table, video_id, key)
+        return pq.read_table(path).to_pylist() if path.exists() else None
 
     def _ensure_schema_files(self) -> None:
         """An empty file per table fixes its columns, so views work before any partition ran."""
@@ -230,17 +262,20 @@ class Store:
         """A connection to an in-memory DuckDB with the store's views.
 
         Steps read through this rather than the database file, so no reader ever holds the
-        file's lock while another process publishes.
+        file's lock while another process publishes. The views read the Parquet files at query
+        time, so one connection per Store (and thread) serves every query and always sees every
+        committed partition.
         """
-        self._ensure_schema_files()
-        engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
-        try:
-            with engine.connect() as connection:
-                for statement in self._view_statements():
-                    connection.exec_driver_sql(statement)
-                yield connection
-        finally:
-            engine.dispose()
+        key = threading.get_ident()
+        connection = self._connections.get(key)
+        if connection is None:
+            self._ensure_schema_files()
+            engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
+            connection = engine.connect()
+            for statement in self._view_statements():
+                connection.exec_driver_sql(statement)
+            self._connections[key] = connection
+        yield connection
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of ``sql`` (named ``:parameters``) over the store's views, as dictionaries."""
@@ -265,6 +300,22 @@ def _atomic_parquet(data: pa.Table, path: Path) -> None:
     os.close(descriptor)
     try:
         pq.write_table(data, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a uniquely named temporary file and a rename, so a
+    reader never sees half a file and concurrent writers never share a temporary name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

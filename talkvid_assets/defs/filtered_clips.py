@@ -1,47 +1,54 @@
-"""Stage 4: every threshold of the profile applied at once, every failed check listed."""
+"""Stage 4: every threshold of the configuration applied at once, every failed check listed."""
 
 from collections import Counter
+from collections.abc import Mapping
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSpec,
-    AssetExecutionContext,
-    MaterializeResult,
-    asset,
-)
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.pipeline import judge_clips
-from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.metadata import histogram, table
+from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
+CLIP_TABLE_SQL = """
+    SELECT clip_id, start_time, duration_s, speech_ratio, quality_score, motion_ratio,
+           min_rotation, face_consistency, passed, reject_reasons
+    FROM clips WHERE video_id IN (SELECT unnest(:keys)) ORDER BY clip_id LIMIT 500
+"""
 
-@asset(
-    partitions_def=video_partitions,
-    group_name="curation",
-    deps=["segments", "quality_scores", "motion_scores", "head_detail_scores"],
-    kinds={"duckdb"},
-    check_specs=[AssetCheckSpec("every_segment_judged", asset="filtered_clips")],
-)
-def filtered_clips(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
-    """Pass/fail per clip with the list of failed checks and the profile version used."""
-    store = talkvid.store()
-    verdicts = judge_clips(store, context.partition_key, talkvid.curation_profile())
-    segments = store.rows("segments", context.partition_key)
-    reasons = Counter(
-        reason.split("=")[0].split(" ")[0] for v in verdicts for reason in v["reject_reasons"]
+
+def build_filtered_clips(code_versions: Mapping[str, str]) -> AssetsDefinition:
+    @asset(
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="curation",
+        deps=["segments", *(key for key in code_versions if key.endswith("_scores"))],
+        kinds={"duckdb"},
+        code_version=code_versions["filtered_clips"],
     )
-    return MaterializeResult(
-        metadata={
-            "clips": len(verdicts),
-            "passed": sum(v["passed"] for v in verdicts),
-            "profile": talkvid.curation_profile().tag,
-            "failed_checks": dict(reasons.most_common()) or "none",
-        },
-        check_results=[
-            AssetCheckResult(
-                check_name="every_segment_judged",
-                passed=len(verdicts) == len(segments),
-                metadata={"segments": len(segments), "verdicts": len(verdicts)},
-            )
-        ],
-    )
+    def filtered_clips(
+        context: AssetExecutionContext, talkvid: TalkvidResource
+    ) -> MaterializeResult:
+        """Pass/fail per clip with the list of failed checks and the configuration used."""
+        store, config = talkvid.store(), talkvid.config()
+        verdicts = judge_clips(store, context.partition_keys, config)
+        reasons = Counter(
+            reason.split("=")[0].split(" ")[0] for v in verdicts for reason in v["reject_reasons"]
+        )
+        clips = store.query(CLIP_TABLE_SQL, {"keys": list(context.partition_keys)})
+        quality = config.judging_profile().clip.min_quality.get(config.backends["quality"])
+        return MaterializeResult(
+            metadata={
+                "clips": len(verdicts),
+                "passed": sum(v["passed"] for v in verdicts),
+                "profile": config.judging_profile().tag,
+                "config_digest": config.digest,
+                "failed_checks": dict(reasons.most_common()) or "none",
+                "clip_table": table(clips, list(clips[0]) if clips else ["clip_id"]),
+                "quality_vs_threshold": histogram(
+                    [clip["quality_score"] for clip in clips], (0.0, 10.0), quality, "quality"
+                ),
+            }
+        )
+
+    return filtered_clips

@@ -1,5 +1,11 @@
-"""One dynamic partition per source video, keyed by content hash (see core.ingest.video_key)."""
+"""One dynamic partition per source video, keyed by content hash (see core.ingest.video_key),
+and how many of them one run curates."""
 
-from dagster import DynamicPartitionsDefinition
+from dagster import BackfillPolicy, DynamicPartitionsDefinition
 
 video_partitions = DynamicPartitionsDefinition(name="videos")
+
+# A run process starts in about 3.5 s (torch, OpenCV, Dagster imports) and one in-process run of
+# a few videos shares that cost; at most two runs at once (dagster.yaml) keep two cores busy.
+PARTITIONS_PER_RUN = 3
+backfill_policy = BackfillPolicy.multi_run(max_partitions_per_run=PARTITIONS_PER_RUN)

@@ -12,6 +12,7 @@ import warnings
 import dlib
 import numpy as np
 
+from talkvid_assets.core.faces import HeadDetailScorer
 from talkvid_assets.core.faces.pose import head_pose
 from talkvid_assets.core.head_detail import Face
 
@@ -76,3 +77,8 @@ class DlibFaceDetector:
                 }
             )
         return faces
+
+
+def head_detail_backend() -> HeadDetailScorer:
+    """The ``dlib-hog`` head-detail backend: this detector behind the reference's sampling."""
+    return HeadDetailScorer(DlibFaceDetector())

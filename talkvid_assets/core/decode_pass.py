@@ -10,14 +10,16 @@ same loop. Every segment gets every score, whatever its duration or speech: judg
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from talkvid_assets.core.scenes import CutDetector, PySceneDetectCuts, Scene, clip_start
+import numpy as np
+
+from talkvid_assets.core.pictures import thumbnail_size
+from talkvid_assets.core.scenes import CutDetector, KnownCuts, PySceneDetectCuts, Scene, clip_start
 from talkvid_assets.core.scoring import ClipScorer, ScorerBackend, Scores
 from talkvid_assets.core.video import TIME_EPS, DecodeReport, Frame, VideoProbe, decode
-from talkvid_assets.core.voice import SpeechDetector
 
 RECENT_FRAMES = 64  # covers the 0.1 s end trim plus a late cut at up to 240 fps
 
@@ -30,10 +32,11 @@ class ClipResult:
     frame_count: int
     scores: dict[str, Scores]
     speech_ratio: float | None = None
+    thumbnail: np.ndarray | None = None  # RGB, the clip's first frame, for contact sheets
 
 
 @dataclass
-class VideoAnalysis:
+class DecodePassResult:
     clips: list[ClipResult]
     report: DecodeReport
     audio_s: float | None  # None when the video has no audio track
@@ -49,6 +52,8 @@ class _OpenClip:
         self.start_frame = start_frame
         self.start_time = clip_start(start_frame / video.fps)
         self.first_index: int | None = None
+        self.thumbnail: np.ndarray | None = None
+        self.thumbnail_size = thumbnail_size(video.width, video.height)
         self.offered = 0
         # Times of the latest offered frames: the clip's end lies 0.1 s before the cut, so the
         # last few offered frames may turn out to lie past it.
@@ -62,6 +67,7 @@ class _OpenClip:
             return
         if self.first_index is None:
             self.first_index = frame.index
+            self.thumbnail = frame.image("rgb24", *self.thumbnail_size)
         self.offered += 1
         self.recent_times.append(frame.time)
         clip_index = frame.index - self.first_index
@@ -77,22 +83,33 @@ class _OpenClip:
         scores = {
             stage: scorer.finish(duration, frame_count) for stage, scorer in self.scorers.items()
         }
-        return ClipResult(scene, frame_count, scores)
+        return ClipResult(scene, frame_count, scores, thumbnail=self.thumbnail)
 
 
-def analyse_video(
+def decode_pass(
     path: str | Path,
     video: VideoProbe,
     backends: Mapping[str, ScorerBackend],
     scene_detector: str = "histogram",
-) -> VideoAnalysis:
+    known_cuts: Sequence[int] | None = None,
+    speech: bool = True,
+) -> DecodePassResult:
     """Detect scenes, measure speech and score every clip of ``path`` in one decode.
 
     A video without any cut is one scene spanning the whole file (the reference would make no
-    clip at all from it: a deliberate, documented deviation).
+    clip at all from it: a deliberate, documented deviation). Re-scoring some stages of a video
+    whose segments are recorded passes their cuts as ``known_cuts`` (no scene detection, the same
+    clips) and ``speech=False`` (no voice detection).
     """
-    cuts: CutDetector = PySceneDetectCuts(video.fps, video.width, video.height, scene_detector)
-    voice = SpeechDetector() if video.has_audio else None
+    cuts: CutDetector = (
+        PySceneDetectCuts(video.fps, video.width, video.height, scene_detector)
+        if known_cuts is None
+        else KnownCuts(known_cuts)
+    )
+    # silero-vad brings torch (1.7 s to import): only a pass that measures speech pays for it.
+    from talkvid_assets.core.voice import SpeechDetector
+
+    voice = SpeechDetector() if video.has_audio and speech else None
     report = DecodeReport()
     clips: list[ClipResult] = []
     current = _OpenClip(0, 0, video, backends)
@@ -105,8 +122,8 @@ def analyse_video(
         current.offer(frame)
     if report.end_number > current.start_frame:
         clips.append(current.close(report.end_number, video.fps))
-    analysis = VideoAnalysis(clips, report, voice.audio_s if voice else None)
+    result = DecodePassResult(clips, report, voice.audio_s if voice else None)
     if voice is not None and voice.audio_s > 0:
         for clip in clips:
             clip.speech_ratio = voice.speech_ratio(clip.scene.clip_start_s, clip.scene.clip_end_s)
-    return analysis
+    return result

@@ -1,0 +1,258 @@
+"""One curation configuration per home: ``$TALKVID_HOME/curation.yaml``.
+
+Every route that curates (``talkvid curate``, the Dagster UI, sensors, backfills, ``dagster
+asset materialize``) reads this one file, so results of two configurations never mix in a home.
+It is validated when loaded, and a mistake is reported as one :class:`ConfigError` line naming
+the key and the value. What the file decides also decides the assets' code versions
+(:func:`code_versions`): a threshold edit makes exactly the verdicts stale, a backend change that
+stage's scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.scoring import ScorerBackend
+from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
+from talkvid_assets.core.thresholds import PROFILES, Profile
+
+CONFIG_FILE = "curation.yaml"
+SCENE_DETECTORS = ("histogram", "content")
+# Versions of what the stage code computes beyond its settings: bump when the output changes.
+PROBE_VERSION = "probe-1"
+SEGMENTS_VERSION = "segments-1"
+VERDICT_VERSION = "verdict-1"
+EXPORT_VERSION = "talkvid-json-1"
+# Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
+THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
+    "duration_s": (0.0, 3600.0),
+    "speech_ratio": (0.0, 1.0),
+    **{
+        column.name: (column.low, column.high)
+        for stage in STAGES
+        for column in stage.score_columns
+        if column.name in ("quality_score", "motion_ratio", *HEAD_DETAIL_KEYS)
+    },
+}
+TEMPLATE = """\
+# Curation configuration of this talkvid home. Every route reads it: `talkvid curate`, the
+# Dagster UI and its sensors, backfills and `dagster asset materialize`. After an edit run
+# `talkvid curate --stale` (or reload the definitions in the UI): only what the edit changes is
+# recomputed, e.g. a threshold edit re-judges clips without decoding anything again.
+
+# paper | demo | reference (see the README's "Profiles")
+profile: {profile}
+
+# Overrides of the profile's clip thresholds, keyed by the `clips` view's columns (a clip
+# passes when its value is >= the threshold; duration_s must be exceeded). Known keys:
+# {threshold_keys}
+thresholds: {{}}
+
+# The backend computing each scoring stage ({stage_choices}).
+backends:
+{backends}
+
+# PySceneDetect detector: histogram (the reference's) or content.
+scene_detector: histogram
+
+# Folders watched by the inbox sensor (relative to this home or absolute). A new file whose size
+# has stopped changing is ingested and curated while `talkvid dev` runs.
+inbox: [inbox]
+"""
+
+
+class ConfigError(ValueError):
+    """A curation.yaml that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class CurationConfig:
+    """The validated content of a home's curation.yaml."""
+
+    profile: str = "paper"
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    backends: Mapping[str, str] = field(
+        default_factory=lambda: {stage.name: stage.default_backend for stage in STAGES}
+    )
+    scene_detector: str = "histogram"
+    inbox: tuple[str, ...] = ("inbox",)
+
+    def judging_profile(self) -> Profile:
+        """The profile with this config's threshold overrides applied."""
+        profile = PROFILES[self.profile]
+        clip = profile.clip
+        per_backend = {"quality_score": "min_quality", "motion_ratio": "min_motion"}
+        scalar = {"duration_s": "min_duration_s", "speech_ratio": "min_speech_ratio"}
+        changes: dict[str, Any] = {}
+        for key, value in self.thresholds.items():
+            if key in scalar:
+                changes[scalar[key]] = value
+            elif key in per_backend:
+                changes[per_backend[key]] = dict.fromkeys(getattr(clip, per_backend[key]), value)
+            else:
+                changes.setdefault("head_detail", dict(clip.head_detail))[key] = value
+        return dataclasses.replace(profile, clip=dataclasses.replace(clip, **changes))
+
+    @property
+    def digest(self) -> str:
+        """A short fingerprint of everything that decides results; recorded with each verdict."""
+        decisive = {
+            "profile": PROFILES[self.profile].tag,
+            "thresholds": dict(sorted(self.thresholds.items())),
+            "backends": dict(sorted(self.backends.items())),
+            "scene_detector": self.scene_detector,
+        }
+        return fingerprint(decisive)
+
+    def inbox_folders(self, home: Path) -> list[Path]:
+        """The inbox folders as absolute paths (relative ones are under the home)."""
+        return [(home / folder).resolve() for folder in self.inbox]
+
+
+def fingerprint(value: Any) -> str:
+    """A short, stable hash of a JSON-able value: what code versions and cache keys are made of."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def backend_tag(backend: ScorerBackend) -> str:
+    """What identifies a backend's scores: its name and build (later with its weights)."""
+    return f"{backend.name}@{backend.version}"
+
+
+def config_path(home: Path) -> Path:
+    return Path(home) / CONFIG_FILE
+
+
+def default_text(profile: str = "paper") -> str:
+    """The documented curation.yaml a new home starts with."""
+    backends = "\n".join(f"  {stage.name}: {stage.default_backend}" for stage in STAGES)
+    choices = "; ".join(f"{stage.name}: {', '.join(stage.backends)}" for stage in STAGES)
+    keys = ", ".join(THRESHOLD_RANGES)
+    return TEMPLATE.format(
+        profile=profile, threshold_keys=keys, stage_choices=choices, backends=backends
+    )
+
+
+def ensure_config(home: Path, profile: str = "paper") -> Path:
+    """Create the home's curation.yaml from the documented defaults unless it exists."""
+    path = config_path(home)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(default_text(profile))
+    return path
+
+
+def load_config(home: Path) -> CurationConfig:
+    """Read and validate the home's curation.yaml, creating it from the defaults if missing."""
+    path = ensure_config(Path(home))
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
+    """Validate a mapping of settings; unknown keys and values are errors, never ignored."""
+    known = {f.name for f in dataclasses.fields(CurationConfig)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}; settings: {', '.join(sorted(known))}")
+    defaults = CurationConfig()
+    profile = raw.get("profile", defaults.profile)
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
+    detector = raw.get("scene_detector", defaults.scene_detector)
+    if detector not in SCENE_DETECTORS:
+        known_detectors = ", ".join(SCENE_DETECTORS)
+        raise ConfigError(f"unknown scene_detector {detector!r}; known: {known_detectors}")
+    return CurationConfig(
+        profile=profile,
+        thresholds=_thresholds(raw.get("thresholds") or {}),
+        backends={**defaults.backends, **_backends(raw.get("backends") or {})},
+        scene_detector=detector,
+        inbox=_inbox(raw.get("inbox", list(defaults.inbox))),
+    )
+
+
+def _mapping(value: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping, got {value!r}")
+    return value
+
+
+def _thresholds(raw: Any) -> dict[str, float]:
+    thresholds = {}
+    for key, value in _mapping(raw, "thresholds").items():
+        if key not in THRESHOLD_RANGES:
+            raise ConfigError(
+                f"unknown threshold {key!r}; thresholds: {', '.join(THRESHOLD_RANGES)}"
+            )
+        low, high = THRESHOLD_RANGES[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"threshold {key} must be a number, got {value!r}")
+        if not low <= value <= high:
+            raise ConfigError(f"threshold {key}={value} is outside {low:.4g}..{high:.4g}")
+        thresholds[key] = float(value)
+    return thresholds
+
+
+def _backends(raw: Any) -> dict[str, str]:
+    chosen = {}
+    for name, backend in _mapping(raw, "backends").items():
+        stage = STAGES_BY_NAME.get(name)
+        if stage is None:
+            raise ConfigError(f"unknown stage {name!r} in backends; stages: {_stage_names()}")
+        if backend not in stage.backends:
+            available = ", ".join(stage.backends)
+            raise ConfigError(f"unknown {name} backend {backend!r}; available: {available}")
+        chosen[name] = backend
+    return chosen
+
+
+def _stage_names() -> str:
+    return ", ".join(STAGES_BY_NAME)
+
+
+def _inbox(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
+        raise ConfigError(f"inbox must be a list of folder paths, got {raw!r}")
+    return tuple(raw)
+
+
+def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -> dict[str, str]:
+    """The code version of each asset, from exactly what determines its output.
+
+    ``backend_versions`` maps each stage to its backend's ``name@version`` (later with the
+    weights checksum). Dagster compares these with the versions recorded at materialization, so
+    a threshold edit makes only ``filtered_clips`` (and what follows) stale.
+    """
+    profile = config.judging_profile()
+    versions = {
+        "raw_videos": f"{PROBE_VERSION}-{fingerprint(dataclasses.asdict(profile.prefilter))}",
+        "segments": f"{SEGMENTS_VERSION}-{config.scene_detector}",
+        "filtered_clips": f"{VERDICT_VERSION}-{fingerprint(dataclasses.asdict(profile.clip))}",
+        "talkvid_export": EXPORT_VERSION,
+        "talkvid_dataset": EXPORT_VERSION,
+    }
+    versions.update({stage.table: backend_versions[stage.name] for stage in STAGES})
+    return versions

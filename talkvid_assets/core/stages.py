@@ -1,0 +1,134 @@
+"""The one declaration of each scoring stage of the decode pass.
+
+A stage (quality, motion, head detail) is named once here: its table (also its Dagster asset),
+its score columns, the column that names the backend behind a score, the TalkVid record field it
+fills, and its backends. The backend registry, the store's tables, the clip-score view, the
+decode multi-asset's specs, the curation config and the export are all derived from this, so a
+new stage or backend is one edit. Backends are named by import path and imported only when a run
+asks for one, so commands that only read metadata never import OpenCV, dlib or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+
+if TYPE_CHECKING:
+    from talkvid_assets.core.scoring import ScorerBackend
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend was asked for that cannot run here; the message says why and what to do."""
+
+
+class ScoreColumn(NamedTuple):
+    """A score column and the range its formula allows (a value outside is a bug)."""
+
+    name: str
+    kind: str  # "float64" or "int64"
+    low: float
+    high: float
+
+
+# The reference's head-detail formulas (spec, stage 3) bound each score: movement and rotation
+# are 100 minus a mean displacement (key points stay inside the frame; angles below 360 deg on
+# each axis), orientation 100 minus an angle norm of at most sqrt(3) * 100, resolution 30 x a
+# percentage of the frame.
+HEAD_DETAIL_RANGES = {
+    "avg_movement": (-100.0, 100.0),
+    "min_movement": (-100.0, 100.0),
+    "avg_rotation": (100.0 - 360.0 * 3**0.5, 100.0),
+    "min_rotation": (100.0 - 360.0 * 3**0.5, 100.0),
+    "avg_completeness": (0.0, 100.0),
+    "min_completeness": (0.0, 100.0),
+    "avg_resolution": (0.0, 3000.0),
+    "min_resolution": (0.0, 3000.0),
+    "avg_orientation": (100.0 - 100.0 * 3**0.5, 100.0),
+    "min_orientation": (100.0 - 100.0 * 3**0.5, 100.0),
+    "face_consistency": (0.0, 100.0),
+}
+COUNT = (0.0, float("inf"))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One scoring stage: what it writes and which backends can compute it."""
+
+    name: str
+    table: str
+    score_columns: tuple[ScoreColumn, ...]
+    summary_column: str  # the score a person looks at first (asset metadata, histograms)
+    export_field: str  # the TalkVid record field the stage fills
+    backends: dict[str, str]  # backend name -> "module:factory"
+    default_backend: str
+    description: str
+
+    @property
+    def backend_column(self) -> str:
+        """The column naming the backend behind each score, e.g. ``quality_backend``."""
+        return f"{self.name}_backend"
+
+    def load_backend(self, name: str) -> ScorerBackend:
+        """Instantiate backend ``name`` or explain which ones this installation has."""
+        target = self.backends.get(name)
+        if target is None:
+            raise BackendUnavailable(
+                f"no {self.name} backend {name!r} in this installation; "
+                f"available: {', '.join(self.backends)}"
+            )
+        module, factory = target.split(":")
+        return getattr(importlib.import_module(module), factory)()
+
+    def column(self, name: str) -> ScoreColumn:
+        return next(column for column in self.score_columns if column.name == name)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="quality",
+        table="quality_scores",
+        score_columns=(ScoreColumn("quality_score", "float64", 0.0, 10.0),),
+        summary_column="quality_score",
+        export_field="dover_scores",
+        backends={"frame-stats": "talkvid_assets.core.quality.frame_stats:FrameStatisticsQuality"},
+        default_backend="frame-stats",
+        description="technical quality on DOVER's 0-10 scale",
+    ),
+    Stage(
+        name="motion",
+        table="motion_scores",
+        score_columns=(ScoreColumn("motion_ratio", "float64", 0.0, 1.0),),
+        summary_column="motion_ratio",
+        export_field="cotracker_ratio",
+        backends={"lk": "talkvid_assets.core.motion.lk:LucasKanadeMotion"},
+        default_backend="lk",
+        description="camera motion: share of a tracked point grid still visible (CoTracker's)",
+    ),
+    Stage(
+        name="head_detail",
+        table="head_detail_scores",
+        score_columns=(
+            *(ScoreColumn(key, "float64", *HEAD_DETAIL_RANGES[key]) for key in HEAD_DETAIL_KEYS),
+            ScoreColumn("sampled_frames", "int64", *COUNT),
+            ScoreColumn("single_face_frames", "int64", *COUNT),
+        ),
+        summary_column="min_rotation",
+        export_field="head_detail",
+        backends={"dlib-hog": "talkvid_assets.core.faces.dlib_hog:head_detail_backend"},
+        default_backend="dlib-hog",
+        description="the reference's eleven head-detail scores on one frame per second",
+    ),
+)
+STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name`` or a message naming the stages."""
+    try:
+        return STAGES_BY_NAME[name]
+    except KeyError:
+        known = ", ".join(STAGES_BY_NAME)
+        raise BackendUnavailable(f"unknown stage {name!r}; stages: {known}") from None

@@ -1,0 +1,58 @@
+"""Definitions for one talkvid home: code versions follow its curation.yaml.
+
+Built per home rather than once per process, because what a home's config decides (thresholds,
+backends, scene detector) is what the assets' code versions are made of; `definitions.py` builds
+them for ``$TALKVID_HOME`` for `dagster dev` and `dagster asset materialize`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from talkvid_assets.core.config import backend_tag, code_versions, load_config
+from talkvid_assets.core.scoring import load_backend
+from talkvid_assets.defs.checks import build_checks
+from talkvid_assets.defs.decode_pass import build_decode_pass
+from talkvid_assets.defs.exports import build_exports
+from talkvid_assets.defs.filtered_clips import build_filtered_clips
+from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.raw_videos import build_raw_videos
+from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.sensors import CURATE_JOB, inbox_sensor, stale_sensor
+
+DATASET = "talkvid_dataset"
+
+curate_job = define_asset_job(
+    CURATE_JOB,
+    selection=AssetSelection.all() - AssetSelection.assets(DATASET),
+    partitions_def=video_partitions,
+    description="The curation graph for a range of source videos (one or more partitions)",
+)
+
+
+def build_definitions(home: Path) -> Definitions:
+    """The graph, checks, sensors and resource of the home at ``home``.
+
+    Every run is in-process: a step process would import torch, OpenCV and Dagster again (about
+    4 s) for work that takes about as long; a run covers several partitions instead.
+    """
+    config = load_config(home)
+    tags = {
+        name: backend_tag(load_backend(name, backend)) for name, backend in config.backends.items()
+    }
+    versions = code_versions(config, tags)
+    return Definitions(
+        assets=[
+            build_raw_videos(versions),
+            build_decode_pass(versions),
+            build_filtered_clips(versions),
+            *build_exports(versions),
+        ],
+        asset_checks=build_checks(),
+        jobs=[curate_job],
+        sensors=[inbox_sensor, stale_sensor],
+        resources={"talkvid": TalkvidResource(home=str(home), config_digest=config.digest)},
+        executor=in_process_executor,
+    )

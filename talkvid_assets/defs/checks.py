@@ -1,0 +1,112 @@
+"""Asset checks that re-read what each stage wrote (core.validation) and can fail.
+
+Blocking checks stop a run before bad data reaches the export: broken clip bounds, a missing or
+out-of-range score, a verdict that does not account for a NULL score. The decode-coverage check
+only warns: a truncated source is curated on its decodable part, on purpose.
+"""
+
+from collections.abc import Callable
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    asset_check,
+)
+
+from talkvid_assets.core import validation
+from talkvid_assets.core.stages import STAGES, Stage
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.exports import DATASET_FILE, VIDEO_EXPORT_DIR
+from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.resources import TalkvidResource
+
+Finder = Callable[[Store, list[str]], list[str]]
+
+
+def each_video(finder: Callable[[Store, str], list[str]]) -> Finder:
+    """A per-video invariant applied to every video of a run."""
+    return lambda store, keys: [problem for key in keys for problem in finder(store, key)]
+
+
+def _result(problems: list[str], severity: AssetCheckSeverity) -> AssetCheckResult:
+    return AssetCheckResult(
+        passed=not problems,
+        severity=severity,
+        metadata={"problems": len(problems), "first_problems": "\n".join(problems[:20]) or "none"},
+    )
+
+
+def _per_video_check(
+    asset: str, name: str, finder: Finder, blocking: bool, description: str
+) -> AssetChecksDefinition:
+    severity = AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN
+
+    @asset_check(
+        asset=asset,
+        name=name,
+        blocking=blocking,
+        partitions_def=video_partitions,
+        description=description,
+    )
+    def check(context: AssetCheckExecutionContext, talkvid: TalkvidResource) -> AssetCheckResult:
+        store = talkvid.store()
+        problems = finder(store, list(context.partition_keys))
+        return _result(problems, severity)
+
+    return check
+
+
+def _stage_check(stage: Stage) -> AssetChecksDefinition:
+    return _per_video_check(
+        stage.table,
+        "every_segment_scored_in_range",
+        each_video(lambda store, key: validation.score_problems(store, key, stage)),
+        True,
+        f"one {stage.name} row per segment; each score within its formula's range, or NULL",
+    )
+
+
+def _video_export_problems(store: Store, keys: list[str]) -> list[str]:
+    files = [store.home / VIDEO_EXPORT_DIR / f"{key}.json" for key in keys]
+    return validation.export_problems(store, files, keys)
+
+
+@asset_check(asset="talkvid_dataset", name="holds_exactly_the_passing_clips", blocking=True)
+def dataset_check(talkvid: TalkvidResource) -> AssetCheckResult:
+    """The merged export holds every passing clip of the home once, and nothing else."""
+    store = talkvid.store()
+    return _result(
+        validation.export_problems(store, [store.home / DATASET_FILE], None),
+        AssetCheckSeverity.ERROR,
+    )
+
+
+def build_checks() -> list[AssetChecksDefinition]:
+    return [
+        _per_video_check(
+            "raw_videos", "accepted_sources_are_plausible", each_video(validation.probe_problems),
+            True,
+            "an accepted video has positive size, fps and duration, and its file exists",
+        ),
+        _per_video_check(
+            "segments", "clip_bounds_are_consistent", each_video(validation.segment_problems), True,
+            "bounds inside the video, start < end, duration matches the bounds, unique ids",
+        ),
+        _per_video_check(
+            "segments", "decode_covered_the_source",
+            each_video(validation.decode_coverage_problems), False,
+            "warns when the decode failed or stopped before the end of the source",
+        ),
+        *[_stage_check(stage) for stage in STAGES],
+        _per_video_check(
+            "filtered_clips", "every_clip_judged_with_reasons", validation.verdict_problems, True,
+            "a verdict per segment; passing means no reasons; a NULL score is always explained",
+        ),
+        _per_video_check(
+            "talkvid_export", "holds_exactly_the_passing_clips", _video_export_problems, True,
+            "the per-video export file holds exactly the video's passing clips",
+        ),
+        dataset_check,
+    ]  # fmt: skip

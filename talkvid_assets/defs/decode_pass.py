@@ -1,0 +1,126 @@
+"""Stages 1-3 from one decode: segments, then every scoring stage's scores.
+
+They are separate assets (separate tables, lineage, history and code versions in the UI)
+computed by one op, because decoding is the cost floor: one pass over the video feeds the scene
+detector, the voice detector and every scorer. The op can be subset: re-scoring one stage
+replays the recorded cuts and runs only that scorer (or reuses cached scores without decoding).
+"""
+
+from collections.abc import Iterator, Mapping
+from statistics import fmean
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    MaterializeResult,
+    multi_asset,
+)
+
+from talkvid_assets.core.pipeline import record_decode_pass
+from talkvid_assets.core.stages import STAGES
+from talkvid_assets.defs.metadata import histogram, picture
+from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.resources import TalkvidResource
+
+POOL = "decode_pass"
+
+
+def _summary(rows: list[dict[str, Any]], column: str) -> dict[str, float]:
+    values = [row[column] for row in rows if row.get(column) is not None]
+    if not values:
+        return {"scored": 0}
+    return {"scored": len(values), f"mean_{column}": fmean(values), f"min_{column}": min(values)}
+
+
+def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
+    specs = [
+        AssetSpec(
+            "segments",
+            deps=["raw_videos"],
+            description="Scene cuts (PySceneDetect), clip bounds and silero-vad speech ratio",
+            kinds={"pyav", "duckdb"},
+            code_version=code_versions["segments"],
+            skippable=True,
+        ),
+        *[
+            AssetSpec(
+                stage.table,
+                deps=["segments"],
+                description=stage.description,
+                kinds={"duckdb"},
+                code_version=code_versions[stage.table],
+                skippable=True,
+            )
+            for stage in STAGES
+        ],
+    ]
+
+    @multi_asset(
+        name="decode_pass",
+        specs=specs,
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="curation",
+        pool=POOL,
+        can_subset=True,
+    )
+    def decode_pass(
+        context: AssetExecutionContext, talkvid: TalkvidResource
+    ) -> Iterator[MaterializeResult]:
+        """Decode each video once; write its segments and the selected stages' scores."""
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        stages = [stage for stage in STAGES if stage.table in selected]
+        store, config = talkvid.store(), talkvid.config()
+        backends = talkvid.backends([stage.name for stage in stages])
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for key in context.partition_keys:
+            written = record_decode_pass(
+                store, key, backends, config.scene_detector, segments="segments" in selected
+            )
+            for table, rows in written.items():
+                tables.setdefault(table, []).extend(rows)
+        if "segments" in selected:
+            yield _segments_result(context, store, tables["segments"], config.scene_detector)
+        for stage in stages:
+            rows = tables[stage.table]
+            values = [row.get(stage.summary_column) for row in rows]
+            shown = stage.column(stage.summary_column)
+            yield MaterializeResult(
+                asset_key=stage.table,
+                metadata={
+                    **_summary(rows, stage.summary_column),
+                    "backend": config.backends[stage.name],
+                    "distribution": histogram(
+                        values, (max(shown.low, 0.0), shown.high), None, shown.name
+                    ),
+                },
+            )
+
+    return decode_pass
+
+
+def _segments_result(
+    context: AssetExecutionContext, store: Any, segments: list[dict[str, Any]], detector: str
+) -> MaterializeResult:
+    problems, frames = [], 0
+    for key in context.partition_keys:
+        for report in store.rows("decode_reports", key):
+            frames += report.get("frames_decoded") or 0
+            problems += [p for p in (report.get("error"), report.get("note")) if p]
+    for problem in problems:
+        context.log.warning(problem)
+    metadata: dict[str, Any] = {
+        "segments": len(segments),
+        "scene_detector": detector,
+        "frames_decoded": frames,
+        "decode_problems": "; ".join(problems) or "none",
+        **_summary(segments, "speech_ratio"),
+    }
+    if len(context.partition_keys) == 1:
+        sheet = store.preview_path(context.partition_key)
+        if sheet.exists():
+            metadata["contact_sheet"] = picture(sheet.read_bytes(), "first frame of each clip")
+    return MaterializeResult(asset_key=AssetKey("segments"), metadata=metadata)

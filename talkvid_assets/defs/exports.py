@@ -1,0 +1,76 @@
+"""Stage 5: the passing clips as TalkVid-format JSON, per video and as one dataset file.
+
+`talkvid_dataset` is the merged file every route writes (`exports/talkvid.json`): the CLI
+materializes it after curating, and in `dagster dev` it follows the per-video exports by itself.
+"""
+
+from collections.abc import Mapping
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
+
+from talkvid_assets.core.export import write_records
+from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.resources import TalkvidResource
+
+VIDEO_EXPORT_DIR = "exports/talkvid"
+DATASET_FILE = "exports/talkvid.json"
+
+# After any per-video export lands (and none is still running), rewrite the merged file. Unlike
+# eager(), a video not yet curated does not hold the dataset back.
+FOLLOWS_EXPORTS = (
+    (
+        AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()
+    ).since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("follows per-video exports")
+
+
+def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="exports",
+        deps=["filtered_clips"],
+        kinds={"json"},
+        code_version=code_versions["talkvid_export"],
+    )
+    def talkvid_export(
+        context: AssetExecutionContext, talkvid: TalkvidResource
+    ) -> MaterializeResult:
+        """``exports/talkvid/<video_id>.json`` under the home: a video's passing clips."""
+        store = talkvid.store()
+        records = export_records(store, context.partition_keys)
+        for key in context.partition_keys:
+            mine = [record for record in records if record["id"].startswith(f"{key}-")]
+            write_records(store.home / VIDEO_EXPORT_DIR / f"{key}.json", mine)
+        return MaterializeResult(
+            metadata={"records": len(records), "folder": str(store.home / VIDEO_EXPORT_DIR)}
+        )
+
+    @asset(
+        group_name="exports",
+        deps=["talkvid_export"],
+        kinds={"json"},
+        code_version=code_versions["talkvid_dataset"],
+        automation_condition=FOLLOWS_EXPORTS,
+    )
+    def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
+        """``exports/talkvid.json``: every passing clip of the home in one TalkVid JSON file."""
+        store = talkvid.store()
+        records = export_records(store)
+        path = store.home / DATASET_FILE
+        write_records(path, records)
+        videos = len({record["id"].rsplit("-", 1)[0] for record in records})
+        return MaterializeResult(
+            metadata={"records": len(records), "videos": videos, "path": str(path)}
+        )
+
+    return [talkvid_export, talkvid_dataset]

@@ -1,0 +1,175 @@
+"""Launching curation runs on a home's instance: what the CLI (and tests) use instead of
+re-implementing the graph. Runs are in-process and cover a range of partitions each, and only
+the stale assets (defs.staleness): a process per step would cost seconds, a run per video
+about 0.7 s of Dagster bookkeeping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
+
+from talkvid_assets.core.stages import STAGES
+from talkvid_assets.defs.build import DATASET, build_definitions
+from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
+from talkvid_assets.defs.sensors import CURATE_JOB, partitioned_graph
+from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
+
+INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
+LAUNCHER_TAG = "talkvid/launched_by"
+HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
+
+
+def instance_dir(home: Path) -> Path:
+    """DAGSTER_HOME for a talkvid home, seeded with the project's dagster.yaml."""
+    directory = home / "dagster"
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / "dagster.yaml"
+    if INSTANCE_CONFIG.exists() and (
+        not target.exists() or target.read_text() != INSTANCE_CONFIG.read_text()
+    ):
+        shutil.copyfile(INSTANCE_CONFIG, target)
+    return directory
+
+
+def register_partitions(instance: DagsterInstance, keys: Iterable[str]) -> list[str]:
+    """Add the keys that the instance does not know yet; returns those."""
+    known = set(instance.get_dynamic_partitions(video_partitions.name))
+    new = sorted(set(keys) - known)
+    if new:
+        instance.add_dynamic_partitions(video_partitions.name, new)
+    return new
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_abandoned_runs(instance: DagsterInstance) -> list[str]:
+    """Fail CLI runs whose process is gone, and give back their pool slots.
+
+    An in-process run killed mid-step (kill -9, a crash, a closed terminal) stays STARTED and
+    keeps its "decode_pass" pool slot; with no daemon watching, two such runs would block every
+    later run. Each CLI run is tagged with its host and process id, so a dead one is recognisable.
+    """
+    runs = instance.get_runs(
+        RunsFilter(
+            statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED],
+            tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname()},
+        )
+    )
+    reaped = []
+    for run in runs:
+        pid = run.tags.get(PID_TAG, "")
+        if pid.isdigit() and not _process_alive(int(pid)):
+            instance.report_run_failed(run, f"process {pid} ended before the run finished")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            reaped.append(run.run_id)
+    return reaped
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One in-process run over a range of partitions."""
+
+    partitions: tuple[str, ...]
+    assets: tuple[str, ...]
+    success: bool
+    run_id: str
+    seconds: float
+    error: str | None = None
+
+
+def plan(
+    instance: DagsterInstance, defs: Definitions, partitions: Sequence[str]
+) -> list[PlannedRun]:
+    """The runs that bring ``partitions`` up to date: only their stale assets, in ranges."""
+    graph = partitioned_graph(defs.resolve_asset_graph())
+    order = instance.get_dynamic_partitions(video_partitions.name)
+    wanted = set(partitions)
+    stale = stale_assets(instance, graph, [key for key in order if key in wanted])
+    decoding = {"segments", *(stage.table for stage in STAGES)}
+    runs = []
+    for run in plan_runs(order, stale, len(order) or 1):
+        # A decode is seconds per video: several short runs report progress and isolate a
+        # failure; judging and exporting is milliseconds, so those go in one run.
+        size = PARTITIONS_PER_RUN if decoding & set(run.assets) else len(run.partitions)
+        runs += [
+            PlannedRun(run.assets, run.partitions[start : start + size])
+            for start in range(0, len(run.partitions), size)
+        ]
+    return runs
+
+
+def curate(
+    instance: DagsterInstance,
+    home: Path,
+    partitions: Sequence[str],
+    on_done: Callable[[RunOutcome], None] | None = None,
+    log_level: str = "CRITICAL",
+) -> list[RunOutcome]:
+    """Bring ``partitions`` up to date with in-process runs, then rewrite the dataset export.
+
+    A failed run over several partitions is retried one partition at a time, so one bad video
+    never fails the others.
+    """
+    reap_abandoned_runs(instance)
+    defs = build_definitions(home)
+    queue = plan(instance, defs, partitions)
+    outcomes = []
+    while queue:
+        run = queue.pop(0)
+        outcome = _execute(instance, defs, run, log_level)
+        if not outcome.success and len(run.partitions) > 1:
+            queue[:0] = [PlannedRun(run.assets, (key,)) for key in run.partitions]
+            continue
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    if outcomes:
+        dataset = _execute(instance, defs, PlannedRun((DATASET,), ()), log_level)
+        outcomes.append(dataset)
+    return outcomes
+
+
+def _execute(
+    instance: DagsterInstance, defs: Definitions, run: PlannedRun, log_level: str
+) -> RunOutcome:
+    job = (
+        defs.resolve_implicit_global_asset_job_def()
+        if not run.partitions
+        else defs.resolve_job_def(CURATE_JOB)
+    )
+    started = time.perf_counter()
+    tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    result = job.execute_in_process(
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        instance=instance,
+        asset_selection=[AssetKey(asset) for asset in run.assets],
+        raise_on_error=False,
+        tags={**tags, **(run.tags() if run.partitions else {})},
+    )
+    error = None
+    if not result.success:
+        failures = [event for event in result.all_events if event.is_step_failure]
+        error = failures[0].message if failures else "run failed"
+    return RunOutcome(
+        run.partitions,
+        run.assets,
+        result.success,
+        result.run_id,
+        time.perf_counter() - started,
+        error,
+    )
