@@ -11,13 +11,14 @@ import pytest
 import yaml
 from dagster import DagsterInstance, instance_for_test
 
-from talkvid_assets.core.analysis import VideoAnalysis, analyse_video
+from talkvid_assets.core.config import config_path, default_text
+from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
 from talkvid_assets.core.pipeline import register_source
-from talkvid_assets.core.scoring import DEFAULT_BACKENDS, ScorerBackend, load_backend
+from talkvid_assets.core.scoring import ScorerBackend
+from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
-from talkvid_assets.defs.resources import TalkvidResource
-from talkvid_assets.defs.runs import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
+from talkvid_assets.launch import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
 from talkvid_assets_tests.media import SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -33,15 +34,15 @@ def head_detail_cases() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def backends() -> dict[str, ScorerBackend]:
-    return {stage: load_backend(stage, name) for stage, name in DEFAULT_BACKENDS.items()}
+    return {stage.name: stage.load_backend(stage.default_backend) for stage in STAGES}
 
 
 @pytest.fixture(scope="session")
-def analyses(backends) -> dict[str, VideoAnalysis]:
+def analyses(backends) -> dict[str, DecodePassResult]:
     """One real decode pass per bundled sample video, shared by the core tests."""
     names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
     names.append("carphone_distorted.mp4")
-    return {name: analyse_video(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
+    return {name: decode_pass(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
 
 
 @pytest.fixture
@@ -70,5 +71,17 @@ def ingest_and_curate(
     """What `talkvid ingest` + `talkvid curate` do, on a test instance."""
     keys = {path: register_source(store, path)[0] for path in paths}
     register_partitions(instance, keys.values())
-    resource = TalkvidResource(home=str(store.home), profile=profile)
-    return keys, curate(instance, sorted(set(keys.values())), resource)
+    configure(store.home, profile)
+    return keys, curate(instance, store.home, sorted(set(keys.values())))
+
+
+def configure(home: Path, profile: str = "demo", **settings: str) -> Path:
+    """Write the home's curation.yaml: the documented defaults with ``profile``, plus any
+    top-level ``settings`` given as YAML text (e.g. thresholds="{quality_score: 9.5}")."""
+    home.mkdir(parents=True, exist_ok=True)
+    text = default_text(profile)
+    for key, value in settings.items():
+        lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
+        text = "\n".join([*lines, f"{key}: {value}"]) + "\n"
+    config_path(home).write_text(text)
+    return config_path(home)

@@ -28,7 +28,8 @@ def outcome(tmp_path_factory):
 def test_every_run_succeeds_and_every_file_has_a_row(outcome):
     store, keys, files, outcomes, _ = outcome
     assert all(run.success for run in outcomes), [run.error for run in outcomes]
-    assert len(outcomes) == len(files) == len(set(keys.values()))
+    curated = {key for run in outcomes for key in run.partitions}
+    assert len(curated) == len(files) == len(set(keys.values()))
     assert store.query("SELECT count(*) AS n FROM videos") == [{"n": len(files)}]
 
 

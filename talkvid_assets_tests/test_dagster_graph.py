@@ -11,8 +11,8 @@ from dagster import AssetKey, DagsterRunStatus
 
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.resources import TalkvidResource
-from talkvid_assets.defs.runs import curate, pending_partitions
+from talkvid_assets.defs.build import build_definitions
+from talkvid_assets.launch import curate, plan
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import SAMPLES
 
@@ -49,11 +49,12 @@ def clips_of(store: Store, key: str) -> list[dict]:
 
 
 def test_every_run_succeeds_and_every_asset_is_materialized(curated):
-    _, instance, keys, outcomes = curated
-    assert [outcome.success for outcome in outcomes] == [True] * 6
+    store, instance, keys, outcomes = curated
+    assert all(outcome.success for outcome in outcomes)
     for asset in ASSETS:
         assert instance.get_materialized_partitions(AssetKey(asset)) == set(keys.values())
-    assert pending_partitions(instance) == []
+    assert plan(instance, build_definitions(store.home), list(keys.values())) == []
+    assert curate(instance, store.home, list(keys.values())) == []  # nothing stale
 
 
 def test_each_sample_has_a_videos_row_and_the_image_is_rejected(curated):
@@ -126,9 +127,8 @@ def test_database_file_serves_sql_users(curated):
 def test_rerunning_a_partition_replaces_exactly_its_rows(curated):
     store, instance, keys, _ = curated
     before = store.query("SELECT * FROM clips ORDER BY clip_id")
-    resource = TalkvidResource(home=str(store.home), profile="demo")
-    (outcome,) = curate(instance, [keys["Megamind.avi"]], resource)
-    assert outcome.success
+    job = build_definitions(store.home).resolve_job_def("curate")
+    assert job.execute_in_process(instance=instance, partition_key=keys["Megamind.avi"]).success
     assert store.query("SELECT * FROM clips ORDER BY clip_id") == before
 
 
@@ -136,27 +136,28 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
     store = Store(tmp_path / "home")
     talk = SAMPLES / "talk_demo.mp4"
     keys, outcomes = ingest_and_curate(dagster_instance, store, [talk], profile="paper")
-    assert outcomes[0].success
+    assert all(outcome.success for outcome in outcomes)
     (video,) = store.query("SELECT status, reject_reason FROM videos")
     assert video == {"status": "rejected", "reject_reason": "height=144 (needs >= 1080)"}
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
     assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []
 
 
-def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance):
-    from talkvid_assets.defs.definitions import curate_job, defs
-    from talkvid_assets.defs.runs import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
+def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp_path):
+    from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
 
     ended = subprocess.Popen(["true"])
     ended.wait()
     tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(ended.pid)}
     run = dagster_instance.create_run_for_job(
-        defs.resolve_job_def(curate_job.name), status=DagsterRunStatus.STARTED, tags=tags
+        build_definitions(tmp_path / "home").resolve_job_def("curate"),
+        status=DagsterRunStatus.STARTED,
+        tags=tags,
     )
     storage = dagster_instance.event_log_storage
-    storage.set_concurrency_slots("decode", 2)
-    storage.claim_concurrency_slot("decode", run.run_id, "decode_pass")
-    assert storage.get_concurrency_info("decode").active_slot_count == 1
+    storage.set_concurrency_slots("decode_pass", 2)
+    storage.claim_concurrency_slot("decode_pass", run.run_id, "decode_pass")
+    assert storage.get_concurrency_info("decode_pass").active_slot_count == 1
     assert reap_abandoned_runs(dagster_instance) == [run.run_id]
-    assert storage.get_concurrency_info("decode").active_slot_count == 0
+    assert storage.get_concurrency_info("decode_pass").active_slot_count == 0
     assert dagster_instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE

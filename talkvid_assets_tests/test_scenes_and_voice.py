@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scenedetect import ContentDetector, HistogramDetector, detect
 
-from talkvid_assets.core.analysis import analyse_video
+from talkvid_assets.core.decode_pass import decode_pass
 from talkvid_assets.core.scenes import Scene
 from talkvid_assets.core.video import probe
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, write_video
@@ -28,7 +28,7 @@ def test_streamed_detection_finds_the_cuts_scenemanager_finds(analyses, name):
 
 def test_content_detector_streams_megamind_cuts():
     video = probe(SAMPLES / "Megamind.avi")
-    clips = analyse_video(SAMPLES / "Megamind.avi", video, {}, scene_detector="content").clips
+    clips = decode_pass(SAMPLES / "Megamind.avi", video, {}, scene_detector="content").clips
     reference = detect(str(SAMPLES / "Megamind.avi"), ContentDetector(threshold=10.0))
     assert [clip.scene.start_frame for clip in clips[1:]] == [s.frame_num for s, _ in reference[1:]]
 
@@ -57,7 +57,7 @@ def test_speech_ratio_comes_from_the_audio(analyses, backends, tmp_path):
     silent = write_video(
         tmp_path / "hush.mp4", frames + frames[::-1], fps, np.zeros(8 * AUDIO_RATE)
     )
-    (clip,) = analyse_video(silent, probe(silent), backends).clips
+    (clip,) = decode_pass(silent, probe(silent), backends).clips
     assert clip.speech_ratio == 0.0
 
 

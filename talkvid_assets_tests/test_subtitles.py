@@ -1,10 +1,10 @@
-import dataclasses
 import shutil
 
+from talkvid_assets.core.config import CurationConfig
 from talkvid_assets.core.pipeline import (
-    analyse_segments,
     judge_clips,
     prefilter_video,
+    record_decode_pass,
     register_source,
 )
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
@@ -40,16 +40,15 @@ def test_reference_voice_rule_judges_by_subtitles(tmp_path, store, backends):
     source = tmp_path / "talk [take 1].mp4"
     shutil.copyfile(SAMPLES / "talk_demo.mp4", source)
     (tmp_path / "talk [take 1].vtt").write_text(VTT.replace("00:00:09.500", "00:00:20.000"))
-    profile = dataclasses.replace(DEMO, clip=dataclasses.replace(DEMO.clip, voice_rule="subtitle"))
+    reference = CurationConfig(profile="reference")  # paper's (= demo's) clip rules, subtitles
     key, _ = register_source(store, source)
-    prefilter_video(store, key, profile)
-    (segment,) = analyse_segments(store, key, backends)["segments"]
+    prefilter_video(store, key, DEMO)
+    (segment,) = record_decode_pass(store, key, backends)["segments"]
     assert segment["subtitle_speech"] is False
-    (verdict,) = judge_clips(store, key, profile)
+    (verdict,) = judge_clips(store, [key], reference)
     assert verdict["reject_reasons"] == [
         "subtitle_speech: no subtitle cue with speech overlaps the clip"
     ]
     (tmp_path / "talk [take 1].vtt").unlink()  # no subtitles at all: the reference keeps it
-    analyse_segments(store, key, backends)
-    assert store.rows("filtered_clips", key) == []  # old verdicts go with the old segments
-    assert judge_clips(store, key, profile)[0]["passed"]
+    record_decode_pass(store, key, backends)
+    assert judge_clips(store, [key], reference)[0]["passed"]

@@ -1,6 +1,7 @@
 import pytest
 
-from talkvid_assets.core.scoring import BackendUnavailable, load_backend
+from talkvid_assets.core.scoring import load_backend
+from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.thresholds import DEMO, PAPER, get_profile
 from talkvid_assets.core.video import VideoProbe
 
