@@ -1,0 +1,93 @@
+"""Every asset check passes on a clean curation and fails on a partition broken on purpose."""
+
+import json
+from collections.abc import Callable
+
+import pytest
+from dagster import AssetCheckKey
+
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.build import build_definitions
+from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
+from talkvid_assets_tests.media import SAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("checks")
+    store = Store(root / "home")
+    with project_instance(root / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"])
+        assert all(outcome.success for outcome in outcomes)
+        yield store, instance, next(iter(keys.values()))
+
+
+def run_check(store: Store, instance, asset: str, name: str, key: str | None):
+    """Execute one check alone, through Dagster, on the current store contents."""
+    job = build_definitions(store.home).resolve_implicit_global_asset_job_def()
+    check = AssetCheckKey.from_user_string(f"{asset}:{name}")
+    subset = job.get_subset(asset_selection=set(), asset_check_selection={check})
+    result = subset.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def rewrite(store: Store, table: str, key: str, change: Callable[[list[dict]], list[dict]]):
+    store.write(table, key, change(store.rows(table, key)))
+
+
+def first(change: Callable[[dict], None]) -> Callable[[list[dict]], list[dict]]:
+    def apply(rows: list[dict]) -> list[dict]:
+        change(rows[0])
+        return rows
+
+    return apply
+
+
+BREAKAGES = {
+    ("raw_videos", "accepted_sources_are_plausible"): lambda store, key: rewrite(
+        store, "raw_videos", key, first(lambda row: row.update(fps=0.0))
+    ),
+    ("segments", "clip_bounds_are_consistent"): lambda store, key: rewrite(
+        store, "segments", key, first(lambda row: row.update(start_time=9.98, end_time=9.9))
+    ),
+    ("segments", "decode_covered_the_source"): lambda store, key: rewrite(
+        store, "decode_reports", key, first(lambda row: row.update(note="truncated: decoded 3 s"))
+    ),
+    ("quality_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
+        store, "quality_scores", key, first(lambda row: row.update(quality_score=11.0))
+    ),
+    ("motion_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
+        store, "motion_scores", key, lambda rows: []
+    ),
+    ("head_detail_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
+        store, "head_detail_scores", key, lambda rows: rows + rows
+    ),
+    ("filtered_clips", "every_clip_judged_with_reasons"): lambda store, key: rewrite(
+        store, "filtered_clips", key, first(lambda row: row.update(reject_reasons=["made up"]))
+    ),
+    ("talkvid_export", "holds_exactly_the_passing_clips"): lambda store, key: (
+        store.home / "exports" / "talkvid" / f"{key}.json"
+    ).write_text("[]"),
+    ("talkvid_dataset", "holds_exactly_the_passing_clips"): lambda store, key: (
+        store.home / "exports" / "talkvid.json"
+    ).write_text(json.dumps([{"id": "not-a-clip"}])),
+}
+
+
+@pytest.mark.parametrize(("asset", "name"), list(BREAKAGES), ids=lambda part: part)
+def test_check_passes_then_fails_on_a_broken_partition(curated, asset, name):
+    store, instance, key = curated
+    partition = None if asset == "talkvid_dataset" else key
+    assert run_check(store, instance, asset, name, partition).passed
+    saved = {path: path.read_bytes() for path in store.home.rglob("*") if path.is_file()}
+    try:
+        BREAKAGES[asset, name](store, key)
+        evaluation = run_check(store, instance, asset, name, partition)
+        assert not evaluation.passed
+        assert evaluation.metadata["problems"].value >= 1
+    finally:
+        for path, data in saved.items():
+            path.write_bytes(data)
