@@ -43,8 +43,9 @@ def test_demo_then_incremental_commands(tmp_path):
 
     again = talkvid(home, "ingest", str(SAMPLES))
     lines = [line.split("\t") for line in again.stdout.splitlines()]
-    assert sorted(Path(path).name for _, path in lines) == sorted(p.name for p in SAMPLES.iterdir())
-    assert all(len(key) == 16 and int(key, 16) >= 0 for key, _ in lines)
+    assert sorted(Path(line[1]).name for line in lines) == sorted(p.name for p in SAMPLES.iterdir())
+    assert all(len(key) == 16 and int(key, 16) >= 0 for key, *_ in lines)
+    assert all(line[2:] == ["already ingested"] for line in lines)
     assert "nothing to curate" in talkvid(home, "curate").stdout
 
     sql = talkvid(home, "sql", "SELECT status, count(*) AS n FROM videos GROUP BY ALL ORDER BY 1")
@@ -66,7 +67,7 @@ def test_ingest_by_manifest_and_unknown_partition(tmp_path):
 
 
 def test_concurrent_runs_and_the_multiprocess_executor_share_one_home(tmp_path):
-    """Two `talkvid curate` processes at once, then Dagster's own CLI with a process per step."""
+    """Two `talkvid curate` processes at once, then Dagster's own CLI."""
     home = tmp_path / "home"
     names = ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"]
     lines = talkvid(home, "ingest", *(str(SAMPLES / name) for name in names)).stdout.splitlines()
@@ -85,7 +86,7 @@ def test_concurrent_runs_and_the_multiprocess_executor_share_one_home(tmp_path):
     for run in runs:
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output
-    multiprocess = subprocess.run(
+    materialized = subprocess.run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "talkvid_assets.defs.definitions",
          "--select", "*talkvid_export", "--partition", keys["bikes.mp4"]],
         env={**env, "DAGSTER_HOME": str(home / "dagster")},
@@ -93,11 +94,47 @@ def test_concurrent_runs_and_the_multiprocess_executor_share_one_home(tmp_path):
         text=True,
         timeout=600,
     )  # fmt: skip
-    assert multiprocess.returncode == 0, multiprocess.stderr[-3000:]
-    assert "in_process" in multiprocess.stderr  # the project's executor: no process per step
+    assert materialized.returncode == 0, materialized.stderr[-3000:]
+    assert "Executing steps in process" in materialized.stderr  # no process per step
     store = Store(home)
     rows = store.query("SELECT video_id, count(*) AS n FROM clips GROUP BY ALL")
     counts = {row["video_id"]: row["n"] for row in rows}
     assert counts == {keys["talk_demo.mp4"]: 1, keys["Megamind.avi"]: 4, keys["bikes.mp4"]: 6}
     passed = store.query("SELECT video_id FROM clips WHERE passed")
     assert passed == [{"video_id": keys["talk_demo.mp4"]}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "missing.mp4"], "no such file or folder: missing.mp4"),
+        (["sql", "SELECT * FROM nope"], "SQL error: Catalog Error"),
+        (["export", "--out", "x.json"], "nothing curated yet"),
+        (["curate", "--partition", "0123456789abcdef"], "not ingested: 0123456789abcdef"),
+    ],
+)
+def test_user_mistakes_are_one_line_and_a_non_zero_exit(tmp_path, args, message):
+    result = talkvid(tmp_path / "home", *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_config_or_profile_is_refused_before_any_run(tmp_path):
+    home = tmp_path / "home"
+    talkvid(home, "curate", "--profile", "demo")  # creates a demo home
+    refused = talkvid(home, "curate", "--profile", "paper", check=False)
+    assert refused.returncode == 1 and "curated with profile 'demo'" in refused.stderr
+    (home / "curation.yaml").write_text("profile: papr\n")
+    bad = talkvid(home, "curate", check=False)
+    assert bad.returncode == 1 and "unknown profile 'papr'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_partial_ingest_registers_the_good_files_as_partitions(tmp_path):
+    home = tmp_path / "home"
+    result = talkvid(home, "ingest", str(SAMPLES / "bikes.mp4"), "nope.mp4", check=False)
+    assert result.returncode == 1 and "nope.mp4" in result.stderr
+    talkvid(home, "curate", "--profile", "demo", check=False)
+    store = Store(home)
+    assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 6}]
