@@ -87,7 +87,12 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
             ok = False
             continue
         for path in files:
-            key, new = register_source(store, path)
+            try:
+                key, new = register_source(store, path)
+            except OSError as exc:
+                print(f"talkvid ingest: cannot read {path}: {exc.strerror}", file=sys.stderr)
+                ok = False
+                continue
             note = "" if new or key in keys else "\talready ingested"
             keys.append(key)
             print(f"{key}\t{path}{note}")

@@ -81,3 +81,24 @@ def test_rescoring_one_stage_decodes_once_and_reuses_cached_scores(tmp_path):
         # The verdicts now precede the new quality scores: filtered_clips and the export are stale.
         (run,) = [o for o in curate(instance, store.home, [key]) if o.partitions]
         assert set(run.assets) == {"filtered_clips", "talkvid_export"}
+
+
+def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refused(tmp_path):
+    """What a launchpad run does: the job of the loaded definitions, with or without config."""
+    store = Store(tmp_path / "home")
+    with project_instance(tmp_path / "dagster") as instance:
+        keys, _ = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"], profile="demo")
+        (key,) = keys.values()
+        job = build_definitions(store.home).resolve_job_def("curate")
+        assert job.execute_in_process(instance=instance, partition_key=key).success
+        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v1"}
+        contrary = {
+            "resources": {"talkvid": {"config": {"home": str(store.home), "profile": "paper"}}}
+        }
+        refused = job.execute_in_process(
+            instance=instance, partition_key=key, run_config=contrary, raise_on_error=False
+        )
+        assert not refused.success
+        (failure,) = [event for event in refused.all_events if event.is_step_failure]
+        assert "curated with one configuration" in str(failure.step_failure_data.error)
+        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v1"}
