@@ -21,7 +21,8 @@ from dagster import (
 
 from talkvid_assets.core.pipeline import record_decode_pass
 from talkvid_assets.core.stages import STAGES
-from talkvid_assets.defs.metadata import histogram, picture
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.metadata import describe_sources, histogram, picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -82,8 +83,11 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
             )
             for table, rows in written.items():
                 tables.setdefault(table, []).extend(rows)
+        sources = describe_sources(store, context.partition_keys)
         if "segments" in selected:
-            yield _segments_result(context, store, tables["segments"], config.scene_detector)
+            yield _segments_result(
+                context, store, tables["segments"], config.scene_detector, sources
+            )
         for stage in stages:
             rows = tables[stage.table]
             values = [row.get(stage.summary_column) for row in rows]
@@ -91,6 +95,7 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
             yield MaterializeResult(
                 asset_key=stage.table,
                 metadata={
+                    **sources,
                     **_summary(rows, stage.summary_column),
                     "backend": config.backends[stage.name],
                     "distribution": histogram(
@@ -103,7 +108,11 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
 
 
 def _segments_result(
-    context: AssetExecutionContext, store: Any, segments: list[dict[str, Any]], detector: str
+    context: AssetExecutionContext,
+    store: Store,
+    segments: list[dict[str, Any]],
+    detector: str,
+    sources: dict[str, Any],
 ) -> MaterializeResult:
     problems, frames = [], 0
     for key in context.partition_keys:
@@ -113,6 +122,7 @@ def _segments_result(
     for problem in problems:
         context.log.warning(problem)
     metadata: dict[str, Any] = {
+        **sources,
         "segments": len(segments),
         "scene_detector": detector,
         "frames_decoded": frames,

@@ -16,6 +16,7 @@ from dagster import (
 
 from talkvid_assets.core.export import write_records
 from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.defs.metadata import describe_sources
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -52,7 +53,11 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
             mine = [record for record in records if record["id"].startswith(f"{key}-")]
             write_records(store.home / VIDEO_EXPORT_DIR / f"{key}.json", mine)
         return MaterializeResult(
-            metadata={"records": len(records), "folder": str(store.home / VIDEO_EXPORT_DIR)}
+            metadata={
+                **describe_sources(store, context.partition_keys),
+                "records": len(records),
+                "folder": str(store.home / VIDEO_EXPORT_DIR),
+            }
         )
 
     @asset(

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.pipeline import judge_clips
-from talkvid_assets.defs.metadata import histogram, table
+from talkvid_assets.defs.metadata import describe_sources, histogram, table
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -39,6 +39,7 @@ def build_filtered_clips(code_versions: Mapping[str, str]) -> AssetsDefinition:
         quality = config.judging_profile().clip.min_quality.get(config.backends["quality"])
         return MaterializeResult(
             metadata={
+                **describe_sources(store, context.partition_keys),
                 "clips": len(verdicts),
                 "passed": sum(v["passed"] for v in verdicts),
                 "profile": config.judging_profile().tag,

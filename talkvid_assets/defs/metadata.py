@@ -11,6 +11,7 @@ from typing import Any
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
 from talkvid_assets.core.pictures import histogram_png
+from talkvid_assets.core.store import Store
 
 
 def picture(png: bytes, caption: str) -> MetadataValue:
@@ -19,8 +20,24 @@ def picture(png: bytes, caption: str) -> MetadataValue:
     return MetadataValue.md(f"![{caption}](data:image/png;base64,{encoded})")
 
 
-def source_metadata(videos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The source file(s) behind a materialization: name, size, duration, resolution."""
+def describe_sources(store: Store, keys: Sequence[str]) -> dict[str, Any]:
+    """The source file(s) behind a materialization of ``keys``: name, size, duration,
+    resolution, so a partition in the UI is never just a hash."""
+    videos = []
+    for key in keys:
+        source = store.rows("sources", key)
+        raw = store.rows("raw_videos", key)
+        videos.append(
+            {
+                "video_id": key,
+                **(source[0] if source else {}),
+                **(raw[0] if raw else {}),
+            }
+        )
+    return _source_metadata(videos)
+
+
+def _source_metadata(videos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if len(videos) == 1:
         (video,) = videos
         return {

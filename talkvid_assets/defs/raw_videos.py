@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.pipeline import prefilter_video
-from talkvid_assets.defs.metadata import source_metadata
+from talkvid_assets.defs.metadata import describe_sources
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -25,14 +25,13 @@ def build_raw_videos(code_versions: Mapping[str, str]) -> AssetsDefinition:
         rows = []
         for key in context.partition_keys:
             row = prefilter_video(store, key, profile)
-            source = store.rows("sources", key)
-            rows.append({**row, "size_bytes": source[0]["size_bytes"] if source else None})
+            rows.append(row)
             if row["status"] == "rejected":
                 context.log.warning(f"rejected {row.get('source_path')}: {row['reject_reason']}")
         rejected = [row for row in rows if row["status"] == "rejected"]
         return MaterializeResult(
             metadata={
-                **source_metadata(rows),
+                **describe_sources(store, context.partition_keys),
                 "rejected": len(rejected),
                 "reject_reasons": "; ".join(row["reject_reason"] for row in rejected) or "none",
                 "profile": profile.tag,
