@@ -1,8 +1,13 @@
+import json
 import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import duckdb
+import pytest
 import sqlalchemy as sa
 
+from talkvid_assets.core.export import write_records
 from talkvid_assets.core.store import Store
 
 VIDEOS_COLUMNS = (
@@ -72,3 +77,33 @@ def test_parallel_partition_writers_lose_nothing(store):
     assert rows == [{"n": 20, "s": 1}]
     with duckdb.connect(str(store.database_path), read_only=True) as connection:
         assert connection.sql("SELECT count(*) FROM videos").fetchall() == [(20,)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM read_text('/etc/passwd')",
+        "COPY (SELECT 1) TO '{outside}'",
+        "ATTACH '{outside}.db' AS other",
+        "SET enable_external_access = true",
+    ],
+)
+def test_user_sql_reaches_no_file_outside_the_tables(store, tmp_path, query):
+    outside = tmp_path / "leak.csv"
+    with store.engine().connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM clips")).scalar() == 0
+        with pytest.raises(sa.exc.DBAPIError):
+            connection.execute(sa.text(query.format(outside=outside)))
+    assert not outside.exists() and not Path(f"{outside}.db").exists()
+
+
+def test_concurrent_writers_of_one_export_never_collide(tmp_path):
+    path = tmp_path / "exports" / "talkvid.json"
+
+    def write(index: int) -> None:
+        write_records(path, [{"id": str(index)}])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(120)))
+    assert len(json.loads(path.read_text())) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["talkvid.json"]

@@ -253,9 +253,27 @@ class Store:
 
     def engine(self) -> sa.Engine:
         """A read-only SQLAlchemy engine on ``talkvid.duckdb``, for users and their tools
-        (pandas.read_sql, notebooks); it sees every committed partition."""
+        (pandas.read_sql, notebooks); it sees every committed partition.
+
+        Its connections can read the home's tables and nothing else: file access outside
+        ``tables/`` (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and
+        the configuration is locked so a query cannot turn it back on.
+        """
         self.publish()
-        return sa.create_engine(f"duckdb:///{self.database_path}", connect_args={"read_only": True})
+        engine = sa.create_engine(
+            f"duckdb:///{self.database_path}", connect_args={"read_only": True}
+        )
+        allowed = _sql_string(f"{self.tables_dir}{os.sep}")
+
+        def confine(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute(f"SET allowed_directories = ['{allowed}']")
+            cursor.execute("SET enable_external_access = false")
+            cursor.execute("SET lock_configuration = true")
+            cursor.close()
+
+        sa.event.listen(engine, "connect", confine)
+        return engine
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:
