@@ -38,4 +38,5 @@ bench: setup
 	$(BIN)/python benchmarks/throughput.py
 
 clean:
-	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster
+	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster \
+		data/curation.yaml data/score_cache data/previews data/inbox
