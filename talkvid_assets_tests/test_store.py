@@ -107,3 +107,16 @@ def test_concurrent_writers_of_one_export_never_collide(tmp_path):
         list(pool.map(write, range(120)))
     assert len(json.loads(path.read_text())) == 1
     assert [p.name for p in path.parent.iterdir()] == ["talkvid.json"]
+
+
+@pytest.mark.parametrize("name", ["h*", "h?", "home[1]", "home]1[", "it's"])
+def test_a_home_named_with_glob_characters_reads_only_its_own_tables(tmp_path, name):
+    siblings = ["h1", "hx", "home1", "home]1[x", "its"]
+    for sibling in siblings:
+        Store(tmp_path / sibling).write("raw_videos", sibling, [video_row(sibling)])
+    home = Store(tmp_path / name)
+    home.write("raw_videos", "mine", [video_row("mine")])
+    assert home.query("SELECT video_id FROM videos") == [{"video_id": "mine"}]
+    home.publish()
+    with home.engine().connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM videos")).scalar() == 1

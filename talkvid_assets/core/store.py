@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -215,7 +216,8 @@ class Store:
     def _view_statements(self) -> list[str]:
         statements = [
             f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
-            f"'{_sql_string(str(self._table_dir(table)))}/*.parquet', union_by_name = true)"
+            f"'{_sql_string(_glob_literal(str(self._table_dir(table))))}/*.parquet', "
+            "union_by_name = true)"
             for table in TABLES
         ]
         statements += [
@@ -305,6 +307,12 @@ class Store:
         """``video_id``'s rows of ``table``, read straight from its partition file."""
         path = self._table_dir(table) / f"{video_id}.parquet"
         return pq.read_table(path).to_pylist() if path.exists() else []
+
+
+def _glob_literal(path: str) -> str:
+    """``path`` with DuckDB's glob characters matched literally (``*`` -> ``[*]``), so a home
+    named ``h*`` or ``home[1]`` reads its own tables, never a sibling's."""
+    return re.sub(r"[\[*?]", lambda match: f"[{match.group()}]", path)
 
 
 def _sql_string(text: str) -> str:
