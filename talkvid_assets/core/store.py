@@ -265,11 +265,16 @@ class Store:
         engine = sa.create_engine(
             f"duckdb:///{self.database_path}", connect_args={"read_only": True}
         )
-        allowed = _sql_string(f"{self.tables_dir}{os.sep}")
+        # The views name their folders as literal globs; the files they expand to are below
+        # the plain path. Both forms are allowed, nothing else.
+        allowed = ", ".join(
+            f"'{_sql_string(path + os.sep)}'"
+            for path in {str(self.tables_dir), _glob_literal(str(self.tables_dir))}
+        )
 
         def confine(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
-            cursor.execute(f"SET allowed_directories = ['{allowed}']")
+            cursor.execute(f"SET allowed_directories = [{allowed}]")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
             cursor.close()
