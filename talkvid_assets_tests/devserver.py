@@ -1,0 +1,239 @@
+"""Driving a real `talkvid dev` (webserver + daemon) on 127.0.0.1 from tests and the benchmark:
+starting and stopping it, asking its GraphQL API, launching and timing backfills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from talkvid_assets.core.config import default_text
+from talkvid_assets.core.store import Store
+
+TALKVID = str(Path(sys.executable).parent / "talkvid")
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
+LOCATION, REPOSITORY = "talkvid_assets", "__repository__"
+PARTITIONED = [
+    "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
+    "filtered_clips", "talkvid_export",
+]  # fmt: skip
+VIDEOS = [
+    "Megamind.avi", "bikes.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4",
+    "talk_demo.mp4",
+]  # fmt: skip
+INBOX_TICK_S = 5
+
+
+def _env(home: Path | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
+    env.pop("TALKVID_HOME", None)
+    if home is not None:
+        env |= {"TALKVID_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    return env
+
+
+def demo_home(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "curation.yaml").write_text(default_text("demo"))
+    return path
+
+
+def talkvid(home: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [TALKVID, "--home", str(home), *args], env=_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"talkvid {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+def ask(port: int, query: str) -> dict[str, Any]:
+    data = graphql(port, query)
+    assert data is not None, f"GraphQL answered no data for {query}"
+    return data
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path, pause: float = 1):
+    """Poll ``check`` until it returns something truthy; fail with the server log's tail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            raise AssertionError(f"{what}: not within {timeout:.0f} s; server log tail:\n{tail}")
+        time.sleep(pause)
+
+
+@contextmanager
+def dev_server(home: Path, log: Path) -> Iterator[int]:
+    """`talkvid dev` on ``home``; yields its port once the code location's sensors answer."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [TALKVID, "--home", str(home), "dev", "--port", str(port)],
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def loaded() -> bool:
+        assert server.poll() is None, f"talkvid dev exited:\n{log.read_text()[-4000:]}"
+        try:
+            return bool(sensors(port))
+        except (OSError, KeyError, TypeError):
+            return False
+
+    try:
+        wait_for("talkvid dev answering with its sensors", loaded, 120, log)
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            print(f"talkvid dev ignored SIGTERM for 60 s; killing it (log: {log})")
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+
+
+def sensors(port: int) -> dict[str, dict]:
+    data = ask(
+        port,
+        """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+             sensors { id name sensorState { id status
+               typeSpecificData { ... on SensorData { lastCursor } } } } } } } }""",
+    )
+    return {
+        sensor["name"]: sensor
+        for repo in data["repositoriesOrError"]["nodes"]
+        for sensor in repo["sensors"]
+        if repo["name"] == REPOSITORY and repo["location"]["name"] == LOCATION
+    }
+
+
+def partition_keys(port: int, asset: str = "raw_videos") -> list[str]:
+    """The keys of the `videos` dynamic partitions, as the asset ``asset`` shows them."""
+    data = ask(port, f'{{ assetNodes(assetKeys: [{{path: ["{asset}"]}}]) {{ partitionKeys }} }}')
+    return data["assetNodes"][0]["partitionKeys"]
+
+
+def materialized(port: int, asset: str) -> list[str]:
+    data = ask(
+        port,
+        f"""{{ assetNodes(assetKeys: [{{path: ["{asset}"]}}]) {{ assetPartitionStatuses {{
+              ... on DefaultPartitionStatuses {{ materializedPartitions }} }} }} }}""",
+    )
+    return data["assetNodes"][0]["assetPartitionStatuses"]["materializedPartitions"]
+
+
+def runs(port: int, tags: dict[str, str] | None = None) -> list[dict]:
+    selector = ", ".join(
+        f'{{key: "{key}", value: "{value}"}}' for key, value in (tags or {}).items()
+    )
+    filter_arg = f"(filter: {{tags: [{selector}]}})" if tags else ""
+    data = ask(
+        port,
+        f"""{{ runsOrError{filter_arg} {{
+              ... on Runs {{ results {{ runId status startTime endTime tags {{ key value }} }} }}
+              ... on Error {{ message }} }} }}""",
+    )
+    result = data["runsOrError"]
+    assert "results" in result, f"runsOrError: {result}"
+    return result["results"]
+
+
+def tag(run: dict, key: str) -> str | None:
+    return next((item["value"] for item in run["tags"] if item["key"] == key), None)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(port: int, query: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["data"]
+
+
+def stop_sensor_before_start(home: Path, name: str) -> None:
+    """Store the sensor as stopped in the home's instance before the daemon runs.
+
+    Stopping it over GraphQL once the webserver answers is too late: the daemon evaluates a
+    RUNNING-by-default sensor on its first loop, a couple of seconds before the webserver
+    serves, so the stale sensor would already have requested runs for the new partitions.
+    """
+    result = subprocess.run(
+        [DAGSTER, "sensor", "stop", name, "-w", str(WORKSPACE)],
+        env=_env(home),
+        cwd=home,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"dagster sensor stop {name}: {result.stdout}{result.stderr}"
+
+
+def clip_counts(home: Path) -> dict[str, tuple[int, int]]:
+    rows = Store(home).query(
+        "SELECT video_id, count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
+        "FROM clips GROUP BY video_id"
+    )
+    return {row["video_id"]: (row["clips"], row["passed"]) for row in rows}
+
+
+def launch_backfill(port: int, keys: list[str], assets: list[str]) -> str:
+    """Launch a backfill of ``assets`` over ``keys`` through GraphQL, as the UI does."""
+    selection = ", ".join(f'{{path: ["{asset}"]}}' for asset in assets)
+    launched = ask(
+        port,
+        f"""mutation {{ launchPartitionBackfill(backfillParams: {{
+              partitionNames: {json.dumps(keys)}, assetSelection: [{selection}],
+              fromFailure: false }}) {{
+            __typename
+            ... on LaunchBackfillSuccess {{ backfillId }}
+            ... on Error {{ message }}
+            ... on PythonError {{ stack }} }} }}""",
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    return launched["backfillId"]
+
+
+def wait_for_backfill(port: int, backfill_id: str, log: Path, timeout: float = 300) -> dict:
+    """The backfill's final state, once it left REQUESTED / CANCELING / FAILING."""
+
+    def finished() -> dict | None:
+        backfill = ask(
+            port,
+            f"""{{ partitionBackfillOrError(backfillId: "{backfill_id}") {{
+                  ... on PartitionBackfill {{
+                    status timestamp endTimestamp error {{ message }} }}
+                  ... on Error {{ message }} }} }}""",
+        )["partitionBackfillOrError"]
+        assert "status" in backfill, backfill
+        done = backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING")
+        return backfill if done else None
+
+    return wait_for("the backfill to finish", finished, timeout, log, pause=2)
+
+
+def run_span(runs_: list[dict]) -> float:
+    """Seconds from the first run's start to the last run's end."""
+    return max(run["endTime"] for run in runs_) - min(run["startTime"] for run in runs_)
