@@ -130,6 +130,62 @@ def command_start_up() -> float:
     return min(times)
 
 
+def routes_on_the_samples() -> None:
+    """The bundled samples (demo profile) by each route: `talkvid curate`, a GraphQL backfill
+    under `talkvid dev` (first run start to last run end; the daemon's 30 s backfill tick is
+    left out), and `talkvid curate --stale` after a threshold edit (wall clock, start-up
+    included)."""
+    from talkvid_assets_tests.devserver import (
+        PARTITIONED,
+        VIDEOS,
+        demo_home,
+        dev_server,
+        launch_backfill,
+        run_span,
+        runs,
+        stop_sensor_before_start,
+        talkvid,
+        wait_for_backfill,
+    )  # fmt: skip
+    from talkvid_assets_tests.media import SAMPLES
+
+    paths = [str(SAMPLES / name) for name in VIDEOS]
+    with tempfile.TemporaryDirectory() as root:
+        cli = demo_home(Path(root) / "cli")
+        talkvid(cli, "ingest", *paths)
+        started = time.perf_counter()
+        talkvid(cli, "curate")
+        cli_s = time.perf_counter() - started
+        config = cli / "curation.yaml"
+        config.write_text(
+            config.read_text().replace("thresholds: {}", "thresholds: {quality_score: 6}")
+        )
+        started = time.perf_counter()
+        talkvid(cli, "curate", "--stale")
+        stale_s = time.perf_counter() - started
+
+        home = demo_home(Path(root) / "ui")
+        keys = sorted(
+            {line.split("\t")[0] for line in talkvid(home, "ingest", *paths).stdout.splitlines()}
+        )
+        stop_sensor_before_start(home, "stale_sensor")
+        with dev_server(home, Path(root) / "dev.log") as port:
+            backfill_id = launch_backfill(port, keys, PARTITIONED)
+            wait_for_backfill(port, backfill_id, Path(root) / "dev.log")
+            backfill_runs = runs(port, {"dagster/backfill": backfill_id})
+        span = run_span(backfill_runs)
+    print(f"\nthe {len(VIDEOS)} bundled sample videos (demo profile):")
+    print(f"  talkvid curate             {cli_s:6.2f} s   (process start-up included)")
+    print(
+        f"  GraphQL backfill           {span:6.2f} s   {len(backfill_runs)} runs, "
+        f"{span / cli_s:.2f}x the CLI (target <= 1.5x)"
+    )
+    print(
+        f"  curate --stale after edit  {stale_s:6.2f} s   {stale_s / cli_s:.2f}x the first "
+        "curation (target <= 0.2x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, nargs="+", default=[20, 60])
@@ -155,6 +211,7 @@ def main() -> None:
         f"{rejudge_s / run_s:.2f}x of the first curation (target <= 0.2x)"
     )
     print(f"  `talkvid sql 'select 1'` {start_s:6.2f} s   start-up (target < 1 s)")
+    routes_on_the_samples()
     print("\npeak RSS of the analysis by video length (fresh process each):")
     for seconds, path in sorted(videos.items()):
         stats = analysis if path == longest else analysis_in_fresh_process(path)
