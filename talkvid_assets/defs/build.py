@@ -20,9 +20,13 @@ from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.resources import TalkvidResource
-from talkvid_assets.defs.sensors import CURATE_JOB, inbox_sensor, stale_sensor
-
-DATASET = "talkvid_dataset"
+from talkvid_assets.defs.sensors import (
+    CURATE_JOB,
+    DATASET,
+    dataset_automation,
+    inbox_sensor,
+    stale_sensor,
+)
 
 curate_job = define_asset_job(
     CURATE_JOB,
@@ -52,7 +56,7 @@ def build_definitions(home: Path) -> Definitions:
         ],
         asset_checks=build_checks(),
         jobs=[curate_job],
-        sensors=[inbox_sensor, stale_sensor],
+        sensors=[inbox_sensor, stale_sensor, dataset_automation],
         resources={"talkvid": TalkvidResource(home=str(home), config_digest=config.digest)},
         executor=in_process_executor,
     )

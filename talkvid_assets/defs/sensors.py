@@ -11,6 +11,8 @@ import json
 
 from dagster import (
     AssetKey,
+    AssetSelection,
+    AutomationConditionSensorDefinition,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -28,6 +30,7 @@ from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.staleness import busy_partitions, plan_runs, stale_assets
 
 CURATE_JOB = "curate"
+DATASET = "talkvid_dataset"
 INBOX_INTERVAL_S = 5
 STALE_INTERVAL_S = 30
 
@@ -92,6 +95,17 @@ def stale_sensor(context: SensorEvaluationContext) -> SensorResult:
     if not requests:
         return SensorResult(skip_reason=SkipReason("every partition is up to date"))
     return SensorResult(run_requests=requests)
+
+
+# Dagster's default automation sensor starts STOPPED; this one runs as soon as the daemon does,
+# so the merged dataset follows the per-video exports with no command.
+dataset_automation = AutomationConditionSensorDefinition(
+    "dataset_automation",
+    target=AssetSelection.assets(DATASET),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=STALE_INTERVAL_S,
+    description="Evaluates talkvid_dataset's automation condition (follows the exports)",
+)
 
 
 def partitioned_graph(asset_graph: BaseAssetGraph) -> list[tuple[str, str | None, list[str]]]:
