@@ -235,12 +235,26 @@ def cmd_config(home: Path) -> None:
     print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail fast when the port is taken: `dagster dev` would log the error and keep running."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"cannot serve on {host}:{port}: {exc.strerror}; choose another with --port"
+            ) from None
+
+
 def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     """Replace this process with `dagster dev` on the home's instance and the project workspace."""
     from talkvid_assets.core.config import load_config
     from talkvid_assets.launch import instance_dir
 
     load_config(home)  # a bad curation.yaml is one line here, not a failed code location
+    _check_port_free(host, port)
     os.environ["DAGSTER_HOME"] = str(instance_dir(home))
     _store(home)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"

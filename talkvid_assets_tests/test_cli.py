@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,14 @@ def test_partial_ingest_registers_the_good_files_as_partitions(tmp_path):
     talkvid(home, "curate", "--profile", "demo", check=False)
     store = Store(home)
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 6}]
+
+
+def test_dev_on_a_port_in_use_fails_fast_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = talkvid(tmp_path / "home", "dev", "--port", port, check=False)
+    assert result.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
