@@ -31,10 +31,12 @@ INFO_FIELDS = (
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
 
 EXPORT_SQL = """
-    SELECT c.*, v.source_path, v.width, v.height, v.fps, f.profile, f.config_digest
+    SELECT c.*, coalesce(s.source_path, v.source_path) AS source_path, v.width, v.height, v.fps,
+           f.profile, f.config_digest
     FROM filtered_clips f
     JOIN clip_scores c USING (clip_id)
     JOIN raw_videos v ON v.video_id = c.video_id
+    LEFT JOIN sources s ON s.video_id = c.video_id
     WHERE f.passed
 """
 

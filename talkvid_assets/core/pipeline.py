@@ -42,19 +42,42 @@ def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
     known = store.rows("sources", key)
     if known and Path(known[0]["source_path"]).exists():
         return key, False
-    store.write(
-        "sources",
-        key,
-        [
-            {
-                "video_id": key,
-                "source_path": str(path),
-                "size_bytes": path.stat().st_size,
-                "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            }
-        ],
-    )
+    _record_source(store, key, path)
     return key, not known
+
+
+def _record_source(store: Store, key: str, path: Path) -> None:
+    stat = path.stat()
+    row = {
+        "video_id": key,
+        "source_path": str(path),
+        "size_bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    store.write("sources", key, [row])
+
+
+def source_problem(store: Store, video_id: str) -> str | None:
+    """Why the registered source is no longer the content keyed ``video_id``, or None.
+
+    Size and modification time are compared first (cheap); only when they changed is the file
+    hashed again. A file touched without a change is re-recorded; a file overwritten with other
+    content is refused, so scores are never filed under another video's key.
+    """
+    (source,) = store.rows("sources", video_id)
+    path = Path(source["source_path"])
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"source is gone: {path}"
+    if (stat.st_size, stat.st_mtime_ns) == (source["size_bytes"], source.get("mtime_ns")):
+        return None
+    current = video_key(path)
+    if current != video_id:
+        return f"source changed since ingest: {path} now has content key {current}; ingest it again"
+    _record_source(store, video_id, path)
+    return None
 
 
 def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, Any]:
@@ -66,7 +89,7 @@ def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, 
     else:
         row["source_path"] = sources[0]["source_path"]
         try:
-            probed = probe(row["source_path"])
+            probed = _probe_keyed_source(store, video_id, row["source_path"])
         except ProbeError as exc:
             row["reject_reason"] = str(exc)
         else:
@@ -76,6 +99,14 @@ def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, 
             row["reject_reason"] = "; ".join(reasons) or None
     store.write("raw_videos", video_id, [row])
     return row
+
+
+def _probe_keyed_source(store: Store, video_id: str, path: str) -> VideoProbe:
+    """Probe the source, refusing one whose content is no longer the one keyed ``video_id``."""
+    problem = source_problem(store, video_id)
+    if problem:
+        raise ProbeError(problem)
+    return probe(path)
 
 
 def _video_probe(row: Mapping[str, Any]) -> VideoProbe:
@@ -103,6 +134,10 @@ def record_decode_pass(
         tables["segments"] = []
     report: dict[str, Any] = {"video_id": video_id, "scene_detector": scene_detector}
     if video and video[0]["status"] == "ok":
+        # Decode whatever path the source has now: a re-ingested copy replaces a deleted one.
+        source = store.rows("sources", video_id)
+        if source:
+            video[0]["source_path"] = source[0]["source_path"]
         known = None if segments else store.rows("segments", video_id)
         todo = dict(backends)
         for name, backend in backends.items():

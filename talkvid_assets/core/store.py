@@ -31,7 +31,7 @@ from talkvid_assets.core.stages import STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
 SCORE_CACHE_DIR = "score_cache"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
@@ -43,6 +43,7 @@ TABLES: dict[str, pa.Schema] = {
             *_KEYS,
             ("source_path", pa.string()),
             ("size_bytes", pa.int64()),
+            ("mtime_ns", pa.int64()),  # with size: a cheap test that the keyed content is there
             ("ingested_at", pa.string()),
         ]
     ),
@@ -135,13 +136,15 @@ def _clip_scores_sql() -> str:
 DERIVED_VIEWS = {
     "clip_scores": _clip_scores_sql(),
     # A video whose decode failed after it passed the prefilter is rejected with that error.
+    # The source path follows `sources`: a re-ingested copy replaces a deleted original.
     "videos": """
-        SELECT v.video_id, v.source_path,
+        SELECT v.video_id, coalesce(s.source_path, v.source_path) AS source_path,
                CASE WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
                coalesce(v.reject_reason, d.error) AS reject_reason,
                v.width, v.height, v.fps, v.duration_s, v.has_audio
         FROM raw_videos v
-        LEFT JOIN decode_reports d USING (video_id)""",
+        LEFT JOIN decode_reports d USING (video_id)
+        LEFT JOIN sources s USING (video_id)""",
     "clips": f"""
         SELECT c.clip_id, c.video_id, c.start_time, c.end_time, c.duration_s, c.speech_ratio,
                c.quality_score, c.motion_ratio, {", ".join(f"c.{key}" for key in HEAD_DETAIL_KEYS)},
