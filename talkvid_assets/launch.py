@@ -62,11 +62,17 @@ def reap_abandoned_runs(instance: DagsterInstance) -> list[str]:
 
     An in-process run killed mid-step (kill -9, a crash, a closed terminal) stays STARTED and
     keeps its "decode_pass" pool slot; with no daemon watching, two such runs would block every
-    later run. Each CLI run is tagged with its host and process id, so a dead one is recognisable.
+    later run. A process killed between creating a run and starting it leaves it NOT_STARTED
+    forever; it is failed too. Each CLI run is tagged with its host and process id, so a dead one
+    is recognisable.
     """
     runs = instance.get_runs(
         RunsFilter(
-            statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED],
+            statuses=[
+                DagsterRunStatus.NOT_STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.STARTED,
+            ],
             tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname()},
         )
     )

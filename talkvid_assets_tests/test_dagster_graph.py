@@ -143,7 +143,9 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
     assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []
 
 
-def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp_path):
+@pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])
+def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp_path, status):
+    """STARTED: killed mid-step; NOT_STARTED: killed between creating the run and starting it."""
     from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
 
     ended = subprocess.Popen(["true"])
@@ -151,7 +153,7 @@ def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp
     tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(ended.pid)}
     run = dagster_instance.create_run_for_job(
         build_definitions(tmp_path / "home").resolve_job_def("curate"),
-        status=DagsterRunStatus.STARTED,
+        status=status,
         tags=tags,
     )
     storage = dagster_instance.event_log_storage
