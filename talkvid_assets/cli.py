@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -138,6 +140,7 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
 
     from talkvid_assets.launch import curate
 
+    stop = _stop_on_signals()
     profile = _check_profile(home, profile)
     instance = _instance(home)
     store = _store(home)
@@ -162,10 +165,24 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
             done_count += 1
             print(f"[{done_count}] {_summarise(store, key, outcome)}", flush=True)
 
-    outcomes = curate(instance, home, keys, on_done=progress)
+    outcomes = curate(instance, home, keys, on_done=progress, stopping=stop.is_set)
     if not outcomes:
         print(f"nothing to curate: all {len(known)} ingested video(s) are up to date")
     return all(outcome.success for outcome in outcomes)
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM interrupt the run in progress and stop the command: the returned
+    event tells the launcher the interrupt was the user's, so it does not retry the run."""
+    stop = threading.Event()
+
+    def interrupt(signum: int, _frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    return stop
 
 
 def cmd_export(home: Path, out: Path) -> int:
@@ -336,8 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ConfigError, BackendUnavailable) as exc:
         print(f"talkvid {args.command}: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"talkvid {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # launch.Interrupted says which run it stopped
+        print(f"talkvid {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130
 
 

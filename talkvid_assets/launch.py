@@ -24,6 +24,8 @@ from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
 HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
+# What a step fails with when the process is interrupted (Dagster catches SIGINT in a run).
+INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
 
 
 def instance_dir(home: Path) -> Path:
@@ -86,6 +88,17 @@ def reap_abandoned_runs(instance: DagsterInstance) -> list[str]:
     return reaped
 
 
+class Interrupted(KeyboardInterrupt):
+    """Curation stopped on a signal; ``outcome`` is the run it interrupted."""
+
+    def __init__(self, outcome: RunOutcome, left: int) -> None:
+        super().__init__(
+            f"interrupted: run {outcome.run_id[:8]} over {len(outcome.partitions)} video(s) "
+            f"{'succeeded' if outcome.success else 'failed'}; {left} more video(s) not curated"
+        )
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class RunOutcome:
     """One in-process run over a range of partitions."""
@@ -96,6 +109,7 @@ class RunOutcome:
     run_id: str
     seconds: float
     error: str | None = None
+    interrupted: bool = False  # failed by SIGINT / SIGTERM rather than by its own error
 
 
 def plan(
@@ -125,11 +139,14 @@ def curate(
     partitions: Sequence[str],
     on_done: Callable[[RunOutcome], None] | None = None,
     log_level: str = "CRITICAL",
+    stopping: Callable[[], bool] = lambda: False,
 ) -> list[RunOutcome]:
     """Bring ``partitions`` up to date with in-process runs, then rewrite the dataset export.
 
     A failed run over several partitions is retried one partition at a time, so one bad video
-    never fails the others.
+    never fails the others. An interrupt fails the run in progress (Dagster gives its pool slot
+    back); ``stopping`` then says it was the user's, and :class:`Interrupted` ends the loop
+    instead of a retry.
     """
     reap_abandoned_runs(instance)
     defs = build_definitions(home)
@@ -138,6 +155,8 @@ def curate(
     while queue:
         run = queue.pop(0)
         outcome = _execute(instance, defs, run, log_level)
+        if outcome.interrupted or stopping():
+            raise Interrupted(outcome, sum(len(left.partitions) for left in queue))
         if not outcome.success and len(run.partitions) > 1:
             queue[:0] = [PlannedRun(run.assets, (key,)) for key in run.partitions]
             continue
@@ -167,10 +186,15 @@ def _execute(
         raise_on_error=False,
         tags={**tags, **(run.tags() if run.partitions else {})},
     )
-    error = None
+    error, interrupted = None, False
     if not result.success:
         failures = [event for event in result.all_events if event.is_step_failure]
         error = failures[0].message if failures else "run failed"
+        interrupted = any(
+            event.step_failure_data.error.cls_name in INTERRUPT_ERRORS
+            for event in failures
+            if event.step_failure_data.error
+        )
     return RunOutcome(
         run.partitions,
         run.assets,
@@ -178,4 +202,5 @@ def _execute(
         result.run_id,
         time.perf_counter() - started,
         error,
+        interrupted,
     )

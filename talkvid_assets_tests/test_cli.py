@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -150,3 +152,32 @@ def test_dev_on_a_port_in_use_fails_fast_with_one_line(tmp_path):
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_curation_promptly_and_frees_its_slot(tmp_path, signum):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    home = tmp_path / "home"
+    talkvid(home, "curate", "--profile", "demo")
+    names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
+    talkvid(home, "ingest", *(str(SAMPLES / name) for name in names))
+    env = {**os.environ, "TALKVID_HOME": str(home)}
+    env.pop("DAGSTER_HOME", None)
+    run = subprocess.Popen(
+        [str(BIN / "talkvid"), "curate"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stdout.readline().startswith("curating")
+    time.sleep(3)  # inside the first run (three videos, several seconds of decoding)
+    run.send_signal(signum)
+    sent = time.monotonic()
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130 and time.monotonic() - sent < 15
+    assert "interrupted: run" in stderr and "not curated" in stderr
+    assert "Traceback" not in stderr
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    statuses = {r.status for r in instance.get_runs()}
+    assert DagsterRunStatus.FAILURE in statuses and DagsterRunStatus.STARTED not in statuses
+    slots = instance.event_log_storage.get_concurrency_info("decode_pass").active_slot_count
+    assert slots == 0
