@@ -35,10 +35,13 @@ def write_video(
     audio: np.ndarray | None = None,
     preset: str = "veryfast",
     faststart: bool = False,
+    display_rotation: int = 0,
 ) -> Path:
     """Encode RGB frames as H.264 (and mono audio as AAC) into an MP4 at ``path``.
 
     ``faststart`` puts the index first, so a truncated copy still opens and decodes partly.
+    ``display_rotation`` (counter-clockwise degrees) is written as the display matrix, as a
+    phone does when it stores a portrait video sideways.
     """
     frames = iter(frames)
     first = next(frames)
@@ -48,6 +51,8 @@ def write_video(
         video.height, video.width = first.shape[:2]
         video.pix_fmt = "yuv420p"
         video.options = {"preset": preset}
+        if display_rotation:
+            video.set_display_rotation(display_rotation)
         sound = None
         if audio is not None:
             sound = out.add_stream("aac", rate=AUDIO_RATE, layout="mono")

@@ -138,7 +138,7 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
     keys, outcomes = ingest_and_curate(dagster_instance, store, [talk], profile="paper")
     assert all(outcome.success for outcome in outcomes)
     (video,) = store.query("SELECT status, reject_reason FROM videos")
-    assert video == {"status": "rejected", "reject_reason": "height=144 (needs >= 1080)"}
+    assert video == {"status": "rejected", "reject_reason": "short side=144 (needs >= 1080)"}
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
     assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []
 

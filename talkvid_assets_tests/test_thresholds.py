@@ -52,11 +52,15 @@ def test_thresholds_are_per_backend():
 def test_prefilter_of_paper_and_demo_profiles():
     small = VideoProbe("mp4", "h264", 176, 144, 30.0, 4.0, 120, False, None)
     assert PAPER.prefilter.reasons(small) == [
-        "height=144 (needs >= 1080)",
+        "short side=144 (needs >= 1080)",
         "duration_s=4.00 (needs >= 5.4)",
         "no audio track (profile requires audio)",
     ]
     assert DEMO.prefilter.reasons(small) == []
+    portrait = VideoProbe("mp4", "h264", 1080, 1920, 30.0, 60.0, 1800, True, "aac", rotation=90)
+    assert PAPER.prefilter.reasons(portrait) == []  # a 1080x1920 phone video is 1080p
+    phone_720 = VideoProbe("mp4", "h264", 720, 1280, 30.0, 60.0, 1800, True, "aac", rotation=90)
+    assert PAPER.prefilter.reasons(phone_720) == ["short side=720 (needs >= 1080)"]
     assert DEMO.clip == PAPER.clip
     assert get_profile("demo") is DEMO
     with pytest.raises(ValueError, match="unknown profile"):

@@ -62,6 +62,7 @@ TABLES: dict[str, pa.Schema] = {
             ("duration_s", pa.float64()),
             ("frame_count", pa.int64()),
             ("has_audio", pa.bool_()),
+            ("rotation", pa.int32()),  # display-matrix turn; width x height are as displayed
             ("profile", pa.string()),
         ]
     ),

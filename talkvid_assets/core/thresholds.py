@@ -37,7 +37,9 @@ PAPER_HEAD_DETAIL = {
 class Prefilter:
     """Rules a source video must meet before any decoding beyond its first frame."""
 
-    min_height: int = 1080  # the paper keeps HD (1080p) and 4K sources
+    # The paper keeps HD (1080p) and 4K sources, judged on the displayed picture's short side,
+    # so a 1080x1920 portrait phone video is 1080p.
+    min_short_side: int = 1080
     # The shortest source whose one scene, trimmed by 0.3 s + 0.1 s, can exceed 5.0 s.
     min_duration_s: float = 5.4
     max_duration_s: float | None = None
@@ -48,8 +50,9 @@ class Prefilter:
     def reasons(self, probe: VideoProbe) -> list[str]:
         """Every rule the probed video breaks, as recorded text."""
         found = []
-        if probe.height < self.min_height:
-            found.append(f"height={probe.height} (needs >= {self.min_height})")
+        short_side = min(probe.width, probe.height)
+        if short_side < self.min_short_side:
+            found.append(f"short side={short_side} (needs >= {self.min_short_side})")
         if probe.duration_s < self.min_duration_s:
             found.append(f"duration_s={probe.duration_s:.2f} (needs >= {self.min_duration_s})")
         if self.max_duration_s is not None and probe.duration_s > self.max_duration_s:
@@ -147,7 +150,7 @@ DEMO = Profile(
     "a clip are admitted, so every bundled sample is scored; their clips then fail the voice or "
     "duration check with that reason",
     prefilter=dataclasses.replace(
-        PAPER.prefilter, min_height=128, audio_required=False, min_duration_s=0.0
+        PAPER.prefilter, min_short_side=128, audio_required=False, min_duration_s=0.0
     ),
 )
 REFERENCE = Profile(

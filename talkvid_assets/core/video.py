@@ -49,6 +49,9 @@ class VideoProbe:
     frame_count: int
     has_audio: bool
     audio_codec: str | None
+    # Counter-clockwise degrees the display matrix turns the stored picture (0, 90, 180, 270);
+    # width and height above are the displayed picture's, and frames reach scorers upright.
+    rotation: int = 0
 
     @property
     def second_step(self) -> int:
@@ -100,17 +103,26 @@ def probe(path: str | Path) -> VideoProbe:
             raise ProbeError("video stream has no frame rate")
         audio = container.streams.audio[0] if container.streams.audio else None
         frame_count = stream.frames or round(duration * fps)
+        turns = quarter_turns(first)
+        width, height = (first.height, first.width) if turns % 2 else (first.width, first.height)
         return VideoProbe(
             container=container.format.name,
             video_codec=stream.codec_context.name,
-            width=first.width,
-            height=first.height,
+            width=width,
+            height=height,
             fps=fps,
             duration_s=duration or frame_count / fps,
             frame_count=frame_count,
             has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
+            rotation=turns * 90,
         )
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """How many counter-clockwise quarter turns display the frame upright (its display matrix,
+    as phones record portrait video), 0 to 3."""
+    return round((frame.rotation or 0) / 90) % 4
 
 
 class Frame:
@@ -122,22 +134,31 @@ class Frame:
     aligned with the audio.
     """
 
-    __slots__ = ("_cache", "_frame", "index", "number", "time")
+    __slots__ = ("_cache", "_frame", "_turns", "index", "number", "time")
 
-    def __init__(self, frame: av.VideoFrame, index: int, time: float, number: int) -> None:
+    def __init__(
+        self, frame: av.VideoFrame, index: int, time: float, number: int, turns: int = 0
+    ) -> None:
         self._frame = frame
         self._cache: dict[tuple[str, int, int], np.ndarray] = {}
+        self._turns = turns
         self.index = index
         self.time = time
         self.number = number
 
     @property
     def width(self) -> int:
-        return self._frame.width
+        """Width of the displayed (upright) picture."""
+        return self._frame.height if self._turns % 2 else self._frame.width
 
     @property
     def height(self) -> int:
-        return self._frame.height
+        return self._frame.width if self._turns % 2 else self._frame.height
+
+    def _upright(self, stored: np.ndarray) -> np.ndarray:
+        if not self._turns:
+            return stored
+        return np.ascontiguousarray(np.rot90(stored, self._turns))
 
     def image(
         self, fmt: str = "rgb24", width: int | None = None, height: int | None = None
@@ -150,8 +171,11 @@ class Frame:
         key = (fmt, width or self.width, height or self.height)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._frame.to_ndarray(
-                format=fmt, width=key[1], height=key[2], interpolation="AREA"
+            stored = (key[2], key[1]) if self._turns % 2 else (key[1], key[2])
+            cached = self._upright(
+                self._frame.to_ndarray(
+                    format=fmt, width=stored[0], height=stored[1], interpolation="AREA"
+                )
             )
             self._cache[key] = cached
         return cached
@@ -162,7 +186,7 @@ class Frame:
         if self._frame.format.name in PLANAR_YUV_FORMATS:
             plane = self._frame.planes[0]
             rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            return rows[:, : plane.width]
+            return self._upright(rows[:, : plane.width])
         return self.image("gray")
 
     @property
@@ -271,6 +295,7 @@ def decode(
             streams.append(container.streams.audio[0])
             audio = AudioTimeline(clock.origin_s, on_audio)
         consecutive_errors = 0
+        turns: int | None = None
         for packet in container.demux(*streams):
             try:
                 decoded = packet.decode()
@@ -288,7 +313,9 @@ def decode(
                 consecutive_errors = 0
                 for frame in decoded:
                     time, number = clock(frame)
-                    yield Frame(frame, report.frames, time, number)
+                    if turns is None:
+                        turns = quarter_turns(frame)
+                    yield Frame(frame, report.frames, time, number, turns)
                     report.frames += 1
                     report.end_number = number + 1
             elif audio is not None:
