@@ -84,6 +84,24 @@ def talk_excerpt(path: Path, seconds: float, faststart: bool = False) -> Path:
 HOSTILE_NAME = 'it\'s a "talk"; $(touch pwned) \u2013 ñandú 話.mp4'
 
 
+def write_two_video_streams(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    """An MKV holding ``frames`` as its first video stream and a half-size grey second one."""
+    with av.open(str(path), "w", format="matroska") as out:
+        streams = []
+        for scale in (1, 2):
+            stream = out.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.height, stream.width = (side // scale for side in frames[0].shape[:2])
+            stream.pix_fmt = "yuv420p"
+            streams.append(stream)
+        grey = np.full((streams[1].height, streams[1].width, 3), 128, np.uint8)
+        for image in frames:
+            out.mux(streams[0].encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            out.mux(streams[1].encode(av.VideoFrame.from_ndarray(grey, format="rgb24")))
+        for stream in streams:
+            out.mux(stream.encode(None))
+    return path
+
+
 def hostile_inputs(folder: Path) -> dict[str, Path]:
     """The bad inputs of issue 3, by what they are; each must end as a row with a reason or
     be curated correctly."""
@@ -98,6 +116,7 @@ def hostile_inputs(folder: Path) -> dict[str, Path]:
         "no_audio": folder / "silent_film.mp4",
         "two_seconds": folder / "two_seconds.mp4",
         "hostile_name": folder / HOSTILE_NAME,
+        "two_video_streams": folder / "two_angles.mkv",
     }
     files["zero_byte"].write_bytes(b"")
     files["truncated"].write_bytes(talk[: len(talk) // 3])
@@ -105,6 +124,7 @@ def hostile_inputs(folder: Path) -> dict[str, Path]:
     files["random"].write_bytes(np.random.default_rng(3).bytes(64 * 1024))
     frames, _, fps = read_sample("carphone_pristine.mp4")
     write_video(files["no_audio"], frames + frames[::-1], fps)
+    write_two_video_streams(files["two_video_streams"], frames, fps)
     talk_excerpt(files["two_seconds"], 2.0)
     talk_excerpt(files["hostile_name"], 6.5)
     whole = talk_excerpt(folder / "whole.mp4", 12.0, faststart=True)

@@ -80,3 +80,11 @@ def test_hostile_file_name_is_curated_and_the_good_video_still_passes(outcome):
     assert clip["passed"], clip["reject_reasons"]
     assert [clip["passed"] for clip in clips_of(store, by_kind["good"]["video_id"])] == [True]
     assert not (files["hostile_name"].parent / "pwned").exists()
+
+
+def test_a_second_video_stream_is_named_in_the_decode_report(outcome):
+    store, _, _, _, by_kind = outcome
+    video = by_kind["two_video_streams"]
+    assert video["status"] == "ok" and (video["width"], video["height"]) == (176, 144)
+    (report,) = store.rows("decode_reports", video["video_id"])
+    assert "2 video streams: the first (h264 176x144) was curated" in report["note"]

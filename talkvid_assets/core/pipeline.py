@@ -243,6 +243,11 @@ def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
             f"truncated: decoded {decoded_s:.1f} of {probed.duration_s:.1f} s "
             f"({report.frames} frames); clips cover the decodable part"
         )
+    if probed.video_streams > 1:
+        notes.append(
+            f"{probed.video_streams} video streams: the first ({probed.video_codec} "
+            f"{probed.width}x{probed.height}) was curated, the others ignored"
+        )
     if report.video_packet_errors:
         notes.append(f"{report.video_packet_errors} undecodable video packet(s) skipped")
     if report.audio_packet_errors:

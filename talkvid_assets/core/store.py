@@ -63,6 +63,7 @@ TABLES: dict[str, pa.Schema] = {
             ("frame_count", pa.int64()),
             ("has_audio", pa.bool_()),
             ("rotation", pa.int32()),  # display-matrix turn; width x height are as displayed
+            ("video_streams", pa.int32()),
             ("profile", pa.string()),
         ]
     ),

@@ -52,6 +52,7 @@ class VideoProbe:
     # Counter-clockwise degrees the display matrix turns the stored picture (0, 90, 180, 270);
     # width and height above are the displayed picture's, and frames reach scorers upright.
     rotation: int = 0
+    video_streams: int = 1  # the first is curated; others are named in the decode report
 
     @property
     def second_step(self) -> int:
@@ -116,6 +117,7 @@ def probe(path: str | Path) -> VideoProbe:
             has_audio=audio is not None,
             audio_codec=audio.codec_context.name if audio is not None else None,
             rotation=turns * 90,
+            video_streams=len(container.streams.video),
         )
 
 
