@@ -138,7 +138,7 @@ def _check_profile(home: Path, profile: str | None) -> str:
 def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale: bool) -> bool:
     from dagster import AssetKey
 
-    from talkvid_assets.launch import curate
+    from talkvid_assets.launch import PoolBusy, curate
 
     stop = _stop_on_signals()
     profile = _check_profile(home, profile)
@@ -165,7 +165,10 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
             done_count += 1
             print(f"[{done_count}] {_summarise(store, key, outcome)}", flush=True)
 
-    outcomes = curate(instance, home, keys, on_done=progress, stopping=stop.is_set)
+    try:
+        outcomes = curate(instance, home, keys, on_done=progress, stopping=stop.is_set)
+    except PoolBusy as exc:
+        raise UserError(str(exc)) from None
     if not outcomes:
         print(f"nothing to curate: all {len(known)} ingested video(s) are up to date")
     return all(outcome.success for outcome in outcomes)
@@ -237,6 +240,17 @@ def cmd_sql(home: Path, query: str) -> None:
         raise UserError(f"SQL error: {first}") from None
     for row in rows:
         print("\t".join("" if value is None else str(value) for value in row))
+
+
+def cmd_reap(home: Path, run_ids: Sequence[str]) -> None:
+    """Fail runs that died elsewhere and give back their decode slots."""
+    from talkvid_assets.launch import PoolBusy, reap
+
+    try:
+        reap(_instance(home), run_ids)
+    except PoolBusy as exc:
+        raise UserError(str(exc)) from None
+    print(f"reaped {len(run_ids)} run(s); their slots are free")
 
 
 def cmd_config(home: Path) -> None:
@@ -315,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     sql = commands.add_parser("sql", help=f"read-only SQL over the DuckDB views: {PUBLIC_VIEWS}")
     sql.add_argument("query")
     commands.add_parser("config", help="show and validate the home's curation.yaml")
+    reap = commands.add_parser(
+        "reap", help="fail dead runs (e.g. of a restarted container) and free their slots"
+    )
+    reap.add_argument("run_ids", nargs="+", metavar="RUN_ID")
     dev = commands.add_parser("dev", help="start `dagster dev` on this home's instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -334,6 +352,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         cmd_sql(home, args.query)
     elif args.command == "config":
         cmd_config(home)
+    elif args.command == "reap":
+        cmd_reap(home, args.run_ids)
     elif args.command == "dev":
         cmd_dev(home, args.host, args.port)
     else:

@@ -17,6 +17,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions, Ru
 
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.build import DATASET, build_definitions
+from talkvid_assets.defs.decode_pass import POOL
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
 from talkvid_assets.defs.sensors import CURATE_JOB, partitioned_graph
 from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
@@ -24,6 +25,10 @@ from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
 HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
+# The assets the decode pass writes: runs selecting one need a slot of its pool.
+DECODING = frozenset({"segments", *(stage.table for stage in STAGES)})
+# How long `curate` waits for a decode slot held by other runs before saying which ones.
+SLOT_WAIT_S = float(os.environ.get("TALKVID_SLOT_WAIT_S", "300"))
 # What a step fails with when the process is interrupted (Dagster catches SIGINT in a run).
 INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
 
@@ -88,6 +93,46 @@ def reap_abandoned_runs(instance: DagsterInstance) -> list[str]:
     return reaped
 
 
+class PoolBusy(RuntimeError):
+    """Every decode slot stayed held by other runs: the message names them and the way out."""
+
+
+def wait_for_a_slot(instance: DagsterInstance, timeout_s: float) -> None:
+    """Return once the decode pool has a free slot; raise :class:`PoolBusy` after ``timeout_s``.
+
+    Dagster's in-process executor would wait for a slot forever. Slots held by runs that died on
+    another host (a container restart gives the same process a new host name) are never freed
+    by this host's reaping, so the user must be told which runs block and how to free them.
+    """
+    storage = instance.event_log_storage
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = storage.get_concurrency_info(POOL)
+        if not info.slot_count or info.active_slot_count < info.slot_count:
+            return
+        if time.monotonic() >= deadline:
+            holders = sorted(info.active_run_ids)
+            runs = [instance.get_run_by_id(run_id) for run_id in holders]
+            hosts = sorted({run.tags.get(HOST_TAG, "?") for run in runs if run is not None})
+            raise PoolBusy(
+                f"all {info.slot_count} {POOL} slots are held by run(s) {', '.join(holders)} "
+                f"(host {', '.join(hosts)}) and none was freed in {timeout_s:g} s; if those "
+                f"runs are dead, free them with: talkvid reap {' '.join(holders)}"
+            )
+        time.sleep(1.0)
+
+
+def reap(instance: DagsterInstance, run_ids: Sequence[str]) -> None:
+    """Fail the given runs and give back their pool slots (dead runs of another host)."""
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            raise PoolBusy(f"no run {run_id} on this instance")
+        if not run.is_finished:
+            instance.report_run_failed(run, "reaped by `talkvid reap`")
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
 class Interrupted(KeyboardInterrupt):
     """Curation stopped on a signal; ``outcome`` is the run it interrupted."""
 
@@ -120,12 +165,11 @@ def plan(
     order = instance.get_dynamic_partitions(video_partitions.name)
     wanted = set(partitions)
     stale = stale_assets(instance, graph, [key for key in order if key in wanted])
-    decoding = {"segments", *(stage.table for stage in STAGES)}
     runs = []
     for run in plan_runs(order, stale, len(order) or 1):
         # A decode is seconds per video: several short runs report progress and isolate a
         # failure; judging and exporting is milliseconds, so those go in one run.
-        size = PARTITIONS_PER_RUN if decoding & set(run.assets) else len(run.partitions)
+        size = PARTITIONS_PER_RUN if DECODING & set(run.assets) else len(run.partitions)
         runs += [
             PlannedRun(run.assets, run.partitions[start : start + size])
             for start in range(0, len(run.partitions), size)
@@ -140,6 +184,7 @@ def curate(
     on_done: Callable[[RunOutcome], None] | None = None,
     log_level: str = "CRITICAL",
     stopping: Callable[[], bool] = lambda: False,
+    slot_wait_s: float = SLOT_WAIT_S,
 ) -> list[RunOutcome]:
     """Bring ``partitions`` up to date with in-process runs, then rewrite the dataset export.
 
@@ -154,6 +199,8 @@ def curate(
     outcomes = []
     while queue:
         run = queue.pop(0)
+        if DECODING & set(run.assets):
+            wait_for_a_slot(instance, slot_wait_s)
         outcome = _execute(instance, defs, run, log_level)
         if outcome.interrupted or stopping():
             raise Interrupted(outcome, sum(len(left.partitions) for left in queue))

@@ -181,3 +181,37 @@ def test_a_signal_stops_curation_promptly_and_frees_its_slot(tmp_path, signum):
     assert DagsterRunStatus.FAILURE in statuses and DagsterRunStatus.STARTED not in statuses
     slots = instance.event_log_storage.get_concurrency_info("decode_pass").active_slot_count
     assert slots == 0
+
+
+def test_slots_held_by_runs_of_another_host_time_out_with_a_way_out(tmp_path):
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from talkvid_assets.defs.build import build_definitions
+    from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG
+
+    home = tmp_path / "home"
+    talkvid(home, "curate", "--profile", "demo")
+    talkvid(home, "ingest", str(SAMPLES / "carphone_pristine.mp4"))
+    instance = DagsterInstance.from_config(str(home / "dagster"))
+    job = build_definitions(home).resolve_job_def("curate")
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("decode_pass", 2)
+    dead = []
+    for _ in range(2):  # what a restarted container leaves: its host name changed
+        tags = {LAUNCHER_TAG: "cli", HOST_TAG: "old-container", PID_TAG: "1"}
+        run = instance.create_run_for_job(job, status=DagsterRunStatus.STARTED, tags=tags)
+        storage.claim_concurrency_slot("decode_pass", run.run_id, "decode_pass")
+        dead.append(run.run_id)
+    env = {**os.environ, "TALKVID_HOME": str(home), "TALKVID_SLOT_WAIT_S": "2"}
+    env.pop("DAGSTER_HOME", None)
+    started = time.monotonic()
+    blocked = subprocess.run(
+        [str(BIN / "talkvid"), "curate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert blocked.returncode == 1 and time.monotonic() - started < 60
+    assert "slots are held by run(s)" in blocked.stderr and "old-container" in blocked.stderr
+    assert f"talkvid reap {' '.join(sorted(dead))}" in blocked.stderr
+    talkvid(home, "reap", *dead)
+    assert storage.get_concurrency_info("decode_pass").active_slot_count == 0
+    talkvid(home, "curate")
+    assert Store(home).query("SELECT count(*) AS n FROM clips") == [{"n": 1}]
