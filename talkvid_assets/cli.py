@@ -373,6 +373,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UserError, ConfigError, BackendUnavailable) as exc:
         print(f"talkvid {args.command}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # a read-only or full home, an unreadable file
+        where = exc.filename or home
+        print(f"talkvid {args.command}: cannot use {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if type(exc).__name__ != "OperationalError":  # SQLite of the Dagster instance
+            raise
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"talkvid {args.command}: the instance under {home} failed: {first}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # launch.Interrupted says which run it stopped
         print(f"talkvid {args.command}: {exc or 'interrupted'}", file=sys.stderr)
         return 130

@@ -215,3 +215,25 @@ def test_slots_held_by_runs_of_another_host_time_out_with_a_way_out(tmp_path):
     assert storage.get_concurrency_info("decode_pass").active_slot_count == 0
     talkvid(home, "curate")
     assert Store(home).query("SELECT count(*) AS n FROM clips") == [{"n": 1}]
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [("size=16k", "No space left on device"), ("ro", "Read-only file system")],
+)
+def test_a_full_or_read_only_home_is_one_line(tmp_path, options, problem):
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        for args in (["ingest", str(SAMPLES / "talk_demo.mp4")], ["curate", "--profile", "demo"]):
+            result = talkvid(mount / "home", *args, check=False)
+            assert result.returncode == 1, result.stdout
+            assert problem in result.stderr and len(result.stderr.strip().splitlines()) == 1
+            assert "Traceback" not in result.stderr
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
