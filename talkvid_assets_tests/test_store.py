@@ -1,5 +1,7 @@
 import json
 import multiprocessing
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,3 +122,27 @@ def test_a_home_named_with_glob_characters_reads_only_its_own_tables(tmp_path, n
     home.publish()
     with home.engine().connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM videos")).scalar() == 1
+
+
+def test_a_moved_home_answers_sql_while_a_reader_holds_its_database_file(tmp_path):
+    store = Store(tmp_path / "before")
+    store.write("raw_videos", "a", [video_row("a")])
+    store.publish()
+    hold = (
+        "import duckdb, sys; connection = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(connection.execute('SELECT 1').fetchone()[0], flush=True); sys.stdin.read()"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", hold, str(store.database_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = reader.stdout.readline().strip()
+        assert line == "1", reader.stderr.read()  # the reader holds the file
+        moved = Store((tmp_path / "before").rename(tmp_path / "after"))
+        moved.publish()  # the file is locked: views wait for a later call, no error
+        with moved.engine().connect() as connection:
+            assert connection.execute(sa.text("SELECT video_id FROM videos")).scalar() == "a"
+        assert moved.query("SELECT count(*) AS n FROM videos") == [{"n": 1}]
+    finally:
+        reader.communicate("")

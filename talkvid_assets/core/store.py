@@ -234,7 +234,9 @@ class Store:
         """Create the views in ``talkvid.duckdb`` unless this home already has current ones.
 
         Cheap after the first call (a marker file records the schema version and location), and
-        safe when several processes call it at once (an exclusive file lock).
+        safe when several processes call it at once (an exclusive file lock). When a reader holds
+        the file (say a notebook, after the home was moved), the views are left for a later call:
+        the pipeline and ``talkvid sql`` never read them from the file.
         """
         marker = self.home / f".{DATABASE_FILE}.views"
         stamp = json.dumps({"schema": SCHEMA_VERSION, "tables": str(self.tables_dir)})
@@ -250,6 +252,10 @@ class Store:
                 with engine.begin() as connection:
                     for statement in self._view_statements():
                         connection.exec_driver_sql(statement)
+            except sa.exc.DBAPIError as exc:
+                if "lock" not in str(exc.orig).lower():
+                    raise
+                return self.database_path  # held by a reader: publish on a later call
             finally:
                 engine.dispose()
             marker.write_text(stamp)
@@ -259,17 +265,18 @@ class Store:
         return self.database_path.exists() and marker.exists() and marker.read_text() == stamp
 
     def engine(self) -> sa.Engine:
-        """A read-only SQLAlchemy engine on ``talkvid.duckdb``, for users and their tools
+        """A SQLAlchemy engine over the home's views, for users and their tools
         (pandas.read_sql, notebooks); it sees every committed partition.
 
-        Its connections can read the home's tables and nothing else: file access outside
-        ``tables/`` (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and
-        the configuration is locked so a query cannot turn it back on.
+        Each connection is an in-memory DuckDB with the views made for the home's current path,
+        so it works wherever the home was moved and whoever holds ``talkvid.duckdb``. It can
+        read the home's tables and nothing else: file access outside ``tables/``
+        (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and the
+        configuration is locked so a query cannot turn it back on.
         """
-        self.publish()
-        engine = sa.create_engine(
-            f"duckdb:///{self.database_path}", connect_args={"read_only": True}
-        )
+        self._ensure_schema_files()
+        engine = sa.create_engine("duckdb:///:memory:")
+        views = self._view_statements()
         # The views name their folders as literal globs; the files they expand to are below
         # the plain path. Both forms are allowed, nothing else.
         allowed = ", ".join(
@@ -279,6 +286,8 @@ class Store:
 
         def confine(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
+            for statement in views:
+                cursor.execute(statement)
             cursor.execute(f"SET allowed_directories = [{allowed}]")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
