@@ -16,14 +16,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
-from talkvid_assets.core.scoring import ScorerBackend
 from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
 from talkvid_assets.core.thresholds import PROFILES, Profile
+
+if TYPE_CHECKING:
+    from talkvid_assets.core.scoring import ScorerBackend
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content")

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from talkvid_assets.core.video import VideoProbe
+if TYPE_CHECKING:  # only a type here; importing it would load PyAV for every command
+    from talkvid_assets.core.video import VideoProbe
 
 # Spec, stage 3: pass when every score >= its threshold.
 PAPER_HEAD_DETAIL = {
