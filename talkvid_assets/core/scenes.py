@@ -133,7 +133,9 @@ class Scene:
 
     @property
     def clip_start_s(self) -> float:
-        return clip_start(self.scene_start_s)
+        """The reference's start; a scene too short to hold a clip (under 0.4 s) gets an empty
+        clip at its trimmed end instead of one starting after it ends, or after the video."""
+        return min(clip_start(self.scene_start_s), self.clip_end_s)
 
     @property
     def clip_end_s(self) -> float:

@@ -1,0 +1,332 @@
+"""Hostile media made with PyAV: odd streams, odd timing, odd names, odd links, a held database
+and a killed run. Each file ends as a row with a readable reason or is curated with sane
+numbers, and every run succeeds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from talkvid_assets.core.store import Store
+from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
+from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt
+
+pytestmark = pytest.mark.slow
+
+TALKVID = Path(sys.executable).parent / "talkvid"
+DASH_NAME = "-rf talk.mp4"
+NEWLINE_NAME = "line\nbreak.mp4"
+
+
+def encode(
+    path: Path,
+    frames: list[np.ndarray],
+    audio: np.ndarray | None,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    fps: float = 30,
+    pts_ms: list[int] | None = None,
+) -> Path:
+    """An MP4 of RGB ``frames`` encoded with ``codec``/``pix_fmt``, mono AAC ``audio`` beside it;
+    ``pts_ms`` gives each frame its own presentation time (milliseconds) for a variable rate."""
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = pix_fmt
+        video.options = {"preset": "ultrafast"}
+        if codec == "libx265":
+            video.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+        if pts_ms is not None:
+            video.time_base = video.codec_context.time_base = Fraction(1, 1000)
+        sound = None if audio is None else out.add_stream("aac", rate=AUDIO_RATE, layout="mono")
+        for index, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[index], Fraction(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            write_audio(out, sound, audio)
+    return path
+
+
+def write_audio(out: av.container.OutputContainer, sound, audio: np.ndarray) -> None:
+    for start in range(0, len(audio), 1024):
+        chunk = audio[start : start + 1024].astype(np.float32).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, start
+        out.mux(sound.encode(frame))
+    out.mux(sound.encode(None))
+
+
+def audio_only(path: Path, audio: np.ndarray) -> Path:
+    with av.open(str(path), "w", format="mp4") as out:
+        write_audio(out, out.add_stream("aac", rate=AUDIO_RATE, layout="mono"), audio)
+    return path
+
+
+def irregular_pts_ms(count: int) -> list[int]:
+    """Frame times with uneven steps (20, 20, 60 ms: 30 fps on average) and one 400 ms gap."""
+    times, now = [], 0
+    for index in range(count):
+        times.append(now)
+        now += 400 if index == count // 2 else (60 if index % 3 == 2 else 20)
+    return times
+
+
+def encoder_skip(codec: str, pix_fmt: str) -> str | None:
+    if codec not in av.codecs_available:
+        return f"{codec} is not in this PyAV build"
+    formats = {fmt.name for fmt in av.Codec(codec, "w").video_formats or []}
+    if pix_fmt not in formats:
+        return f"{codec} cannot encode {pix_fmt} in this PyAV build"
+    return None
+
+
+TEN_BIT = {"hevc_10bit": ("libx265", "yuv420p10le"), "h264_422_10bit": ("libx264", "yuv422p10le")}
+
+
+def hostile_media(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    frames, audio, fps = read_sample("talk_demo.mp4")
+    seconds = 6.5
+    count, samples = round(seconds * fps), round(seconds * AUDIO_RATE)
+    files = {
+        "audio_only": audio_only(folder / "podcast.m4a", audio[: 3 * AUDIO_RATE]),
+        "vfr": encode(
+            folder / "vfr.mp4", frames[:count], audio[:samples], pts_ms=irregular_pts_ms(count)
+        ),
+        "long_audio": encode(
+            folder / "long_audio.mp4",
+            frames[: round(3 * fps)],
+            np.concatenate([audio, audio])[: 20 * AUDIO_RATE],
+            fps=fps,
+        ),
+        "newline_name": folder / NEWLINE_NAME,
+        "dash_name": talk_excerpt(folder / DASH_NAME, seconds),
+    }
+    shutil.copyfile(SAMPLES / "talk_demo.mp4", files["newline_name"])
+    for kind, (codec, pix_fmt) in TEN_BIT.items():
+        if encoder_skip(codec, pix_fmt) is None:
+            path = folder / f"{kind}.mp4"
+            files[kind] = encode(path, frames[:count], audio[:samples], codec, pix_fmt, fps)
+    return files
+
+
+@pytest.fixture(scope="module")
+def outcome(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile_media")
+    files = hostile_media(root / "inbox")
+    store = Store(root / "home")
+    with project_instance(root / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, list(files.values()))
+    videos = {row["video_id"]: row for row in store.query("SELECT * FROM videos")}
+    by_kind = {kind: videos.get(keys[path]) for kind, path in files.items()}
+    return store, keys, files, outcomes, by_kind
+
+
+def clips_of(store: Store, video_id: str) -> list[dict]:
+    return store.query("SELECT * FROM clips WHERE video_id = :id", {"id": video_id})
+
+
+def test_every_run_succeeds_and_every_file_has_a_row(outcome):
+    store, keys, files, outcomes, by_kind = outcome
+    assert all(run.success for run in outcomes), [run.error for run in outcomes]
+    assert len(set(keys.values())) == len(files), "each hostile file is its own content"
+    assert {key for run in outcomes for key in run.partitions} == set(keys.values())
+    assert all(row is not None for row in by_kind.values()), by_kind
+    assert store.query("SELECT count(*) AS n FROM videos") == [{"n": len(files)}]
+
+
+def test_an_audio_only_file_is_rejected_as_not_a_video(outcome):
+    video = outcome[4]["audio_only"]
+    assert video["status"] == "rejected"
+    assert video["reject_reason"].startswith("not a video: no video stream")
+
+
+def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
+    frames, _, fps = read_sample("talk_demo.mp4")
+    path = encode(tmp_path / "one_frame.mp4", frames[:1], None, fps=fps)
+    store = Store(tmp_path / "home")
+    with project_instance(tmp_path / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, [path])
+    (video,) = store.query("SELECT * FROM videos WHERE video_id = :id", {"id": keys[path]})
+    if video["status"] == "rejected":
+        assert video["reject_reason"], "a rejection always says why"
+    else:
+        assert video["status"] == "ok"
+        assert (video["width"], video["height"]) == (176, 144)
+        for clip in clips_of(store, video["video_id"]):  # too short to hold a clip: empty
+            assert clip["start_time"] == clip["end_time"] <= video["duration_s"], clip
+            assert clip["duration_s"] == 0.0
+            assert clip["passed"] is False and clip["reject_reasons"], clip
+    assert all(run.success for run in outcomes), [run.error for run in outcomes]
+
+
+def test_a_variable_frame_rate_video_is_curated(outcome):
+    store, _, _, _, by_kind = outcome
+    video = by_kind["vfr"]
+    assert video["status"] == "ok", video["reject_reason"]
+    assert 5.0 < video["duration_s"] < 9.0
+    clips = clips_of(store, video["video_id"])
+    assert clips
+    for clip in clips:
+        assert 0 <= clip["start_time"] < clip["end_time"] <= video["duration_s"] + 0.1
+        assert clip["quality_score"] is not None
+
+
+@pytest.mark.parametrize("kind", sorted(TEN_BIT))
+def test_ten_bit_video_is_curated_with_a_quality_score(outcome, kind):
+    reason = encoder_skip(*TEN_BIT[kind])
+    if reason:
+        pytest.skip(reason)
+    store, _, _, _, by_kind = outcome
+    video = by_kind[kind]
+    assert video["status"] == "ok", video["reject_reason"]
+    assert (video["width"], video["height"]) == (176, 144)
+    clips = clips_of(store, video["video_id"])
+    assert clips and all(clip["quality_score"] is not None for clip in clips)
+
+
+def test_audio_longer_than_the_video_does_not_stretch_it(outcome):
+    store, _, _, _, by_kind = outcome
+    video = by_kind["long_audio"]
+    assert video["status"] == "ok", video["reject_reason"]
+    assert video["has_audio"]
+    assert video["duration_s"] < 6
+    clips = clips_of(store, video["video_id"])
+    assert clips
+    for clip in clips:
+        assert clip["end_time"] <= video["duration_s"] + 0.1
+        assert clip["speech_ratio"] is None or 0.0 <= clip["speech_ratio"] <= 1.0
+
+
+@pytest.mark.parametrize("kind", ["dash_name", "newline_name"])
+def test_a_file_name_with_a_dash_or_newline_is_curated_under_its_real_path(outcome, kind):
+    store, keys, files, _, by_kind = outcome
+    video = by_kind[kind]
+    assert video["status"] == "ok", video["reject_reason"]
+    assert video["source_path"] == str(files[kind].resolve())
+    assert keys[files[kind]].isalnum()
+    assert clips_of(store, video["video_id"])
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TALKVID_HOME", None)
+    env.pop("DAGSTER_HOME", None)
+    return env
+
+
+def talkvid(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(TALKVID), "--home", str(home), *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_ingesting_a_folder_with_a_link_loop_and_a_dangling_link(tmp_path):
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    good = folder / "good.mp4"
+    shutil.copyfile(SAMPLES / "talk_demo.mp4", good)
+    (folder / "dangling.mp4").symlink_to(folder / "gone.mp4")
+    (folder / "a.mp4").symlink_to(folder / "b.mp4")
+    (folder / "b.mp4").symlink_to(folder / "a.mp4")
+    started = time.monotonic()
+    result = talkvid(tmp_path / "home", "ingest", str(folder), timeout=60)
+    assert time.monotonic() - started < 60
+    assert "Traceback" not in result.stderr
+    # discover() keeps only what Path.is_file() says is a file, which is False for a dangling
+    # link and for a link loop (ELOOP): both are skipped silently and the good file registers
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == ""
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    key, path = lines[0].split("\t")
+    assert path == str(good) and len(key) == 16 and key.isalnum()
+    sources = Store(tmp_path / "home").query("SELECT video_id, source_path FROM sources")
+    assert sources == [{"video_id": key, "source_path": str(good.resolve())}]
+
+
+READER = """
+import sys, duckdb
+connection = duckdb.connect(sys.argv[1], read_only=True)
+connection.execute("SELECT 1").fetchall()
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_curation_succeeds_while_a_reader_holds_the_database(tmp_path):
+    store = Store(tmp_path / "home")
+    store.publish()
+    assert store.database_path.exists()
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(store.database_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "holding", reader.stderr.read()
+        with project_instance(tmp_path / "dagster") as instance:
+            keys, outcomes = ingest_and_curate(instance, store, [SAMPLES / "carphone_pristine.mp4"])
+        assert reader.poll() is None, "the reader still holds the file"
+    finally:
+        reader.communicate(input="", timeout=30)
+    assert all(run.success for run in outcomes), [run.error for run in outcomes]
+    (key,) = keys.values()
+    clips = Store(tmp_path / "home").query(
+        "SELECT clip_id FROM clips WHERE video_id = :id", {"id": key}
+    )
+    assert clips
+
+
+CLIP_TABLE = "SELECT clip_id, duration_s, quality_score, motion_ratio, passed FROM clips"
+
+
+def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path):
+    sources = [SAMPLES / "talk_demo.mp4", SAMPLES / "Megamind.avi"]
+    home = tmp_path / "home"
+    ingest = talkvid(home, "ingest", *map(str, sources))
+    assert ingest.returncode == 0, ingest.stderr
+    run = subprocess.Popen(
+        [str(TALKVID), "--home", str(home), "curate", "--profile", "demo"],
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout.readline().startswith("curating")
+    time.sleep(2)  # inside the first run
+    assert run.poll() is None, "killed while still curating"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.communicate(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    resumed = talkvid(home, "curate", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "Traceback" not in resumed.stderr
+
+    clean = Store(tmp_path / "clean_home")
+    with project_instance(tmp_path / "clean_dagster") as instance:
+        _, outcomes = ingest_and_curate(instance, clean, sources)
+    assert all(outcome.success for outcome in outcomes)
+    expected = clean.query(f"{CLIP_TABLE} ORDER BY clip_id")
+    assert expected
+    assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
