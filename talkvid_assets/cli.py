@@ -103,11 +103,16 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
 
 
 def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:
-    counts = store.query(
-        "SELECT count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
-        "FROM clips WHERE video_id = :video_id",
-        {"video_id": key},
-    )[0]
+    """One progress line; the counts are the run's own verdicts, not a re-read of the tables
+    that a concurrent curate may be rewriting."""
+    counts = (
+        outcome.verdicts.get(key)
+        or store.query(
+            "SELECT count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
+            "FROM clips WHERE video_id = :video_id",
+            {"video_id": key},
+        )[0]
+    )
     video = store.query(
         "SELECT status, source_path FROM videos WHERE video_id = :key", {"key": key}
     )

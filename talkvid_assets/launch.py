@@ -9,15 +9,23 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, Definitions, RunsFilter
+from dagster import (
+    AssetKey,
+    DagsterEvent,
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunsFilter,
+)
 
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.build import DATASET, build_definitions
 from talkvid_assets.defs.decode_pass import POOL
+from talkvid_assets.defs.filtered_clips import VERDICTS_BY_VIDEO
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
 from talkvid_assets.defs.sensors import CURATE_JOB, partitioned_graph
 from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
@@ -155,6 +163,8 @@ class RunOutcome:
     seconds: float
     error: str | None = None
     interrupted: bool = False  # failed by SIGINT / SIGTERM rather than by its own error
+    # Clips judged and passed per video by this run (empty when it judged none).
+    verdicts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def plan(
@@ -250,4 +260,20 @@ def _execute(
         time.perf_counter() - started,
         error,
         interrupted,
+        _judged(result.all_events),
     )
+
+
+def _judged(events: Sequence[DagsterEvent]) -> dict[str, Mapping[str, int]]:
+    """The per-video counts that this run's ``filtered_clips`` materialization recorded."""
+    counts: dict[str, Mapping[str, int]] = {}
+    for event in events:
+        materialization = (
+            event.step_materialization_data.materialization
+            if event.is_step_materialization
+            else None
+        )
+        if materialization and materialization.asset_key == AssetKey("filtered_clips"):
+            entry = materialization.metadata.get(VERDICTS_BY_VIDEO)
+            counts.update(entry.value if entry else {})
+    return counts

@@ -163,3 +163,30 @@ def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp
     assert reap_abandoned_runs(dagster_instance) == [run.run_id]
     assert storage.get_concurrency_info("decode_pass").active_slot_count == 0
     assert dagster_instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+
+
+def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites(
+    tmp_path, dagster_instance
+):
+    """Two curates of one home: when the other one clears a video's segments to re-decode it
+    just before this one prints, the line still gives this run's final counts, not the
+    half-written table."""
+    from talkvid_assets.cli import _summarise
+    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets_tests.conftest import configure
+
+    store = Store(tmp_path / "home")
+    key, _ = register_source(store, SAMPLES / "talk_demo.mp4")
+    dagster_instance.add_dynamic_partitions("videos", [key])
+    configure(store.home)
+    lines = []
+
+    def print_after_a_concurrent_rewrite(outcome):
+        final = store.query("SELECT count(*) AS n FROM clips")[0]["n"]
+        store.write("segments", key, [])  # the other curate's decode pass starts over
+        lines.append((final, _summarise(store, key, outcome)))
+
+    curate(dagster_instance, store.home, [key], on_done=print_after_a_concurrent_rewrite)
+    (final, line), *_ = lines
+    assert final > 0
+    assert f"clips={final} " in line, line

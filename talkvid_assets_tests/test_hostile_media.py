@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 TALKVID = Path(sys.executable).parent / "talkvid"
 DASH_NAME = "-rf talk.mp4"
+ABSURD_FRAMES, ABSURD_SIDE = 2**31 - 1, 60000
 NEWLINE_NAME = "line\nbreak.mp4"
 
 
@@ -75,6 +77,28 @@ def audio_only(path: Path, audio: np.ndarray) -> Path:
     return path
 
 
+def absurd_avi(path: Path, frames: list[np.ndarray], fps: float) -> Path:
+    """An AVI of ``frames`` whose headers claim 2**31-1 frames (two years at 30 fps)
+    of 60000x60000 pixels: the main header, the stream header and the bitmap header patched."""
+    with av.open(str(path), "w", format="avi") as out:
+        video = out.add_stream("mpeg4", rate=Fraction(fps).limit_denominator(1001))
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        for image in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(video.encode(None))
+    data = bytearray(path.read_bytes())
+    main = data.find(b"avih") + 8  # MainAVIHeader: dwTotalFrames at 16, width/height at 32
+    struct.pack_into("<I", data, main + 16, ABSURD_FRAMES)
+    struct.pack_into("<II", data, main + 32, ABSURD_SIDE, ABSURD_SIDE)
+    stream = data.find(b"strh") + 8  # AVIStreamHeader: dwLength at 32
+    struct.pack_into("<I", data, stream + 32, ABSURD_FRAMES)
+    bitmap = data.find(b"strf") + 8  # BITMAPINFOHEADER: biWidth, biHeight at 4
+    struct.pack_into("<ii", data, bitmap + 4, ABSURD_SIDE, ABSURD_SIDE)
+    path.write_bytes(data)
+    return path
+
+
 def irregular_pts_ms(count: int) -> list[int]:
     """Frame times with uneven steps (20, 20, 60 ms: 30 fps on average) and one 400 ms gap."""
     times, now = [], 0
@@ -113,6 +137,7 @@ def hostile_media(folder: Path) -> dict[str, Path]:
             fps=fps,
         ),
         "newline_name": folder / NEWLINE_NAME,
+        "absurd_header": absurd_avi(folder / "absurd.avi", frames[:count], fps),
         "dash_name": talk_excerpt(folder / DASH_NAME, seconds),
     }
     shutil.copyfile(SAMPLES / "talk_demo.mp4", files["newline_name"])
@@ -196,6 +221,20 @@ def test_ten_bit_video_is_curated_with_a_quality_score(outcome, kind):
     assert (video["width"], video["height"]) == (176, 144)
     clips = clips_of(store, video["video_id"])
     assert clips and all(clip["quality_score"] is not None for clip in clips)
+
+
+def test_headers_claiming_absurd_sizes_are_curated_on_what_decodes(outcome):
+    """The probe believes 2**31-1 frames; the decode pass stops at the real end, says so, and
+    every clip lies inside the decoded part, judged on the real picture size."""
+    store, keys, files, _, by_kind = outcome
+    key, video = keys[files["absurd_header"]], by_kind["absurd_header"]
+    assert (video["width"], video["height"]) == (176, 144)
+    (report,) = store.rows("decode_reports", key)
+    assert report["frames_decoded"] == round(6.5 * video["fps"])
+    claimed = ABSURD_FRAMES / video["fps"]
+    assert report["note"].startswith(f"truncated: decoded 6.5 of {claimed:.1f} s")
+    clips = clips_of(store, key)
+    assert clips and max(clip["start_time"] + clip["duration_s"] for clip in clips) <= 6.51
 
 
 def test_audio_longer_than_the_video_does_not_stretch_it(outcome):

@@ -1,7 +1,8 @@
 """Stage 4: every threshold of the configuration applied at once, every failed check listed."""
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
@@ -15,6 +16,22 @@ CLIP_TABLE_SQL = """
            min_rotation, face_consistency, passed, reject_reasons
     FROM clips WHERE video_id IN (SELECT unnest(:keys)) ORDER BY clip_id LIMIT 500
 """
+
+
+# Metadata key of this run's own counts per video: what progress lines report, since the
+# clips table may already hold a concurrent curate's newer (or half-written) rows.
+VERDICTS_BY_VIDEO = "verdicts_by_video"
+
+
+def verdict_counts(
+    video_ids: Sequence[str], verdicts: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, int]]:
+    """Clips judged and passed per video, zero for a video without clips."""
+    counts = {video_id: {"clips": 0, "passed": 0} for video_id in video_ids}
+    for verdict in verdicts:
+        counts[verdict["video_id"]]["clips"] += 1
+        counts[verdict["video_id"]]["passed"] += int(verdict["passed"])
+    return counts
 
 
 def build_filtered_clips(code_versions: Mapping[str, str]) -> AssetsDefinition:
@@ -42,6 +59,7 @@ def build_filtered_clips(code_versions: Mapping[str, str]) -> AssetsDefinition:
                 **describe_sources(store, context.partition_keys),
                 "clips": len(verdicts),
                 "passed": sum(v["passed"] for v in verdicts),
+                VERDICTS_BY_VIDEO: verdict_counts(context.partition_keys, verdicts),
                 "profile": config.judging_profile().tag,
                 "config_digest": config.digest,
                 "failed_checks": dict(reasons.most_common()) or "none",
