@@ -271,6 +271,26 @@ def cmd_config(home: Path) -> None:
     print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
 
 
+def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) -> None:
+    """List the models with their state, or fetch one into the home's models folder."""
+    from talkvid_assets.core.models import MODELS, fetch, get_model
+
+    models_dir = home / "models"
+    if action == "fetch":
+        fetch(get_model(name or ""), models_dir, mirror)
+        return
+    print(f"models in {models_dir}")
+    print(f"{'name':22s} {'stage':12s} {'state':8s} {'size':>10s}  licence; source")
+    for model in MODELS.values():
+        state = "present" if model.present(models_dir) else "missing"
+        size = model.size(models_dir)
+        shown = "in package" if model.package else "?" if size is None else f"{size / 1e6:.1f} MB"
+        print(
+            f"{model.name:22s} {model.stage:12s} {state:8s} {shown:>10s}  {model.licence}; "
+            f"{model.source}" + (f" [{model.note}]" if model.note else "")
+        )
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Fail fast when the port is taken: `dagster dev` would log the error and keep running."""
     import socket
@@ -338,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
         "reap", help="fail dead runs (e.g. of a restarted container) and free their slots"
     )
     reap.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    models = commands.add_parser("models", help="list model weights, or fetch one (verified)")
+    models.add_argument("action", choices=["list", "fetch"])
+    models.add_argument("name", nargs="?", help="model to fetch (see `talkvid models list`)")
+    models.add_argument("--from", dest="mirror", help="fetch the same file names from this URL")
     dev = commands.add_parser("dev", help="start `dagster dev` on this home's instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -361,6 +385,10 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         cmd_reap(home, args.run_ids)
     elif args.command == "dev":
         cmd_dev(home, args.host, args.port)
+    elif args.command == "models":
+        if args.action == "fetch" and not args.name:
+            raise UserError("name the model to fetch (see `talkvid models list`)")
+        cmd_models(home, args.action, args.name, args.mirror)
     else:
         return 0 if cmd_demo(home) else 1
     return 0
@@ -368,6 +396,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from talkvid_assets.core.config import ConfigError
+    from talkvid_assets.core.models import FetchError
     from talkvid_assets.core.stages import BackendUnavailable
 
     args = build_parser().parse_args(argv)
@@ -375,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["TALKVID_HOME"] = str(home)
     try:
         return _run(args, home)
-    except (UserError, ConfigError, BackendUnavailable) as exc:
+    except (UserError, ConfigError, BackendUnavailable, FetchError) as exc:
         print(f"talkvid {args.command}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a read-only or full home, an unreadable file

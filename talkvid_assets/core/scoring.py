@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import get_stage
 from talkvid_assets.core.video import Frame, VideoProbe
 
@@ -33,6 +34,6 @@ class ScorerBackend(Protocol):
     def new_clip(self, video: VideoProbe) -> ClipScorer: ...
 
 
-def load_backend(stage: str, name: str) -> ScorerBackend:
+def load_backend(stage: str, name: str, runtime: Runtime | None = None) -> ScorerBackend:
     """Instantiate backend ``name`` of ``stage`` (see :mod:`talkvid_assets.core.stages`)."""
-    return get_stage(stage).load_backend(name)
+    return get_stage(stage).load_backend(name, runtime)

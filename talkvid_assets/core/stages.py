@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 
 if TYPE_CHECKING:
+    from talkvid_assets.core.runtime import Runtime
     from talkvid_assets.core.scoring import ScorerBackend
 
 
@@ -62,7 +63,7 @@ class Stage:
     score_columns: tuple[ScoreColumn, ...]
     summary_column: str  # the score a person looks at first (asset metadata, histograms)
     export_field: str  # the TalkVid record field the stage fills
-    backends: dict[str, str]  # backend name -> "module:factory"
+    backends: dict[str, str]  # backend name -> "module:factory", the factory taking a Runtime
     default_backend: str
     description: str
 
@@ -71,16 +72,22 @@ class Stage:
         """The column naming the backend behind each score, e.g. ``quality_backend``."""
         return f"{self.name}_backend"
 
-    def load_backend(self, name: str) -> ScorerBackend:
-        """Instantiate backend ``name`` or explain which ones this installation has."""
+    def load_backend(self, name: str, runtime: Runtime | None = None) -> ScorerBackend:
+        """Instantiate backend ``name`` or explain which ones this installation has.
+
+        Instantiating is cheap and never reads weights (code versions are derived from the
+        backend's name and version, which names its weights' checksum); a model backend loads
+        its weights when it first scores, and says then if they are missing."""
         target = self.backends.get(name)
         if target is None:
             raise BackendUnavailable(
                 f"no {self.name} backend {name!r} in this installation; "
                 f"available: {', '.join(self.backends)}"
             )
+        from talkvid_assets.core.runtime import cpu_runtime
+
         module, factory = target.split(":")
-        return getattr(importlib.import_module(module), factory)()
+        return getattr(importlib.import_module(module), factory)(runtime or cpu_runtime())
 
     def column(self, name: str) -> ScoreColumn:
         return next(column for column in self.score_columns if column.name == name)

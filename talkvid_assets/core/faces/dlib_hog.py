@@ -15,6 +15,7 @@ import numpy as np
 from talkvid_assets.core.faces import HeadDetailScorer
 from talkvid_assets.core.faces.pose import head_pose
 from talkvid_assets.core.head_detail import Face
+from talkvid_assets.core.runtime import Runtime
 
 # 68-point indices: eyes as seen in the image (left = subject's right), nose tip, mouth corners.
 LEFT_EYE = slice(36, 42)
@@ -79,6 +80,7 @@ class DlibFaceDetector:
         return faces
 
 
-def head_detail_backend() -> HeadDetailScorer:
-    """The ``dlib-hog`` head-detail backend: this detector behind the reference's sampling."""
+def head_detail_backend(runtime: Runtime) -> HeadDetailScorer:
+    """The ``dlib-hog`` head-detail backend: this detector behind the reference's sampling
+    (embedded: no weights to fetch, CPU only)."""
     return HeadDetailScorer(DlibFaceDetector())

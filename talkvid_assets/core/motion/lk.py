@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from talkvid_assets.core.motion.windows import WindowSampler
+from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.video import Frame, VideoProbe
 
 REFERENCE_SCALE = 0.25  # the reference resizes frames by 0.25 in each dimension
@@ -89,7 +90,8 @@ class LucasKanadeMotion:
     name = "lk"
     version = "lk-fb-1"
 
-    def __init__(self, grid: int = 50) -> None:
+    def __init__(self, runtime: Runtime | None = None, grid: int = 50) -> None:
+        """Embedded: no weights, CPU only, so the runtime is not needed."""
         self.grid = grid
 
     def new_clip(self, video: VideoProbe) -> LucasKanadeClip:

@@ -22,6 +22,7 @@ import math
 import cv2
 import numpy as np
 
+from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.video import Frame, VideoProbe
 
 GRID = 7
@@ -83,6 +84,9 @@ class FrameStatisticsQuality:
 
     name = "frame-stats"
     version = "frame-stats-1"
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        """Embedded: no weights, CPU only, so the runtime is not needed."""
 
     def new_clip(self, video: VideoProbe) -> FrameStatisticsClip:
         return FrameStatisticsClip(video.second_step)

@@ -1,0 +1,70 @@
+"""Where a model backend finds its weights and which device it runs on.
+
+Backends never download: weights are fetched once with ``talkvid models fetch NAME`` into
+``$TALKVID_HOME/models/NAME/``, and a backend whose weights are missing says so in one line that
+names that command. The device comes from the home's configuration: ``auto`` picks CUDA when
+torch (or onnxruntime) sees a GPU, ``cpu`` and ``cuda`` force one.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+from talkvid_assets.core.stages import BackendUnavailable
+
+DEVICES = ("auto", "cuda", "cpu")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The models folder and device choice a backend is built with."""
+
+    models_dir: Path
+    device: str = "auto"
+
+    def weight(self, model: str, file: str) -> Path:
+        """The path of ``file`` of ``model``; a missing file names the command that fetches it."""
+        path = self.models_dir / model / file
+        if not path.is_file():
+            raise BackendUnavailable(
+                f"{model} weights are not in {path.parent}: run `talkvid models fetch {model}`"
+            )
+        return path
+
+    def torch_device(self) -> str:
+        """``cuda`` or ``cpu`` for torch modules."""
+        if self.device == "cpu":
+            return "cpu"
+        cuda = _torch_cuda()
+        if self.device == "cuda" and not cuda:
+            raise BackendUnavailable("device: cuda is configured but torch sees no CUDA GPU")
+        return "cuda" if cuda else "cpu"
+
+    def onnx_providers(self) -> list[str]:
+        """onnxruntime execution providers, CUDA first when it is wanted and available."""
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+        cuda = "CUDAExecutionProvider" in available
+        if self.device == "cuda" and not cuda:
+            raise BackendUnavailable(
+                "device: cuda is configured but onnxruntime has no CUDAExecutionProvider "
+                "(install onnxruntime-gpu)"
+            )
+        if self.device != "cpu" and cuda:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+
+@functools.cache
+def _torch_cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def cpu_runtime(models_dir: Path | None = None) -> Runtime:
+    """A CPU runtime; embedded backends ignore ``models_dir``."""
+    return Runtime(models_dir or Path("models"), "cpu")
