@@ -307,12 +307,14 @@ def _check_port_free(host: str, port: int) -> None:
 def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     """Replace this process with `dagster dev` on the home's instance and the project workspace."""
     from talkvid_assets.core.config import load_config
-    from talkvid_assets.launch import instance_dir
+    from talkvid_assets.launch import instance_dir, set_pool_limits
 
     load_config(home)  # a bad curation.yaml is one line here, not a failed code location
     _check_port_free(host, port)
     os.environ["DAGSTER_HOME"] = str(instance_dir(home))
     _store(home)
+    with _instance(home) as instance:
+        set_pool_limits(instance, home)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]

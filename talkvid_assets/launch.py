@@ -22,10 +22,12 @@ from dagster import (
     RunsFilter,
 )
 
+from talkvid_assets.core.config import load_config
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.build import DATASET, build_definitions
 from talkvid_assets.defs.decode_pass import POOL
 from talkvid_assets.defs.filtered_clips import VERDICTS_BY_VIDEO
+from talkvid_assets.defs.model_stages import GPU_POOL
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
 from talkvid_assets.defs.sensors import CURATE_JOB, partitioned_graph
 from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
@@ -51,6 +53,15 @@ def instance_dir(home: Path) -> Path:
     ):
         shutil.copyfile(INSTANCE_CONFIG, target)
     return directory
+
+
+def set_pool_limits(instance: DagsterInstance, home: Path) -> None:
+    """The "gpu" pool's limit from the home's curation.yaml (`gpu_slots`): Dagster keeps
+    per-pool limits in the instance, not in dagster.yaml, so every entry point sets it."""
+    slots = load_config(home).gpu_slots
+    storage = instance.event_log_storage
+    if storage.get_concurrency_info(GPU_POOL).slot_count != slots:
+        storage.set_concurrency_slots(GPU_POOL, slots)
 
 
 def register_partitions(instance: DagsterInstance, keys: Iterable[str]) -> list[str]:
@@ -204,6 +215,7 @@ def curate(
     instead of a retry.
     """
     reap_abandoned_runs(instance)
+    set_pool_limits(instance, home)
     defs = build_definitions(home)
     queue = plan(instance, defs, partitions)
     outcomes = []

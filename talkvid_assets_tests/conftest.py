@@ -77,11 +77,16 @@ def ingest_and_curate(
 
 def configure(home: Path, profile: str = "demo", **settings: str) -> Path:
     """Write the home's curation.yaml: the documented defaults with ``profile``, plus any
-    top-level ``settings`` given as YAML text (e.g. thresholds="{quality_score: 9.5}")."""
+    top-level ``settings`` given as YAML text (e.g. thresholds="{quality_score: 9.5}"), each
+    replacing the template's setting (its block, for a mapping such as ``backends``)."""
     home.mkdir(parents=True, exist_ok=True)
     text = default_text(profile)
     for key, value in settings.items():
-        lines = [line for line in text.splitlines() if not line.startswith(f"{key}:")]
-        text = "\n".join([*lines, f"{key}: {value}"]) + "\n"
+        kept, inside = [], False
+        for line in text.splitlines():  # drop the key's line and its indented block
+            inside = line.startswith(f"{key}:") or (inside and line.startswith(" "))
+            if not inside:
+                kept.append(line)
+        text = "\n".join([*kept, f"{key}: {value}"]) + "\n"
     config_path(home).write_text(text)
     return config_path(home)

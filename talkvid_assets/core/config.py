@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.runtime import DEVICES, Runtime
 from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
 from talkvid_assets.core.thresholds import PROFILES, Profile
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from talkvid_assets.core.scoring import ScorerBackend
 
 CONFIG_FILE = "curation.yaml"
-SCENE_DETECTORS = ("histogram", "content")
+SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 # Versions of what the stage code computes beyond its settings: bump when the output changes.
 PROBE_VERSION = "probe-1"
 SEGMENTS_VERSION = "segments-1"
@@ -63,8 +64,16 @@ thresholds: {{}}
 backends:
 {backends}
 
-# PySceneDetect detector: histogram (the reference's) or content.
+# Scene cuts: PySceneDetect's histogram (the reference's) or content detector, or TransNetV2
+# (a shot-boundary network, weights in its pip package; on the GPU when `device` allows).
 scene_detector: histogram
+
+# Where model backends run: auto (a GPU when torch/onnxruntime see one), cuda or cpu. Their
+# weights live under this home's models/ folder (`talkvid models list`, `talkvid models fetch`).
+device: auto
+
+# How many model steps may run at once on this instance (the "gpu" concurrency pool).
+gpu_slots: 1
 
 # Folders watched by the inbox sensor (relative to this home or absolute). A new file whose size
 # has stopped changing is ingested and curated while `talkvid dev` runs.
@@ -86,7 +95,13 @@ class CurationConfig:
         default_factory=lambda: {stage.name: stage.default_backend for stage in STAGES}
     )
     scene_detector: str = "histogram"
+    device: str = "auto"
+    gpu_slots: int = 1
     inbox: tuple[str, ...] = ("inbox",)
+
+    def runtime(self, home: Path) -> Runtime:
+        """Where this home's model backends find weights and which device they use."""
+        return Runtime(Path(home) / "models", self.device)
 
     def judging_profile(self) -> Profile:
         """The profile with this config's threshold overrides applied."""
@@ -112,7 +127,7 @@ class CurationConfig:
             "thresholds": dict(sorted(self.thresholds.items())),
             "backends": dict(sorted(self.backends.items())),
             "scene_detector": self.scene_detector,
-        }
+        }  # the device is left out: a GPU and a CPU run of one backend give the same scores
         return fingerprint(decisive)
 
     def inbox_folders(self, home: Path) -> list[Path]:
@@ -190,6 +205,8 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
         thresholds=_thresholds(raw.get("thresholds") or {}),
         backends={**defaults.backends, **_backends(raw.get("backends") or {})},
         scene_detector=detector,
+        device=_choice(raw.get("device", defaults.device), "device", DEVICES),
+        gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots"),
         inbox=_inbox(raw.get("inbox", list(defaults.inbox))),
     )
 
@@ -229,6 +246,18 @@ def _backends(raw: Any) -> dict[str, str]:
     return chosen
 
 
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    return value
+
+
 def _stage_names() -> str:
     return ", ".join(STAGES_BY_NAME)
 
@@ -251,7 +280,8 @@ def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -
     profile = config.judging_profile()
     versions = {
         "raw_videos": f"{PROBE_VERSION}-{fingerprint(dataclasses.asdict(profile.prefilter))}",
-        "segments": f"{SEGMENTS_VERSION}-{config.scene_detector}",
+        "segments": f"{SEGMENTS_VERSION}-{config.scene_detector}"
+        + ("-integer-downscale" if profile.integer_downscale else ""),
         "filtered_clips": f"{VERDICT_VERSION}-{fingerprint(dataclasses.asdict(profile.clip))}",
         "talkvid_export": EXPORT_VERSION,
         "talkvid_dataset": EXPORT_VERSION,

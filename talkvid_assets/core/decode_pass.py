@@ -2,8 +2,9 @@
 
 Frames stream from :func:`talkvid_assets.core.video.decode` into the scene detector; the clip of
 the current scene (its bounds trimmed as the reference does) receives the same frames for all
-scorers, and is closed when the next cut arrives. The audio track streams into silero-vad in the
-same loop. Every segment gets every score, whatever its duration or speech: judging is left to
+scorers, and is closed when the next cut arrives (frames wait while a detector that reports cuts
+late may still cut before them). The audio track streams into silero-vad in the same loop. Every
+segment gets every score, whatever its duration or speech: judging is left to
 :mod:`talkvid_assets.core.thresholds`, so a threshold change never needs a re-score.
 """
 
@@ -13,15 +14,19 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from talkvid_assets.core.pictures import thumbnail_size
-from talkvid_assets.core.scenes import CutDetector, KnownCuts, PySceneDetectCuts, Scene, clip_start
+from talkvid_assets.core.scenes import CutDetector, KnownCuts, Scene, clip_start, cut_detector
 from talkvid_assets.core.scoring import ClipScorer, ScorerBackend, Scores
 from talkvid_assets.core.video import TIME_EPS, DecodeReport, Frame, VideoProbe, decode
 
-RECENT_FRAMES = 64  # covers the 0.1 s end trim plus a late cut at up to 240 fps
+if TYPE_CHECKING:
+    from talkvid_assets.core.runtime import Runtime
+
+RECENT_FRAMES = 64  # covers the 0.1 s end trim at up to 240 fps, with room to spare
 
 
 @dataclass
@@ -86,6 +91,53 @@ class _OpenClip:
         return ClipResult(scene, frame_count, scores, thumbnail=self.thumbnail)
 
 
+class _ClipSplitter:
+    """Hands decoded frames to the clip of their scene, opening a clip at each cut.
+
+    A detector that reports a cut up to ``latency`` frames late would leave frames of the new
+    scene in the previous clip, so that many frames are held back from the scorers until the cuts
+    among them are known. The held frames are whole decoded frames: at 1080p (yuv420p, 3.1 MB
+    each) TransNetV2's 74 cost about 230 MB, at 4K about 920 MB. PySceneDetect and recorded cuts
+    have latency 0, and then no frame waits. A held frame goes to the new clip from the first one
+    numbered at or past the cut, the rule :class:`KnownCuts` replays the cut with.
+    """
+
+    def __init__(
+        self, video: VideoProbe, backends: Mapping[str, ScorerBackend], latency: int
+    ) -> None:
+        self._video = video
+        self._backends = backends
+        self._latency = latency
+        self._held: deque[Frame] = deque()
+        self._current = _OpenClip(0, 0, video, backends)
+        self.clips: list[ClipResult] = []
+
+    def add(self, frame: Frame, cuts: list[int]) -> None:
+        """Take the next decoded frame and the cuts the detector reported on it."""
+        self._held.append(frame)
+        self._cut(cuts)
+        while len(self._held) > self._latency:
+            self._current.offer(self._held.popleft())
+
+    def finish(self, cuts: list[int], end_number: int) -> list[ClipResult]:
+        """Apply the end-of-stream cuts, hand over the held frames and close the last clip."""
+        self._cut(cuts)
+        while self._held:
+            self._current.offer(self._held.popleft())
+        if end_number > self._current.start_frame:
+            self.clips.append(self._current.close(end_number, self._video.fps))
+        return self.clips
+
+    def _cut(self, cuts: list[int]) -> None:
+        for cut in cuts:
+            if cut <= self._current.start_frame:
+                continue
+            while self._held and self._held[0].number < cut:
+                self._current.offer(self._held.popleft())
+            self.clips.append(self._current.close(cut, self._video.fps))
+            self._current = _OpenClip(len(self.clips), cut, self._video, self._backends)
+
+
 def decode_pass(
     path: str | Path,
     video: VideoProbe,
@@ -93,16 +145,19 @@ def decode_pass(
     scene_detector: str = "histogram",
     known_cuts: Sequence[int] | None = None,
     speech: bool = True,
+    runtime: Runtime | None = None,
+    integer_downscale: bool = False,
 ) -> DecodePassResult:
     """Detect scenes, measure speech and score every clip of ``path`` in one decode.
 
     A video without any cut is one scene spanning the whole file (the reference would make no
     clip at all from it: a deliberate, documented deviation). Re-scoring some stages of a video
     whose segments are recorded passes their cuts as ``known_cuts`` (no scene detection, the same
-    clips) and ``speech=False`` (no voice detection).
+    clips) and ``speech=False`` (no voice detection). ``runtime`` and ``integer_downscale`` go to
+    the scene detector (see :func:`talkvid_assets.core.scenes.cut_detector`).
     """
     cuts: CutDetector = (
-        PySceneDetectCuts(video.fps, video.width, video.height, scene_detector)
+        cut_detector(scene_detector, video, runtime, integer_downscale)
         if known_cuts is None
         else KnownCuts(known_cuts)
     )
@@ -111,17 +166,10 @@ def decode_pass(
 
     voice = SpeechDetector() if video.has_audio and speech else None
     report = DecodeReport()
-    clips: list[ClipResult] = []
-    current = _OpenClip(0, 0, video, backends)
+    splitter = _ClipSplitter(video, backends, cuts.latency)
     for frame in decode(path, video.fps, voice.feed if voice else None, report):
-        for cut in cuts.push(frame):
-            if cut <= current.start_frame:
-                continue
-            clips.append(current.close(cut, video.fps))
-            current = _OpenClip(len(clips), cut, video, backends)
-        current.offer(frame)
-    if report.end_number > current.start_frame:
-        clips.append(current.close(report.end_number, video.fps))
+        splitter.add(frame, cuts.push(frame))
+    clips = splitter.finish(cuts.flush(), report.end_number)
     result = DecodePassResult(clips, report, voice.audio_s if voice else None)
     if voice is not None and voice.audio_s > 0:
         for clip in clips:

@@ -20,6 +20,7 @@ from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.pictures import contact_sheet_png
+from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import ScorerBackend
 from talkvid_assets.core.stages import get_stage
 from talkvid_assets.core.store import Store, write_atomic
@@ -119,6 +120,8 @@ def record_decode_pass(
     backends: Mapping[str, ScorerBackend],
     scene_detector: str = "histogram",
     segments: bool = True,
+    runtime: Runtime | None = None,
+    integer_downscale: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Segments and the scores of the given stages of a video, from at most one decode.
 
@@ -152,7 +155,9 @@ def record_decode_pass(
                 del todo[name]
         result = None
         if segments or (todo and known):
-            result = _decode_into(tables, report, video[0], todo, scene_detector, known)
+            result = _decode_into(
+                tables, report, video[0], todo, scene_detector, known, runtime, integer_downscale
+            )
         if result is not None:
             if segments:
                 _write_contact_sheet(store, video_id, result)
@@ -176,6 +181,8 @@ def _decode_into(
     backends: Mapping[str, ScorerBackend],
     scene_detector: str,
     known: list[dict[str, Any]] | None,
+    runtime: Runtime | None = None,
+    integer_downscale: bool = False,
 ) -> DecodePassResult | None:
     """Run the decode pass and fill ``tables`` (and the decode ``report``) from it; None
     when the decode failed outright (recorded in the report)."""
@@ -183,7 +190,14 @@ def _decode_into(
     cuts = None if known is None else [row["start_frame"] for row in known if row["start_frame"]]
     try:
         result = decode_pass(
-            video["source_path"], probed, backends, scene_detector, cuts, speech=known is None
+            video["source_path"],
+            probed,
+            backends,
+            scene_detector,
+            cuts,
+            speech=known is None,
+            runtime=runtime,
+            integer_downscale=integer_downscale,
         )
     except (av.error.FFmpegError, OSError) as exc:
         report["error"] = f"decode failed: {exc}"

@@ -52,6 +52,7 @@ HEAD_DETAIL_RANGES = {
     "face_consistency": (0.0, 100.0),
 }
 COUNT = (0.0, float("inf"))
+FACES = "talkvid_assets.core.faces"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Stage:
     backends: dict[str, str]  # backend name -> "module:factory", the factory taking a Runtime
     default_backend: str
     description: str
+    # Backends that run one of the paper's models: their step runs apart from the decode pass,
+    # in the GPU pool (defs.model_stages).
+    model_backends: frozenset[str] = frozenset()
 
     @property
     def backend_column(self) -> str:
@@ -124,9 +128,17 @@ STAGES: tuple[Stage, ...] = (
         ),
         summary_column="min_rotation",
         export_field="head_detail",
-        backends={"dlib-hog": "talkvid_assets.core.faces.dlib_hog:head_detail_backend"},
-        default_backend="dlib-hog",
+        backends={
+            "retinaface": f"{FACES}.retinaface:head_detail_backend",
+            "dlib-hog": f"{FACES}.dlib_hog:head_detail_backend",
+            "retinaface-torch": f"{FACES}.retinaface_torch:head_detail_backend",
+            "retinaface-torch-r50": f"{FACES}.retinaface_torch:head_detail_backend_r50",
+        },
+        # Measured against dlib-hog (README, benchmarks/faces.py): finds faces HOG misses
+        # (small, turned, compressed) and costs a third of its CPU time at 1080p.
+        default_backend="retinaface",
         description="the reference's eleven head-detail scores on one frame per second",
+        model_backends=frozenset({"retinaface-torch", "retinaface-torch-r50"}),
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}

@@ -82,7 +82,7 @@ class ClipThresholds:
     # Per motion backend: the reference records the CoTracker ratio but applies no threshold;
     # 0.9 sits just under its released example (0.927). LK loses points CoTracker keeps, so its
     # scale is lower: handheld talking heads measure about 0.6, street pans about 0.1.
-    min_motion: Mapping[str, float] = field(default_factory=lambda: {"cotracker": 0.9, "lk": 0.5})
+    min_motion: Mapping[str, float] = field(default_factory=lambda: {"cotracker3": 0.9, "lk": 0.5})
     head_detail: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_HEAD_DETAIL))
 
     def reasons(self, clip: Mapping[str, Any]) -> list[str]:
@@ -137,6 +137,9 @@ class Profile:
     description: str
     prefilter: Prefilter = field(default_factory=Prefilter)
     clip: ClipThresholds = field(default_factory=ClipThresholds)
+    # PySceneDetect's analysis size: scenedetect 0.6.4 (the reference's pin) shrinks frames by
+    # the integer width // 256 (274x154 at 1080p), 0.7 by a float factor (256x144).
+    integer_downscale: bool = False
 
     @property
     def tag(self) -> str:
@@ -156,9 +159,11 @@ DEMO = Profile(
 )
 REFERENCE = Profile(
     "reference",
-    1,
-    "the paper profile with the reference's subtitle voice rule instead of silero-vad",
+    2,
+    "the paper profile with the reference's subtitle voice rule instead of silero-vad, and "
+    "scenedetect 0.6.4's integer downscale factor",
     clip=dataclasses.replace(PAPER.clip, voice_rule="subtitle"),
+    integer_downscale=True,
 )
 PROFILES = {profile.name: profile for profile in (PAPER, DEMO, REFERENCE)}
 

@@ -13,10 +13,12 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from talkvid_assets.core.config import backend_tag, code_versions, load_config
 from talkvid_assets.core.scoring import load_backend
+from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.checks import build_checks
 from talkvid_assets.defs.decode_pass import build_decode_pass
 from talkvid_assets.defs.exports import build_exports
 from talkvid_assets.defs.filtered_clips import build_filtered_clips
+from talkvid_assets.defs.model_stages import build_model_stage
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.resources import TalkvidResource
@@ -43,14 +45,18 @@ def build_definitions(home: Path) -> Definitions:
     4 s) for work that takes about as long; a run covers several partitions instead.
     """
     config = load_config(home)
+    runtime = config.runtime(home)
     tags = {
-        name: backend_tag(load_backend(name, backend)) for name, backend in config.backends.items()
+        name: backend_tag(load_backend(name, backend, runtime))
+        for name, backend in config.backends.items()
     }
     versions = code_versions(config, tags)
+    models = [stage for stage in STAGES if config.backends[stage.name] in stage.model_backends]
     return Definitions(
         assets=[
             build_raw_videos(versions),
-            build_decode_pass(versions),
+            build_decode_pass(versions, [stage for stage in STAGES if stage not in models]),
+            *(build_model_stage(stage, versions) for stage in models),
             build_filtered_clips(versions),
             *build_exports(versions),
         ],

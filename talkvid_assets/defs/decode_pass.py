@@ -6,7 +6,7 @@ detector, the voice detector and every scorer. The op can be subset: re-scoring 
 replays the recorded cuts and runs only that scorer (or reuses cached scores without decoding).
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from talkvid_assets.core.pipeline import record_decode_pass
-from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.metadata import describe_sources, histogram, picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
@@ -36,7 +36,32 @@ def _summary(rows: list[dict[str, Any]], column: str) -> dict[str, float]:
     return {"scored": len(values), f"mean_{column}": fmean(values), f"min_{column}": min(values)}
 
 
-def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
+def stage_result(
+    stage: Stage, rows: list[dict[str, Any]], sources: dict[str, Any], backend: str
+) -> MaterializeResult:
+    """What a stage's materialization shows: how many clips it scored and the distribution."""
+    shown = stage.column(stage.summary_column)
+    return MaterializeResult(
+        asset_key=stage.table,
+        metadata={
+            **sources,
+            **_summary(rows, stage.summary_column),
+            "backend": backend,
+            "distribution": histogram(
+                [row.get(stage.summary_column) for row in rows],
+                (max(shown.low, 0.0), shown.high),
+                None,
+                shown.name,
+            ),
+        },
+    )
+
+
+def build_decode_pass(
+    code_versions: Mapping[str, str], stages_in_pass: Sequence[Stage] = STAGES
+) -> AssetsDefinition:
+    """The decode multi-asset: segments and the scores of ``stages_in_pass`` (the stages whose
+    backend is embedded; model stages are assets of their own, see defs.model_stages)."""
     specs = [
         AssetSpec(
             "segments",
@@ -55,7 +80,7 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
                 code_version=code_versions[stage.table],
                 skippable=True,
             )
-            for stage in STAGES
+            for stage in stages_in_pass
         ],
     ]
 
@@ -73,13 +98,19 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
     ) -> Iterator[MaterializeResult]:
         """Decode each video once; write its segments and the selected stages' scores."""
         selected = {key.to_user_string() for key in context.selected_asset_keys}
-        stages = [stage for stage in STAGES if stage.table in selected]
+        stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
         tables: dict[str, list[dict[str, Any]]] = {}
         for key in context.partition_keys:
             written = record_decode_pass(
-                store, key, backends, config.scene_detector, segments="segments" in selected
+                store,
+                key,
+                backends,
+                config.scene_detector,
+                segments="segments" in selected,
+                runtime=config.runtime(talkvid.home_path),
+                integer_downscale=config.judging_profile().integer_downscale,
             )
             for table, rows in written.items():
                 tables.setdefault(table, []).extend(rows)
@@ -89,20 +120,7 @@ def build_decode_pass(code_versions: Mapping[str, str]) -> AssetsDefinition:
                 context, store, tables["segments"], config.scene_detector, sources
             )
         for stage in stages:
-            rows = tables[stage.table]
-            values = [row.get(stage.summary_column) for row in rows]
-            shown = stage.column(stage.summary_column)
-            yield MaterializeResult(
-                asset_key=stage.table,
-                metadata={
-                    **sources,
-                    **_summary(rows, stage.summary_column),
-                    "backend": config.backends[stage.name],
-                    "distribution": histogram(
-                        values, (max(shown.low, 0.0), shown.high), None, shown.name
-                    ),
-                },
-            )
+            yield stage_result(stage, tables[stage.table], sources, config.backends[stage.name])
 
     return decode_pass
 

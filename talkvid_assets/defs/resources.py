@@ -37,6 +37,10 @@ class TalkvidResource(ConfigurableResource):
         "refused (edit curation.yaml to change the profile)",
     )
 
+    @property
+    def home_path(self) -> Path:
+        return Path(self.home)
+
     def store(self) -> Store:
         return Store(self.home)
 
@@ -63,4 +67,5 @@ class TalkvidResource(ConfigurableResource):
         """The configured backend of each stage (of ``stages`` when given)."""
         config = self.config()
         names = [stage.name for stage in STAGES] if stages is None else stages
-        return {name: load_backend(name, config.backends[name]) for name in names}
+        runtime = config.runtime(Path(self.home))
+        return {name: load_backend(name, config.backends[name], runtime) for name in names}

@@ -1,0 +1,111 @@
+"""PySceneDetect's detectors with the reference's settings, driven frame by frame.
+
+Each detector receives the frames of the shared decode at the size SceneManager would analyse
+them at, in the cheapest view that gives it what it reads, and reports a cut on the frame where
+it finds it (latency 0), as SceneManager records it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+from scenedetect import ContentDetector, FrameTimecode, HistogramDetector, SceneDetector
+from scenedetect.detector import FlashFilter
+from scenedetect.scene_manager import DEFAULT_MIN_WIDTH, compute_downscale_factor
+
+from talkvid_assets.core.video import Frame
+
+FrameView = Callable[[Frame, tuple[int, int]], np.ndarray]
+
+# Video-range luma (16-235) to the full range a BGR conversion would give.
+_FULL_RANGE_LUT = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
+
+
+def luma_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """What HistogramDetector looks at, made cheaply: it only reads the luma of its BGR input.
+
+    SceneManager converts each frame to BGR, resizes it with INTER_LINEAR, and the detector
+    converts back to YUV to histogram Y. When the frame is downscaled, resizing the decoder's
+    luma plane with INTER_LINEAR and stretching it to full range gives that Y for a tenth of the
+    cost on 1080p. Small frames (no downscale) are cheap to convert exactly, and on starved
+    encodes the colour clipping of the BGR round trip matters, so they take SceneManager's path.
+    """
+    if size == (frame.width, frame.height):
+        return frame.image("bgr24")
+    small = cv2.resize(frame.luma(), size, interpolation=cv2.INTER_LINEAR)
+    if not frame.full_range:
+        small = cv2.LUT(small, _FULL_RANGE_LUT)
+    return cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+
+
+def bgr_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+    """A downscaled BGR frame, for detectors that use colour."""
+    return frame.image("bgr24", *size)
+
+
+# Reference settings (spec, stage 1): the configured default and the documented alternative,
+# each with the cheapest frame view that gives the detector what it reads.
+REFERENCE_DETECTORS: dict[str, tuple[Callable[[], SceneDetector], FrameView]] = {
+    "histogram": (lambda: HistogramDetector(threshold=0.085), luma_view),
+    # ContentDetector's default MERGE flash filter reports a cut min_scene_len frames late;
+    # SUPPRESS reports it on the frame it is found, which keeps its latency at 0.
+    "content": (
+        lambda: ContentDetector(threshold=10.0, filter_mode=FlashFilter.Mode.SUPPRESS),
+        bgr_view,
+    ),
+}
+
+
+def reference_downscale(width: int) -> int:
+    """The reference's automatic downscale factor: scenedetect 0.6.4 divides the width by 256
+    in integers (7 at 1920 px, analysing 1080p at 274x154), where 0.7 divides in floats (7.5,
+    256x144). Cuts can differ between the two, so the reference profile can ask for this one."""
+    return max(1, width // DEFAULT_MIN_WIDTH)
+
+
+class PySceneDetectCuts:
+    """A PySceneDetect detector driven frame by frame.
+
+    ``downscale`` is the factor frames are shrunk by before detection, as ``SceneManager``'s
+    ``downscale`` with ``auto_downscale`` off; None uses the installed scenedetect's automatic
+    factor (0.7's float factor of the width).
+    """
+
+    def __init__(
+        self,
+        fps: float,
+        width: int,
+        height: int,
+        detector: str = "histogram",
+        downscale: int | None = None,
+    ) -> None:
+        try:
+            factory, self._view = REFERENCE_DETECTORS[detector]
+        except KeyError:
+            known = ", ".join(REFERENCE_DETECTORS)
+            raise ValueError(f"unknown scene detector {detector!r}; known: {known}") from None
+        self._detector = factory()
+        factor = compute_downscale_factor(width) if downscale is None else downscale
+        self.analysis_size = (max(1, round(width / factor)), max(1, round(height / factor)))
+        self._fps = fps
+        self._last: FrameTimecode | None = None
+
+    @property
+    def latency(self) -> int:
+        """Frames a cut may be reported late: the detector's own event buffer, which SceneManager
+        sizes its frame buffer by (0 for both reference detectors as configured)."""
+        return self._detector.event_buffer_length
+
+    def push(self, frame: Frame) -> list[int]:
+        image = self._view(frame, self.analysis_size)
+        self._last = FrameTimecode(frame.number, self._fps)
+        cuts = self._detector.process_frame(self._last, image)
+        return [cut.frame_num for cut in cuts]
+
+    def flush(self) -> list[int]:
+        """The detector's post-processing at the last frame, as SceneManager runs it."""
+        if self._last is None:
+            return []
+        return [cut.frame_num for cut in self._detector.post_process(self._last)]

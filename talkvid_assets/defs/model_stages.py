@@ -1,0 +1,62 @@
+"""Scoring stages whose configured backend runs one of the paper's models (DOVER, CoTracker3,
+RetinaFace, insightface): each is an asset of its own, in the "gpu" concurrency pool, tagged
+for Kubernetes to place it on a GPU node.
+
+A model step replays the recorded cuts (the clip ids stay those of ``segments``) and feeds only
+its model, so the decode pass never waits on a GPU slot and CPU work never holds one. The cost
+is a second decode of each video for the model stages; scores are cached per clip bounds, so a
+re-run does not decode again.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
+
+from talkvid_assets.core.pipeline import record_decode_pass
+from talkvid_assets.core.stages import Stage
+from talkvid_assets.defs.decode_pass import stage_result
+from talkvid_assets.defs.metadata import describe_sources
+from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.resources import TalkvidResource
+
+GPU_POOL = "gpu"
+# dagster-k8s reads this tag: a model step's pod asks the scheduler for one GPU.
+GPU_OP_TAGS: dict[str, Any] = {
+    "dagster-k8s/config": {
+        "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+    }
+}
+
+
+def build_model_stage(stage: Stage, code_versions: Mapping[str, str]) -> AssetsDefinition:
+    @asset(
+        name=stage.table,
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="curation",
+        deps=["segments"],
+        kinds={"duckdb", "gpu"},
+        pool=GPU_POOL,
+        op_tags=GPU_OP_TAGS,
+        code_version=code_versions[stage.table],
+        description=f"{stage.description} (the paper's model, in the {GPU_POOL} pool)",
+    )
+    def model_stage(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
+        store, config = talkvid.store(), talkvid.config()
+        backends = talkvid.backends([stage.name])
+        rows: list[dict[str, Any]] = []
+        for key in context.partition_keys:
+            written = record_decode_pass(
+                store,
+                key,
+                backends,
+                config.scene_detector,
+                segments=False,
+                runtime=config.runtime(talkvid.home_path),
+            )
+            rows += written[stage.table]
+        sources = describe_sources(store, context.partition_keys)
+        return stage_result(stage, rows, sources, config.backends[stage.name])
+
+    return model_stage
