@@ -36,6 +36,7 @@ dev: setup
 
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/backends.py
 
 clean:
 	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster \

@@ -43,6 +43,7 @@ class DlibFaceDetector:
 
     name = "dlib-hog"
     version = "dlib-20.0-hog68-1"
+    batch_size = 1
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         if height <= MAX_WORKING_HEIGHT:

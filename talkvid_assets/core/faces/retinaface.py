@@ -201,6 +201,7 @@ class RetinaFaceDetector(ABC):
 
     name: str
     version: str
+    batch_size = 1  # onnxruntime on the CPU gains nothing from batches
 
     def working_size(self, width: int, height: int) -> tuple[int, int]:
         """Long side 640, scaled up too: the reference's det size, and small frames' faces

@@ -284,6 +284,12 @@ def _weights_digest(path: Path, size: int, mtime_ns: int) -> str:
 
 @functools.cache
 def _network(path: Path, backbone: str, device: str) -> RetinaFace:
+    """The checkpoint's network on ``device``. TF32 convolutions are turned off (process-wide):
+    with them an H100's outputs differ from the CPU's by up to 0.04 (box and key-point
+    offsets), without them by under 1e-4, so scores do not depend on the card."""
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     model = RetinaFace(backbone)
     model.load_state_dict(checkpoint_state_dict(path), strict=True)
     return model.eval().to(device)
@@ -291,6 +297,10 @@ def _network(path: Path, backbone: str, device: str) -> RetinaFace:
 
 class TorchRetinaFace(RetinaFaceDetector):
     """RetinaFace on torch from a biubug6 checkpoint, frames batched on the runtime's device."""
+
+    # On an H100, MobileNet-0.25 at 640x360 runs 229 frames/s one at a time, 8585 in batches of
+    # 32 (ResNet-50: 96 and 1185).
+    batch_size = 32
 
     def __init__(self, runtime: Runtime, backbone: str = "mobilenet0.25") -> None:
         self._runtime = runtime
