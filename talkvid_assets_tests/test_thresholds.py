@@ -1,5 +1,6 @@
 import pytest
 
+from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.thresholds import DEMO, PAPER, get_profile
@@ -67,6 +68,10 @@ def test_prefilter_of_paper_and_demo_profiles():
         get_profile("lenient")
 
 
-def test_an_unavailable_backend_says_so():
-    with pytest.raises(BackendUnavailable, match="available: frame-stats"):
-        load_backend("quality", "dover")
+def test_an_unknown_or_unfetched_backend_says_so(tmp_path):
+    with pytest.raises(BackendUnavailable, match="available: frame-stats, dover"):
+        load_backend("quality", "musiq")
+    dover = load_backend("quality", "dover", Runtime(tmp_path / "models", "cpu"))  # cheap
+    probe = VideoProbe("mp4", "h264", 1920, 1080, 30.0, 60.0, 1800, True, "aac")
+    with pytest.raises(BackendUnavailable, match="talkvid models fetch dover"):
+        dover.new_clip(probe)

@@ -33,6 +33,15 @@ class Runtime:
             )
         return path
 
+    def weight_tag(self, model: str, file: str) -> str:
+        """What names a weight file in a backend's version without reading it: the sha256
+        prefix `talkvid models fetch` recorded beside it, else its size, else ``unfetched``."""
+        path = self.models_dir / model / file
+        recorded = path.with_name(path.name + ".sha256")
+        if recorded.is_file():
+            return recorded.read_text().strip()[:12]
+        return f"{path.stat().st_size}B" if path.is_file() else "unfetched"
+
     def torch_device(self) -> str:
         """``cuda`` or ``cpu`` for torch modules."""
         if self.device == "cpu":

@@ -101,12 +101,19 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="quality",
         table="quality_scores",
-        score_columns=(ScoreColumn("quality_score", "float64", 0.0, 10.0),),
+        # DOVER's score is a mean of z-scores against five reference sets (spec): about 8.5 on
+        # the release, unbounded in principle; +-50 is far outside anything a video reaches.
+        # The embedded scorer keeps to 0..10.
+        score_columns=(ScoreColumn("quality_score", "float64", -50.0, 50.0),),
         summary_column="quality_score",
         export_field="dover_scores",
-        backends={"frame-stats": "talkvid_assets.core.quality.frame_stats:FrameStatisticsQuality"},
+        backends={
+            "frame-stats": "talkvid_assets.core.quality.frame_stats:FrameStatisticsQuality",
+            "dover": "talkvid_assets.core.quality.dover:quality_backend",
+        },
         default_backend="frame-stats",
-        description="technical quality on DOVER's 0-10 scale",
+        description="video quality on DOVER's scale (the paper keeps clips >= 5)",
+        model_backends=frozenset({"dover"}),
     ),
     Stage(
         name="motion",
@@ -114,9 +121,13 @@ STAGES: tuple[Stage, ...] = (
         score_columns=(ScoreColumn("motion_ratio", "float64", 0.0, 1.0),),
         summary_column="motion_ratio",
         export_field="cotracker_ratio",
-        backends={"lk": "talkvid_assets.core.motion.lk:LucasKanadeMotion"},
+        backends={
+            "lk": "talkvid_assets.core.motion.lk:LucasKanadeMotion",
+            "cotracker3": "talkvid_assets.core.motion.cotracker3:motion_backend",
+        },
         default_backend="lk",
         description="camera motion: share of a tracked point grid still visible (CoTracker's)",
+        model_backends=frozenset({"cotracker3"}),
     ),
     Stage(
         name="head_detail",
@@ -133,12 +144,13 @@ STAGES: tuple[Stage, ...] = (
             "dlib-hog": f"{FACES}.dlib_hog:head_detail_backend",
             "retinaface-torch": f"{FACES}.retinaface_torch:head_detail_backend",
             "retinaface-torch-r50": f"{FACES}.retinaface_torch:head_detail_backend_r50",
+            "insightface": f"{FACES}.insightface:head_detail_backend",
         },
         # Measured against dlib-hog (README, benchmarks/faces.py): finds faces HOG misses
         # (small, turned, compressed) and costs a third of its CPU time at 1080p.
         default_backend="retinaface",
         description="the reference's eleven head-detail scores on one frame per second",
-        model_backends=frozenset({"retinaface-torch", "retinaface-torch-r50"}),
+        model_backends=frozenset({"retinaface-torch", "retinaface-torch-r50", "insightface"}),
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
