@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from dagster import DagsterInstance
 
+    from talkvid_assets.core.manifest import ManifestRow
     from talkvid_assets.core.store import Store
     from talkvid_assets.launch import RunOutcome
 
@@ -71,35 +72,63 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
     """Register every readable source; returns (keys, whether every path was usable).
 
     Each good file is registered in the store and as a Dagster partition together, so a bad
-    path among good ones never leaves a source the graph does not know.
+    path among good ones never leaves a source the graph does not know. A labelled manifest
+    (CSV or JSON Lines) is validated whole before anything is registered, and its labels are
+    recorded with each source.
     """
-    from talkvid_assets.core.ingest import discover
-    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.manifest import is_labelled, read_manifest
     from talkvid_assets.launch import register_partitions
 
     store = _store(home)
-    sources = list(paths) + (_read_manifest(manifest) if manifest else [])
+    labelled: list[ManifestRow] = []
+    sources = list(paths)
+    if manifest and is_labelled(manifest):
+        labelled = read_manifest(manifest, load_config(home).source_folders(home))
+        sources += [str(row.path) for row in labelled]
+    elif manifest:
+        sources += _read_manifest(manifest)
+    labels = {str(row.path): row for row in labelled}
     keys: list[str] = []
     ok = True
     for source in sources:
-        try:
-            files = list(discover([source]))
-        except FileNotFoundError as exc:
-            print(f"talkvid ingest: {exc}", file=sys.stderr)
-            ok = False
-            continue
-        for path in files:
-            try:
-                key, new = register_source(store, path)
-            except OSError as exc:
-                print(f"talkvid ingest: cannot read {path}: {exc.strerror}", file=sys.stderr)
-                ok = False
-                continue
-            note = "" if new or key in keys else "\talready ingested"
-            keys.append(key)
-            print(f"{key}\t{path}{note}")
+        registered = _register(store, source, keys)
+        ok = ok and registered is not None
+        if registered and source in labels:
+            _record_labels(store, registered, manifest, labels[source])
     register_partitions(_instance(home), keys)
     return keys, ok
+
+
+def _register(store: Store, source: str, keys: list[str]) -> str | None:
+    """Register the files at ``source`` (appending their keys); None if any was unusable."""
+    from talkvid_assets.core.ingest import discover
+    from talkvid_assets.core.pipeline import register_source
+
+    try:
+        files = list(discover([source]))
+    except FileNotFoundError as exc:
+        print(f"talkvid ingest: {exc}", file=sys.stderr)
+        return None
+    key = None
+    for path in files:
+        try:
+            key, new = register_source(store, path)
+        except OSError as exc:
+            print(f"talkvid ingest: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return None
+        note = "" if new or key in keys else "\talready ingested"
+        keys.append(key)
+        print(f"{key}\t{path}{note}")
+    return key
+
+
+def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestRow) -> None:
+    store.write(
+        "labels",
+        key,
+        [{"video_id": key, "manifest": str(manifest), "manifest_row": row.row, **row.labels}],
+    )
 
 
 def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:
@@ -398,6 +427,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from talkvid_assets.core.config import ConfigError
+    from talkvid_assets.core.manifest import ManifestError
     from talkvid_assets.core.models import FetchError
     from talkvid_assets.core.stages import BackendUnavailable
 
@@ -406,7 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["TALKVID_HOME"] = str(home)
     try:
         return _run(args, home)
-    except (UserError, ConfigError, BackendUnavailable, FetchError) as exc:
+    except (UserError, ConfigError, BackendUnavailable, FetchError, ManifestError) as exc:
         print(f"talkvid {args.command}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a read-only or full home, an unreadable file

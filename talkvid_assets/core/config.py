@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import DEVICES, Runtime
 from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
@@ -78,6 +79,15 @@ gpu_slots: 1
 # Folders watched by the inbox sensor (relative to this home or absolute). A new file whose size
 # has stopped changing is ingested and curated while `talkvid dev` runs.
 inbox: [inbox]
+
+# Folders a labelled manifest (CSV or JSON Lines, see README) may name sources in, besides its
+# own folder (relative to this home or absolute).
+source_roots: []
+
+# TalkVid-Bench: the quota table (talkvid-v1: the released bench's 500 clips; equal: each
+# dimension split evenly) and the seed that picks clips inside a stratum.
+bench_quotas: talkvid-v1
+bench_seed: 0
 """
 
 
@@ -98,6 +108,9 @@ class CurationConfig:
     device: str = "auto"
     gpu_slots: int = 1
     inbox: tuple[str, ...] = ("inbox",)
+    source_roots: tuple[str, ...] = ()
+    bench_quotas: str = DEFAULT_QUOTAS
+    bench_seed: int = 0
 
     def runtime(self, home: Path) -> Runtime:
         """Where this home's model backends find weights and which device they use."""
@@ -133,6 +146,10 @@ class CurationConfig:
     def inbox_folders(self, home: Path) -> list[Path]:
         """The inbox folders as absolute paths (relative ones are under the home)."""
         return [(home / folder).resolve() for folder in self.inbox]
+
+    def source_folders(self, home: Path) -> list[Path]:
+        """The extra folders labelled manifests may name sources in, as absolute paths."""
+        return [(home / folder).resolve() for folder in self.source_roots]
 
 
 def fingerprint(value: Any) -> str:
@@ -207,7 +224,12 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
         scene_detector=detector,
         device=_choice(raw.get("device", defaults.device), "device", DEVICES),
         gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots"),
-        inbox=_inbox(raw.get("inbox", list(defaults.inbox))),
+        inbox=_folders(raw.get("inbox", list(defaults.inbox)), "inbox"),
+        source_roots=_folders(raw.get("source_roots") or [], "source_roots"),
+        bench_quotas=_choice(
+            raw.get("bench_quotas", defaults.bench_quotas), "bench_quotas", (*QUOTAS, EQUAL)
+        ),
+        bench_seed=_seed(raw.get("bench_seed", defaults.bench_seed)),
     )
 
 
@@ -262,12 +284,18 @@ def _stage_names() -> str:
     return ", ".join(STAGES_BY_NAME)
 
 
-def _inbox(raw: Any) -> tuple[str, ...]:
+def _folders(raw: Any, name: str) -> tuple[str, ...]:
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(item, str) and item for item in raw):
-        raise ConfigError(f"inbox must be a list of folder paths, got {raw!r}")
+        raise ConfigError(f"{name} must be a list of folder paths, got {raw!r}")
     return tuple(raw)
+
+
+def _seed(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"bench_seed must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -> dict[str, str]:

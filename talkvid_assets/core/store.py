@@ -27,11 +27,12 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.manifest import LABEL_COLUMNS
 from talkvid_assets.core.stages import STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
 SCORE_CACHE_DIR = "score_cache"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
@@ -116,7 +117,53 @@ TABLES: dict[str, pa.Schema] = {
             ("config_digest", pa.string()),  # the curation.yaml that judged it (config.digest)
         ]
     ),
+    # Labels of a source from a labelled manifest (core.manifest), written at ingest.
+    "labels": pa.schema(
+        [
+            *_KEYS,
+            ("manifest", pa.string()),
+            ("manifest_row", pa.int64()),
+            *[(column, pa.string()) for column in LABEL_COLUMNS],
+        ]
+    ),
+    # Per passing clip: the labels its TalkVid record carries and its face descriptor.
+    "annotations": pa.schema(
+        [
+            *_CLIP_KEYS,
+            ("person_id", pa.string()),  # from the manifest; else the speaker clustering's id
+            ("ethnicity", pa.string()),
+            ("age_group", pa.string()),
+            ("gender", pa.string()),
+            ("video_link", pa.string()),
+            ("language", pa.string()),
+            ("language_source", pa.string()),  # "manifest", or NULL with language_reason
+            ("language_reason", pa.string()),
+            ("category", pa.string()),
+            ("description", pa.string()),
+            ("face_descriptor", pa.list_(pa.float32())),  # dlib ResNet, 128-D; NULL: no face
+        ]
+    ),
+    # Corpus-wide tables, each one file (key "corpus"), written by unpartitioned assets.
+    "speakers": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string()), ("labelled", pa.bool_())]),
+    "speaker_index": pa.schema(
+        [
+            ("speaker_id", pa.string()),
+            ("centroid", pa.list_(pa.float32())),
+            ("count", pa.int64()),
+            ("labelled", pa.bool_()),
+        ]
+    ),
+    "bench_strata": pa.schema(  # one file per dimension
+        [
+            ("clip_id", pa.string()),
+            ("dimension", pa.string()),
+            ("stratum", pa.string()),
+            ("speaker_id", pa.string()),
+        ]
+    ),
+    "training_split": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string())]),
 }
+CORPUS = "corpus"  # the file key of the corpus-wide tables
 
 
 def _clip_scores_sql() -> str:

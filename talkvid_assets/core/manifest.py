@@ -1,0 +1,165 @@
+"""Labelled manifests: one row per source video with the labels a TalkVid record carries.
+
+A manifest is CSV (with a header) or JSON Lines. Its documented columns:
+
+``path`` (required), ``video_link``, ``licence``, ``person_id``, ``ethnicity``, ``age_group``,
+``gender``, ``language``, ``category``, ``description``.
+
+Header names are matched without regard to case, spaces or hyphens (``Video Link`` is
+``video_link``; the release's ``Age Group`` is ``age_group``). Paths resolve relative to the
+manifest's folder and must stay inside it or inside a folder the configuration allows
+(``source_roots`` in curation.yaml): a manifest cannot make the pipeline read ``/etc``.
+Label values must be spelled as the release spells them (``core.bench``'s vocabularies;
+``African`` is accepted as the statistics' name for ``Black``); anything else is rejected
+with the row number, never guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from talkvid_assets.core.bench import (
+    AGE_GROUPS,
+    ETHNICITIES,
+    ETHNICITY_ALIASES,
+    GENDERS,
+    LANGUAGES,
+    OTHER_LANGUAGE,
+)
+
+LABEL_COLUMNS = (
+    "video_link",
+    "licence",
+    "person_id",
+    "ethnicity",
+    "age_group",
+    "gender",
+    "language",
+    "category",
+    "description",
+)
+COLUMNS = ("path", *LABEL_COLUMNS)
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "age_group": AGE_GROUPS,
+    "gender": GENDERS,
+    "ethnicity": ETHNICITIES,
+    "language": (*LANGUAGES, OTHER_LANGUAGE),
+}
+ALIASES: dict[str, Mapping[str, str]] = {"ethnicity": ETHNICITY_ALIASES}
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be used; the message is one line with the file and row."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One source of a manifest: its resolved path and its labels (None where not given)."""
+
+    row: int
+    path: Path
+    labels: Mapping[str, str | None]
+
+
+def is_labelled(path: Path) -> bool:
+    """CSV and JSON Lines manifests carry labels; any other file is a plain list of paths."""
+    return path.suffix.lower() in (".csv", ".jsonl")
+
+
+def read_manifest(path: Path, allowed_roots: Sequence[Path] = ()) -> list[ManifestRow]:
+    """Every row of a labelled manifest, validated; the first bad row raises ManifestError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = getattr(exc, "strerror", None) or str(exc)
+        raise ManifestError(f"cannot read manifest {path}: {detail}") from None
+    raw_rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text)
+    roots = [path.parent.resolve(), *(Path(root).resolve() for root in allowed_roots)]
+    return [_validated(path, number, raw, roots) for number, raw in raw_rows]
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(text.splitlines())
+    try:
+        header = [_key(name) for name in next(reader)]
+    except StopIteration:
+        raise ManifestError(f"{path}: empty manifest (expected a header row)") from None
+    except csv.Error as exc:
+        raise ManifestError(f"{path}:1: not valid CSV: {exc}") from None
+    _check_columns(path, header)
+    try:
+        for values in reader:
+            if not any(value.strip() for value in values):
+                continue
+            if len(values) != len(header):
+                raise ManifestError(
+                    f"{path}:{reader.line_num}: {len(values)} fields, the header has {len(header)}"
+                )
+            yield reader.line_num, dict(zip(header, values, strict=True))
+    except csv.Error as exc:
+        raise ManifestError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+
+
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+        if not isinstance(raw, dict):
+            raise ManifestError(f"{path}:{number}: expected an object per line")
+        row = {_key(name): value for name, value in raw.items()}
+        _check_columns(path, list(row), number)
+        yield number, row
+
+
+def _check_columns(path: Path, names: Sequence[str], row: int | None = None) -> None:
+    where = f"{path}:{row}" if row else f"{path}: header"
+    unknown = [name for name in names if name not in COLUMNS]
+    if unknown:
+        raise ManifestError(
+            f"{where}: unknown column {unknown[0]!r}; columns: {', '.join(COLUMNS)}"
+        )
+    if "path" not in names:
+        raise ManifestError(f"{where}: no 'path' column")
+
+
+def _validated(
+    manifest: Path, number: int, raw: Mapping[str, Any], roots: Sequence[Path]
+) -> ManifestRow:
+    where = f"{manifest}:{number}"
+    given = raw.get("path")
+    if not isinstance(given, str) or not given.strip():
+        raise ManifestError(f"{where}: empty path")
+    resolved = (manifest.parent / given.strip()).resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise ManifestError(
+            f"{where}: {given!r} is outside the manifest's folder and the allowed source_roots"
+        )
+    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
+    return ManifestRow(number, resolved, labels)
+
+
+def _label(where: str, column: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ManifestError(f"{where}: {column} must be text, got {value!r}")
+    text = str(value).strip()
+    text = ALIASES.get(column, {}).get(text, text)
+    allowed = VOCABULARIES.get(column)
+    if allowed is not None and text not in allowed:
+        raise ManifestError(f"{where}: unknown {column} {text!r}; allowed: {', '.join(allowed)}")
+    return text

@@ -1,0 +1,120 @@
+"""Labelled manifests: validated whole at ingest, labels recorded with each source, every
+mistake one line with the file and row."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from subprocess import run
+
+import pytest
+
+from talkvid_assets.core.manifest import ManifestError, read_manifest
+from talkvid_assets.core.store import Store
+from talkvid_assets_tests.media import SAMPLES
+
+TALKVID = Path(sys.executable).parent / "talkvid"
+HEADER = (
+    "Path,Video Link,Licence,Person ID,Ethnicity,Age Group,Gender,Language,Category,Description"
+)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("talk_demo.mp4", "carphone_pristine.mp4"):
+        shutil.copyfile(SAMPLES / name, videos / name)
+    return videos
+
+
+def write(path: Path, *lines: str) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_csv_and_jsonl_manifests_read_the_same_labels(folder):
+    csv_rows = read_manifest(
+        write(
+            folder / "manifest.csv",
+            HEADER,
+            "talk_demo.mp4,https://example.org/v/1,CC-BY,p1,African,19-30,Female,English,talk,"
+            '"a talk, indoors"',
+            "carphone_pristine.mp4,,,,,,,,,",
+        )
+    )
+    jsonl_rows = read_manifest(
+        write(
+            folder / "manifest.jsonl",
+            json.dumps({"path": "talk_demo.mp4", "video link": "https://example.org/v/1",
+                        "licence": "CC-BY", "person_id": "p1", "ethnicity": "African",
+                        "age-group": "19-30", "gender": "Female", "language": "English",
+                        "category": "talk", "description": "a talk, indoors"}),
+            "",
+            json.dumps({"path": "carphone_pristine.mp4"}),
+        )
+    )  # fmt: skip
+    assert [(row.path, dict(row.labels)) for row in csv_rows] == [
+        (row.path, dict(row.labels)) for row in jsonl_rows
+    ]
+    first, second = csv_rows
+    assert first.path == folder / "talk_demo.mp4"
+    assert first.labels["ethnicity"] == "Black"  # the statistics' "African", as the bench spells it
+    assert first.labels["description"] == "a talk, indoors"
+    assert set(second.labels.values()) == {None}
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ((HEADER, "talk_demo.mp4,,,,,,Woman,,,"), r"manifest.csv:2: unknown gender 'Woman'"),
+        ((HEADER, "talk_demo.mp4,,,,,,,,,", "x.mp4,,,,,25-30,,,,"), r":3: unknown age_group"),
+        ((HEADER, "../../etc/passwd,,,,,,,,,"), r":2: '../../etc/passwd' is outside"),
+        ((HEADER, "/etc/passwd,,,,,,,,,"), r":2: '/etc/passwd' is outside"),
+        (("path,colour", "talk_demo.mp4,red"), r"header: unknown column 'colour'"),
+        ((HEADER, "talk_demo.mp4,,"), r":2: 3 fields, the header has 10"),
+        (("video_link", "x"), r"no 'path' column"),
+    ],
+)
+def test_a_bad_row_is_named_with_its_number(folder, lines, message):
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(write(folder / "manifest.csv", *lines))
+
+
+def test_source_roots_admit_a_folder_outside_the_manifests(folder, tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    manifest = write(lists / "m.csv", "path", str(folder / "talk_demo.mp4"))
+    with pytest.raises(ManifestError, match="outside"):
+        read_manifest(manifest)
+    assert read_manifest(manifest, [folder])[0].path == folder / "talk_demo.mp4"
+
+
+def test_ingest_records_labels_and_refuses_a_bad_manifest_in_one_line(folder, tmp_path):
+    home = tmp_path / "home"
+    bad = write(folder / "bad.jsonl", '{"path": "talk_demo.mp4", "gender": "Male"}', "{oops")
+    refused = run(
+        [TALKVID, "--home", home, "ingest", "--manifest", bad], capture_output=True, text=True
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(
+        "bad.jsonl:2: not valid JSON: Expecting property name enclosed in double quotes"
+    )
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+    assert not (home / "tables" / "sources").exists() or not list(
+        (home / "tables" / "sources").glob("[0-9a-f]*.parquet")
+    ), "nothing registered from a manifest that failed validation"
+
+    good = write(
+        folder / "good.jsonl",
+        json.dumps({"path": "talk_demo.mp4", "gender": "Male", "language": "Thai"}),
+    )
+    done = run(
+        [TALKVID, "--home", home, "ingest", "--manifest", good], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    (labels,) = Store(home).query("SELECT * FROM labels")
+    assert (labels["gender"], labels["language"], labels["manifest_row"]) == ("Male", "Thai", 1)
+    assert labels["manifest"] == str(good)
