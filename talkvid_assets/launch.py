@@ -22,8 +22,10 @@ from dagster import (
     RunsFilter,
 )
 
+from talkvid_assets.core.bench import DIMENSIONS
 from talkvid_assets.core.config import load_config
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.defs.bench import CORPUS_ASSETS
 from talkvid_assets.defs.build import DATASET, build_definitions
 from talkvid_assets.defs.decode_pass import POOL
 from talkvid_assets.defs.filtered_clips import VERDICTS_BY_VIDEO
@@ -37,6 +39,13 @@ LAUNCHER_TAG = "talkvid/launched_by"
 HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
 # The assets the decode pass writes: runs selecting one need a slot of its pool.
 DECODING = frozenset({"segments", *(stage.table for stage in STAGES)})
+# After the videos' runs: the merged export and speaker ids, then TalkVid-Bench (one ranged run
+# over its dimensions), then the training split.
+CORPUS_RUNS = (
+    PlannedRun((DATASET, "speakers"), ()),
+    PlannedRun(("bench_strata",), tuple(DIMENSIONS)),
+    PlannedRun(("training_split",), ()),
+)
 # How long `curate` waits for a decode slot held by other runs before saying which ones.
 SLOT_WAIT_S = float(os.environ.get("TALKVID_SLOT_WAIT_S", "300"))
 # What a step fails with when the process is interrupted (Dagster catches SIGINT in a run).
@@ -233,18 +242,18 @@ def curate(
         if on_done is not None:
             on_done(outcome)
     if outcomes:
-        dataset = _execute(instance, defs, PlannedRun((DATASET,), ()), log_level)
-        outcomes.append(dataset)
+        outcomes += [_execute(instance, defs, run, log_level) for run in CORPUS_RUNS]
     return outcomes
 
 
 def _execute(
     instance: DagsterInstance, defs: Definitions, run: PlannedRun, log_level: str
 ) -> RunOutcome:
+    per_video = bool(run.partitions) and not set(run.assets) & set(CORPUS_ASSETS)
     job = (
-        defs.resolve_implicit_global_asset_job_def()
-        if not run.partitions
-        else defs.resolve_job_def(CURATE_JOB)
+        defs.resolve_job_def(CURATE_JOB)
+        if per_video
+        else defs.resolve_implicit_global_asset_job_def()
     )
     started = time.perf_counter()
     tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}

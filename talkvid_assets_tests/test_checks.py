@@ -26,7 +26,8 @@ def curated(tmp_path_factory):
 
 def run_check(store: Store, instance, asset: str, name: str, key: str | None):
     """Execute one check alone, through Dagster, on the current store contents."""
-    job = build_definitions(store.home).resolve_implicit_global_asset_job_def()
+    defs = build_definitions(store.home)
+    job = defs.resolve_job_def("curate") if key else defs.resolve_implicit_global_asset_job_def()
     check = AssetCheckKey.from_user_string(f"{asset}:{name}")
     subset = job.get_subset(asset_selection=set(), asset_check_selection={check})
     result = subset.execute_in_process(instance=instance, partition_key=key, raise_on_error=False)
@@ -57,7 +58,7 @@ BREAKAGES = {
         store, "decode_reports", key, first(lambda row: row.update(note="truncated: decoded 3 s"))
     ),
     ("quality_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
-        store, "quality_scores", key, first(lambda row: row.update(quality_score=11.0))
+        store, "quality_scores", key, first(lambda row: row.update(quality_score=99.0))
     ),
     ("motion_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
         store, "motion_scores", key, lambda rows: []

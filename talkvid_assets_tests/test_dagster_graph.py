@@ -114,7 +114,9 @@ def test_export_is_talkvid_records_of_passing_clips(curated):
     }  # fmt: skip
     assert set(record["info"]) >= {"Person ID", "Ethnicity", "Age Group", "Gender", "Language"}
     assert record["talkvid_assets"]["quality_backend"] == "frame-stats"
-    assert export_records(store) == [record]
+    assert export_records(store, [keys["talk_demo.mp4"]], speakers=False) == [record]
+    (merged,) = export_records(store, [keys["talk_demo.mp4"]])
+    assert merged["info"]["Person ID"].startswith("spk-"), "the merged dataset names speakers"
 
 
 def test_database_file_serves_sql_users(curated):

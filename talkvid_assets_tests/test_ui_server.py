@@ -21,8 +21,10 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(assets) == {
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
-        "filtered_clips", "talkvid_export", "talkvid_dataset",
+        "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
+        "bench_strata", "training_split",
     }  # fmt: skip
+    assert assets["bench_strata"]["partitionKeys"] == ["age", "gender", "ethnicity", "language"]
     assert assets["segments"]["partitionKeys"] == [key]
     jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
     assert "curate" in jobs

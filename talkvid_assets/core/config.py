@@ -35,7 +35,10 @@ SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 PROBE_VERSION = "probe-1"
 SEGMENTS_VERSION = "segments-1"
 VERDICT_VERSION = "verdict-1"
-EXPORT_VERSION = "talkvid-json-1"
+EXPORT_VERSION = "talkvid-json-2"  # info and description from the annotations
+ANNOTATIONS_VERSION = "annotations-1-dlib-resnet"
+SPEAKERS_VERSION = "speakers-1"
+BENCH_VERSION = "bench-1"
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
     "duration_s": (0.0, 3600.0),
@@ -313,6 +316,10 @@ def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -
         "filtered_clips": f"{VERDICT_VERSION}-{fingerprint(dataclasses.asdict(profile.clip))}",
         "talkvid_export": EXPORT_VERSION,
         "talkvid_dataset": EXPORT_VERSION,
+        "annotations": ANNOTATIONS_VERSION,
+        "speakers": SPEAKERS_VERSION,
+        "bench_strata": f"{BENCH_VERSION}-{config.bench_quotas}-seed{config.bench_seed}",
+        "training_split": BENCH_VERSION,
     }
     versions.update({stage.table: backend_versions[stage.name] for stage in STAGES})
     return versions

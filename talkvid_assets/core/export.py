@@ -18,27 +18,32 @@ from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import write_atomic
 
-INFO_FIELDS = (
-    "Person ID",
-    "Ethnicity",
-    "Age Group",
-    "Gender",
-    "Video Link",
-    "Language",
-    "Video Category",
-)
 # The release lists ten head-detail scores; face consistency is a filter input only.
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
 
 EXPORT_SQL = """
     SELECT c.*, coalesce(s.source_path, v.source_path) AS source_path, v.width, v.height, v.fps,
-           f.profile, f.config_digest
+           f.profile, f.config_digest,
+           coalesce(a.person_id, sp.speaker_id) AS person_id, sp.speaker_id, a.ethnicity,
+           a.age_group, a.gender, a.video_link, a.language, a.category, a.description
     FROM filtered_clips f
     JOIN clip_scores c USING (clip_id)
     JOIN raw_videos v ON v.video_id = c.video_id
     LEFT JOIN sources s ON s.video_id = c.video_id
+    LEFT JOIN annotations a ON a.clip_id = c.clip_id
+    LEFT JOIN speakers sp ON sp.clip_id = c.clip_id AND :speakers
     WHERE f.passed
 """
+# The release's `info` fields and the annotation columns that fill them.
+INFO_COLUMNS = {
+    "Person ID": "person_id",
+    "Ethnicity": "ethnicity",
+    "Age Group": "age_group",
+    "Gender": "gender",
+    "Video Link": "video_link",
+    "Language": "language",
+    "Video Category": "category",
+}
 
 
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
@@ -48,8 +53,8 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> None:
 
 def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
     """One release-format record from a row of :data:`EXPORT_SQL`."""
-    info = dict.fromkeys(INFO_FIELDS)
-    info["Video Link"] = row["source_path"]
+    info = {field: row.get(column) for field, column in INFO_COLUMNS.items()}
+    info["Video Link"] = info["Video Link"] or row["source_path"]
     return {
         "id": row["clip_id"],
         "height": row["height"],
@@ -61,12 +66,13 @@ def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "end-frame": row["end_frame"],
         "durations": f"{row['duration_s']:.1f}s",
         "info": info,
-        "description": None,
+        "description": row.get("description"),
         "dover_scores": None if row["quality_score"] is None else round(row["quality_score"], 2),
         "cotracker_ratio": row["motion_ratio"],
         "head_detail": {"scores": {key: row[key] for key in EXPORTED_HEAD_DETAIL}},
         "talkvid_assets": {
             **{stage.backend_column: row[stage.backend_column] for stage in STAGES},
+            "speaker_id": row.get("speaker_id"),
             "profile": row["profile"],
             "config_digest": row["config_digest"],
         },

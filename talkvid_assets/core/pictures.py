@@ -6,7 +6,7 @@ inline in the UI, and they are plain files under the home for everyone else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -43,6 +43,28 @@ def histogram_png(
     cv2.line(image, (margin, height - margin), (width - margin, height - margin), _GREY, 1)
     label = f"{title}  n={len(values)}  [{low:g}..{high:g}]"
     cv2.putText(image, label, (margin, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4, _GREY, 1)
+    return png(image)
+
+
+def quota_bars_png(chosen: Mapping[str, int], quotas: Mapping[str, int], title: str) -> bytes:
+    """One bar per stratum: clips chosen (blue) against the quota (grey outline), so a short
+    stratum shows as a bar below its outline, labelled with both numbers."""
+    width, row, margin = 420, 18, 110
+    height = 28 + row * len(quotas)
+    image = np.full((height, width, 3), 255, np.uint8)
+    top = max([*quotas.values(), *chosen.values(), 1])
+    scale = (width - margin - 60) / top
+    cv2.putText(image, title, (8, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _GREY, 1)
+    for index, (stratum, quota) in enumerate(quotas.items()):
+        y = 26 + index * row
+        got = chosen.get(stratum, 0)
+        cv2.rectangle(image, (margin, y), (margin + int(got * scale), y + row - 5), _BLUE, -1)
+        cv2.rectangle(image, (margin, y), (margin + int(quota * scale), y + row - 5), _GREY, 1)
+        colour = _GREY if got >= quota else _RED
+        cv2.putText(image, stratum[:14], (8, y + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, _GREY, 1)
+        label = f"{got}/{quota}"
+        x = margin + int(max(got, quota) * scale) + 6
+        cv2.putText(image, label, (x, y + 11), cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1)
     return png(image)
 
 

@@ -334,9 +334,16 @@ def judge_clips(
     return [row for rows in verdicts.values() for row in rows]
 
 
-def export_records(store: Store, video_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """TalkVid-format records of passing clips, for some videos or all of them."""
-    sql, params = EXPORT_SQL, {}
+def export_records(
+    store: Store, video_ids: Iterable[str] | None = None, speakers: bool = True
+) -> list[dict[str, Any]]:
+    """TalkVid-format records of passing clips, for some videos or all of them.
+
+    Speaker ids are corpus-wide (assigned after every video's annotations), so a per-video
+    export, written before them, leaves them out (``speakers=False``): its Person ID is the
+    manifest's only. The merged dataset carries both.
+    """
+    sql, params = EXPORT_SQL, {"speakers": speakers}
     if video_ids is not None:
         sql += " AND c.video_id IN (SELECT unnest(:video_ids))"
         params["video_ids"] = list(video_ids)

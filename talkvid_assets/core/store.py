@@ -164,6 +164,14 @@ TABLES: dict[str, pa.Schema] = {
     "training_split": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string())]),
 }
 CORPUS = "corpus"  # the file key of the corpus-wide tables
+# The column a table's files are keyed by (video_id unless named here; None: one corpus file),
+# checked on every write so a row never lands in another partition's file.
+FILE_KEYS: dict[str, str | None] = {
+    "bench_strata": "dimension",
+    "speakers": None,
+    "speaker_index": None,
+    "training_split": None,
+}
 
 
 def _clip_scores_sql() -> str:
@@ -227,9 +235,10 @@ class Store:
         self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]], path: Path
     ) -> int:
         schema = TABLES[table]
+        column = FILE_KEYS.get(table, "video_id")
         for row in rows:
-            if row.get("video_id") != video_id:
-                raise ValueError(f"row for {row.get('video_id')!r} written under {video_id!r}")
+            if column and row.get(column) != video_id:
+                raise ValueError(f"row for {row.get(column)!r} written under {video_id!r}")
         data = pa.Table.from_pylist(
             [{name: row.get(name) for name in schema.names} for row in rows], schema
         )

@@ -14,6 +14,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from talkvid_assets.core.config import backend_tag, code_versions, load_config
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.defs.bench import BENCH_CHECKS, CORPUS_ASSETS, build_bench
 from talkvid_assets.defs.checks import build_checks
 from talkvid_assets.defs.decode_pass import build_decode_pass
 from talkvid_assets.defs.exports import build_exports
@@ -32,7 +33,7 @@ from talkvid_assets.defs.sensors import (
 
 curate_job = define_asset_job(
     CURATE_JOB,
-    selection=AssetSelection.all() - AssetSelection.assets(DATASET),
+    selection=AssetSelection.all() - AssetSelection.assets(DATASET, *CORPUS_ASSETS),
     partitions_def=video_partitions,
     description="The curation graph for a range of source videos (one or more partitions)",
 )
@@ -59,8 +60,9 @@ def build_definitions(home: Path) -> Definitions:
             *(build_model_stage(stage, versions) for stage in models),
             build_filtered_clips(versions),
             *build_exports(versions),
+            *build_bench(versions),
         ],
-        asset_checks=build_checks(),
+        asset_checks=[*build_checks(), *BENCH_CHECKS],
         jobs=[curate_job],
         sensors=[inbox_sensor, stale_sensor, dataset_automation],
         resources={"talkvid": TalkvidResource(home=str(home), config_digest=config.digest)},

@@ -39,7 +39,7 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
         group_name="exports",
-        deps=["filtered_clips"],
+        deps=["filtered_clips", "annotations"],
         kinds={"json"},
         code_version=code_versions["talkvid_export"],
     )
@@ -48,7 +48,7 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         """``exports/talkvid/<video_id>.json`` under the home: a video's passing clips."""
         store = talkvid.store()
-        records = export_records(store, context.partition_keys)
+        records = export_records(store, context.partition_keys, speakers=False)
         for key in context.partition_keys:
             mine = [record for record in records if record["id"].startswith(f"{key}-")]
             write_records(store.home / VIDEO_EXPORT_DIR / f"{key}.json", mine)
@@ -62,7 +62,7 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
 
     @asset(
         group_name="exports",
-        deps=["talkvid_export"],
+        deps=["talkvid_export", "speakers"],
         kinds={"json"},
         code_version=code_versions["talkvid_dataset"],
         automation_condition=FOLLOWS_EXPORTS,

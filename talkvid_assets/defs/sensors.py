@@ -25,6 +25,7 @@ from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGra
 from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.ingest import discover_settled
 from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.defs.bench import CORPUS_ASSETS
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.staleness import busy_partitions, plan_runs, stale_assets
@@ -101,10 +102,11 @@ def stale_sensor(context: SensorEvaluationContext) -> SensorResult:
 # so the merged dataset follows the per-video exports with no command.
 dataset_automation = AutomationConditionSensorDefinition(
     "dataset_automation",
-    target=AssetSelection.assets(DATASET),
+    target=AssetSelection.assets(DATASET, *CORPUS_ASSETS),
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=STALE_INTERVAL_S,
-    description="Evaluates talkvid_dataset's automation condition (follows the exports)",
+    description="Evaluates the corpus-wide assets' automation conditions (the merged export, "
+    "speakers, TalkVid-Bench, the training split): each follows its parents",
 )
 
 

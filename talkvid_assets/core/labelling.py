@@ -1,0 +1,148 @@
+"""The dataset's labels and TalkVid-Bench over the store: annotations per passing clip, speaker
+ids across the corpus, the bench's strata and the speaker-disjoint training split.
+
+Labels come from the source's manifest row (``labels``) and are never guessed: a spoken
+language not given there stays NULL with the reason (no offline language-ID model ships with
+the project). Speaker ids come from face descriptors clustered across the whole corpus
+(:mod:`talkvid_assets.core.identity`), incrementally: a new video's clips join the speakers
+already known, and a manifest's Person ID overrides the clustering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from talkvid_assets.core.bench import BenchPick, select_bench, training_split
+from talkvid_assets.core.config import CurationConfig
+from talkvid_assets.core.store import CORPUS, Store
+
+NO_LANGUAGE = "no language in the manifest, and no offline language-ID model is configured"
+PASSING_CLIPS_SQL = """
+    SELECT f.clip_id, f.video_id, c.start_time, c.end_time
+    FROM filtered_clips f JOIN clip_scores c USING (clip_id)
+    WHERE f.passed AND f.video_id = :video_id ORDER BY c.start_time
+"""
+BENCH_INPUT_SQL = """
+    SELECT f.clip_id, f.video_id, a.age_group, a.gender, a.ethnicity, a.language, s.speaker_id
+    FROM filtered_clips f
+    JOIN annotations a USING (clip_id)
+    LEFT JOIN speakers s USING (clip_id)
+    WHERE f.passed ORDER BY f.clip_id
+"""
+
+
+def annotation_row(
+    clip: Mapping[str, Any],
+    labels: Mapping[str, Any] | None,
+    source_path: str,
+    descriptor: np.ndarray | None,
+) -> dict[str, Any]:
+    """The labels a passing clip's TalkVid record carries, and its face descriptor."""
+    given = dict(labels or {})
+    language = given.get("language")
+    return {
+        "clip_id": clip["clip_id"],
+        "video_id": clip["video_id"],
+        "person_id": given.get("person_id"),
+        "ethnicity": given.get("ethnicity"),
+        "age_group": given.get("age_group"),
+        "gender": given.get("gender"),
+        "video_link": given.get("video_link") or source_path,
+        "language": language,
+        "language_source": "manifest" if language else None,
+        "language_reason": None if language else NO_LANGUAGE,
+        "category": given.get("category"),
+        "description": given.get("description"),
+        "face_descriptor": None if descriptor is None else descriptor.astype(np.float32).tolist(),
+    }
+
+
+def annotate(store: Store, video_id: str) -> list[dict[str, Any]]:
+    """Annotate a video's passing clips (one decode of their sampled frames); writes them."""
+    from talkvid_assets.core.identity import video_clip_descriptors
+
+    clips = store.query(PASSING_CLIPS_SQL, {"video_id": video_id})
+    source = store.query("SELECT source_path FROM videos WHERE video_id = :v", {"v": video_id})
+    labels = store.rows("labels", video_id)
+    descriptors: Mapping[str, np.ndarray | None] = {}
+    if clips and source:
+        spans = [(clip["clip_id"], clip["start_time"], clip["end_time"]) for clip in clips]
+        descriptors = video_clip_descriptors(source[0]["source_path"], spans)
+    rows = [
+        annotation_row(
+            clip,
+            labels[0] if labels else None,
+            source[0]["source_path"] if source else "",
+            descriptors.get(clip["clip_id"]),
+        )
+        for clip in clips
+    ]
+    store.write("annotations", video_id, rows)
+    return rows
+
+
+def assign_speakers(store: Store) -> dict[str, int]:
+    """Give every annotated clip a speaker id, keeping the ids already given (incremental).
+
+    Clips whose source's manifest names a Person ID take it; the others join the nearest known
+    speaker or start a new one. Returns counts for the asset's metadata.
+    """
+    from talkvid_assets.core.identity import SpeakerIndex
+
+    index = SpeakerIndex.from_rows(store.rows("speaker_index", CORPUS))
+    known = {row["clip_id"]: row for row in store.rows("speakers", CORPUS)}
+    annotated = store.query(
+        "SELECT clip_id, video_id, person_id, face_descriptor FROM annotations ORDER BY clip_id"
+    )
+    current = {row["clip_id"] for row in annotated}
+    fresh = [row for row in annotated if row["clip_id"] not in known]
+    by_video: dict[str, list[dict[str, Any]]] = {}
+    for row in fresh:
+        by_video.setdefault(row["video_id"], []).append(row)
+    assigned: dict[str, tuple[str, str | None]] = {}
+    for video_id, rows in sorted(by_video.items()):
+        descriptors = {
+            row["clip_id"]: np.asarray(row["face_descriptor"], np.float32)
+            for row in rows
+            if row["face_descriptor"] is not None
+        }
+        people = {row["clip_id"]: row["person_id"] for row in rows if row["person_id"]}
+        speakers = index.assign(descriptors, people)
+        assigned.update({clip: (speaker, video_id) for clip, speaker in speakers.items()})
+    labelled = {row["clip_id"] for row in fresh if row["person_id"]}
+    kept = [row for clip, row in known.items() if clip in current]
+    added = [
+        {"clip_id": clip, "video_id": video, "speaker_id": speaker, "labelled": clip in labelled}
+        for clip, (speaker, video) in sorted(assigned.items())
+    ]
+    index_rows = index.to_rows()
+    store.write("speakers", CORPUS, kept + added)
+    store.write("speaker_index", CORPUS, index_rows)
+    return {"clips": len(kept) + len(added), "new_clips": len(added), "speakers": len(index_rows)}
+
+
+def bench_input(store: Store) -> list[dict[str, Any]]:
+    """Passing clips with their labels and speaker ids: what :func:`select_bench` reads."""
+    return store.query(BENCH_INPUT_SQL)
+
+
+def corpus_bench(store: Store, config: CurationConfig) -> list[BenchPick]:
+    """The home's TalkVid-Bench: deterministic for its clips, quotas and seed."""
+    return select_bench(bench_input(store), seed=config.bench_seed, quotas=config.bench_quotas)
+
+
+def write_training_split(store: Store) -> list[dict[str, Any]]:
+    """Passing clips whose speaker is known and absent from every bench dimension."""
+    clips = bench_input(store)
+    bench = store.query("SELECT clip_id, dimension, stratum, speaker_id FROM bench_strata")
+    keep = set(training_split(clips, bench))
+    rows = [
+        {key: clip[key] for key in ("clip_id", "video_id", "speaker_id")}
+        for clip in clips
+        if clip["clip_id"] in keep
+    ]
+    store.write("training_split", CORPUS, rows)
+    return rows

@@ -1,0 +1,179 @@
+"""Stage 6: labels and TalkVid-Bench. Per video, the passing clips' annotations (manifest
+labels, face descriptor); over the corpus, speaker ids; per bench dimension, the strata; and the
+training split that shares no speaker with the bench.
+
+The corpus-wide assets follow their parents by themselves in `dagster dev` (the same
+condition as the merged export) and the CLI materializes them after curating.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetsDefinition,
+    MaterializeResult,
+    StaticPartitionsDefinition,
+    asset,
+    asset_check,
+)
+
+from talkvid_assets.core.bench import DIMENSIONS, resolve_quotas, shortfall
+from talkvid_assets.core.labelling import (
+    annotate,
+    assign_speakers,
+    corpus_bench,
+    write_training_split,
+)
+from talkvid_assets.core.pictures import quota_bars_png
+from talkvid_assets.defs.exports import FOLLOWS_EXPORTS
+from talkvid_assets.defs.metadata import describe_sources, picture
+from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.resources import TalkvidResource
+
+bench_dimensions = StaticPartitionsDefinition(list(DIMENSIONS))
+REPORTS_DIR = "reports"
+# The corpus-wide assets, in the order the CLI materializes them after curating videos.
+CORPUS_ASSETS = ("speakers", "bench_strata", "training_split")
+
+
+def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="bench",
+        deps=["filtered_clips"],
+        kinds={"duckdb", "dlib"},
+        code_version=code_versions["annotations"],
+    )
+    def annotations(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
+        """Each passing clip's labels (the source's manifest row) and its face descriptor."""
+        store = talkvid.store()
+        rows = [row for key in context.partition_keys for row in annotate(store, key)]
+        return MaterializeResult(
+            metadata={
+                **describe_sources(store, context.partition_keys),
+                "clips": len(rows),
+                "with_face": sum(row["face_descriptor"] is not None for row in rows),
+                "with_language": sum(row["language"] is not None for row in rows),
+            }
+        )
+
+    @asset(
+        group_name="bench",
+        deps=["annotations"],
+        kinds={"duckdb"},
+        code_version=code_versions["speakers"],
+        automation_condition=FOLLOWS_EXPORTS,
+    )
+    def speakers(talkvid: TalkvidResource) -> MaterializeResult:
+        """A speaker id per annotated clip, clustered across the corpus (incrementally)."""
+        return MaterializeResult(metadata=assign_speakers(talkvid.store()))
+
+    @asset(
+        partitions_def=bench_dimensions,
+        group_name="bench",
+        deps=["speakers"],
+        kinds={"duckdb"},
+        code_version=code_versions["bench_strata"],
+        automation_condition=FOLLOWS_EXPORTS,
+    )
+    def bench_strata(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
+        """TalkVid-Bench: the clips of one dimension, per stratum, to the configured quotas."""
+        store, config = talkvid.store(), talkvid.config()
+        picks = corpus_bench(store, config)
+        quotas = resolve_quotas(config.bench_quotas)
+        metadata: dict[str, Any] = {"quotas": config.bench_quotas, "seed": config.bench_seed}
+        for dimension in context.partition_keys:
+            mine = [pick for pick in picks if pick["dimension"] == dimension]
+            store.write("bench_strata", dimension, mine)
+            chosen = Counter(pick["stratum"] for pick in mine)
+            bars = quota_bars_png(chosen, quotas[dimension], f"TalkVid-Bench: {dimension}")
+            report = store.home / REPORTS_DIR / f"bench_{dimension}.png"
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_bytes(bars)
+            missing = shortfall(mine, {dimension: quotas[dimension]}).get(dimension, {})
+            metadata |= {
+                "clips": len(mine),
+                "speakers": len({pick["speaker_id"] for pick in mine}),
+                "shortfall": missing or "none",
+                "balance": picture(bars, f"{dimension}: clips chosen against the quota"),
+                "report": str(report),
+            }
+        return MaterializeResult(metadata=metadata)
+
+    @asset(
+        group_name="bench",
+        deps=["bench_strata"],
+        kinds={"duckdb"},
+        code_version=code_versions["training_split"],
+        automation_condition=FOLLOWS_EXPORTS,
+    )
+    def training_split(talkvid: TalkvidResource) -> MaterializeResult:
+        """Passing clips whose speaker is known and in no bench dimension."""
+        rows = write_training_split(talkvid.store())
+        return MaterializeResult(
+            metadata={"clips": len(rows), "speakers": len({row["speaker_id"] for row in rows})}
+        )
+
+    return [annotations, speakers, bench_strata, training_split]
+
+
+@asset_check(
+    asset="bench_strata",
+    name="quotas_met",
+    partitions_def=bench_dimensions,
+    blocking=False,
+    description="every stratum of the dimension holds its quota; a shortfall names the strata",
+)
+def quotas_met(context: AssetCheckExecutionContext, talkvid: TalkvidResource) -> AssetCheckResult:
+    store, config = talkvid.store(), talkvid.config()
+    quotas = resolve_quotas(config.bench_quotas)
+    problems = []
+    for dimension in context.partition_keys:
+        rows = store.rows("bench_strata", dimension)
+        chosen = Counter(row["stratum"] for row in rows)
+        problems += [
+            f"{dimension}/{stratum}: {chosen.get(stratum, 0)} of {quota} clips "
+            "(not enough passing clips with this label and a known speaker)"
+            for stratum, quota in quotas[dimension].items()
+            if chosen.get(stratum, 0) < quota
+        ]
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"short_strata": len(problems), "shortfall": "\n".join(problems) or "none"},
+    )
+
+
+@asset_check(
+    asset="training_split",
+    name="shares_no_speaker_with_the_bench",
+    blocking=True,
+    description="no training clip's speaker is in the bench, and every clip is a passing one",
+)
+def speaker_disjoint(talkvid: TalkvidResource) -> AssetCheckResult:
+    store = talkvid.store()
+    shared = store.query(
+        "SELECT DISTINCT t.speaker_id FROM training_split t "
+        "JOIN bench_strata b ON b.speaker_id = t.speaker_id"
+    )
+    failing = store.query(
+        "SELECT t.clip_id FROM training_split t LEFT JOIN filtered_clips f USING (clip_id) "
+        "WHERE f.passed IS NOT TRUE"
+    )
+    problems = [f"speaker {row['speaker_id']} is in both" for row in shared] + [
+        f"clip {row['clip_id']} did not pass curation" for row in failing
+    ]
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"problems": len(problems), "first_problems": "\n".join(problems[:20]) or "none"},
+    )
+
+
+BENCH_CHECKS = [quotas_met, speaker_disjoint]
