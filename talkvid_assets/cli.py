@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from talkvid_assets.core.store import Store
     from talkvid_assets.launch import RunOutcome
 
+from talkvid_assets.core.splits import FORMATS, SPLITS
+
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 PUBLIC_VIEWS = "videos, clips (and the per-asset tables: sources, raw_videos, segments, ...)"
 
@@ -222,21 +224,45 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def cmd_export(home: Path, out: Path) -> int:
-    from talkvid_assets.core.export import write_records
+def cmd_export(home: Path, out: Path, format: str = "talkvid-json", split: str = "all") -> int:
+    """Write the passing clips of ``split`` in ``format``; the merged records carry speakers."""
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.export_formats import CardInfo, write_export
+    from talkvid_assets.core.labelling import split_clip_ids
     from talkvid_assets.core.pipeline import export_records
 
     store = _store(home)
     judged = store.query("SELECT count(*) AS n FROM filtered_clips")[0]["n"]
     if not judged:
         raise UserError(f"nothing curated yet in {home}: run `talkvid curate` first")
-    records = export_records(store)
+    wanted = split_clip_ids(store, split)
+    if wanted is not None and not wanted:
+        raise UserError(f"the {split} split is empty in {home}: `talkvid curate` builds it")
+    records = [r for r in export_records(store) if wanted is None or r["id"] in wanted]
+    config = load_config(home)
+    card = CardInfo(config.judging_profile().tag, config.digest, {"backends": config.backends})
     try:
-        write_records(out, records)
+        written = write_export(format, records, out, split, card_info=card)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
-    print(f"wrote {len(records)} TalkVid records ({judged} clips judged) to {out}")
+    print(f"wrote {len(records)} {split} records as {format} ({judged} clips judged) to {written}")
     return len(records)
+
+
+def cmd_cut(home: Path, out: Path, split: str, layout: str, clip_ids: Sequence[str]) -> None:
+    """Cut clip files of the passing clips of ``split`` (or the named clips) into ``out``."""
+    from talkvid_assets.core.clip_files import cut_passing_clips
+    from talkvid_assets.core.labelling import split_clip_ids
+
+    store = _store(home)
+    wanted = set(clip_ids) or split_clip_ids(store, split)
+    made = cut_passing_clips(store, out, wanted, layout=layout)
+    missing = sorted(set(clip_ids) - {clip_id for clip_id, _ in made})
+    for clip_id, cut in made:
+        print(f"{clip_id}\t{cut.mode}\t{cut.frames} frames\t{cut.files[0]}")
+    if missing:
+        raise UserError(f"not a passing clip: {', '.join(missing)}")
+    print(f"cut {len(made)} clip(s) into {out}")
 
 
 def cmd_demo(home: Path) -> bool:
@@ -379,8 +405,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="profile of a new home; on an existing home it must match curation.yaml",
     )
     export = commands.add_parser("export", help="write passing clips as TalkVid records")
-    export.add_argument("--format", choices=["talkvid-json"], default="talkvid-json")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--format", choices=list(FORMATS), default="talkvid-json")
+    export.add_argument("--split", choices=list(SPLITS), default="all")
+    export.add_argument("--out", type=Path, required=True, help="a file (json, parquet) or folder")
+    cut = commands.add_parser("cut", help="write clip files (H.264 + AAC) of passing clips")
+    cut.add_argument("--out", type=Path, required=True, help="folder for the clip files")
+    cut.add_argument("--split", choices=list(SPLITS), default="all")
+    cut.add_argument(
+        "--layout",
+        choices=["mp4", "split"],
+        default="mp4",
+        help="split: video MP4 plus a separate .m4a, as the reference writes them",
+    )
+    cut.add_argument("clip_ids", nargs="*", metavar="CLIP_ID", help="only these clips")
     commands.add_parser("demo", help="ingest the bundled samples, curate, export, summarise")
     sql = commands.add_parser("sql", help=f"read-only SQL over the DuckDB views: {PUBLIC_VIEWS}")
     sql.add_argument("query")
@@ -407,7 +444,9 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "curate":
         return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":
-        cmd_export(home, args.out)
+        cmd_export(home, args.out, args.format, args.split)
+    elif args.command == "cut":
+        cmd_cut(home, args.out, args.split, args.layout, args.clip_ids)
     elif args.command == "sql":
         cmd_sql(home, args.query)
     elif args.command == "config":

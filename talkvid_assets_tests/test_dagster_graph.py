@@ -5,6 +5,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import av
 import duckdb
 import pytest
 from dagster import AssetKey, DagsterRunStatus
@@ -192,3 +193,30 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     (final, line), *_ = lines
     assert final > 0
     assert f"clips={final} " in line, line
+
+
+@pytest.mark.parametrize("format", ["talkvid-json", "parquet", "webdataset", "hf"])
+def test_each_export_format_reads_back_as_the_records_duckdb_holds(curated, tmp_path, format):
+    from talkvid_assets.cli import cmd_export
+    from talkvid_assets.core.export_formats import read_export
+
+    store = curated[0]
+    out = tmp_path / ("export.json" if format == "talkvid-json" else "export")
+    assert cmd_export(store.home, out, format, "all") == len(export_records(store)) > 0
+    assert read_export(format, out, "all") == export_records(store)
+
+
+def test_talkvid_cut_writes_a_passing_clip_and_the_clip_files_asset_is_on_demand(curated, tmp_path):
+    from talkvid_assets.cli import main
+
+    store, instance, keys, _ = curated
+    (passing,) = export_records(store)
+    assert main(["--home", str(store.home), "cut", "--out", str(tmp_path), passing["id"]]) == 0
+    with av.open(str(tmp_path / f"{passing['id']}.mp4")) as clip:
+        assert len(clip.streams.video) == 1 and len(clip.streams.audio) == 1
+    defs = build_definitions(store.home)
+    assert "clip_files" not in {
+        key.to_user_string()
+        for key in defs.resolve_job_def("curate").asset_layer.selected_asset_keys
+    }
+    assert curate(instance, store.home, list(keys.values())) == []  # clip files are never stale

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +31,7 @@ import av.error
 import numpy as np
 from av.video.frame import PictureType
 
+from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import TIME_EPS, FrameClock, probe
 
 LAYOUTS = ("mp4", "split")
@@ -443,3 +444,41 @@ def _staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)
+
+
+PASSING_SPANS_SQL = """
+    SELECT f.clip_id, f.video_id, c.start_time, c.end_time, v.source_path
+    FROM filtered_clips f
+    JOIN clip_scores c USING (clip_id)
+    JOIN videos v ON v.video_id = f.video_id
+    WHERE f.passed ORDER BY f.clip_id
+"""
+
+
+def cut_passing_clips(
+    store: Store,
+    out: Path,
+    clip_ids: Collection[str] | None = None,
+    video_ids: Collection[str] | None = None,
+    layout: str = "mp4",
+) -> list[tuple[str, ClipCut]]:
+    """Clip files ``out/<clip_id>.mp4`` of the passing clips (of the given clips or videos)."""
+    spans = [
+        span
+        for span in store.query(PASSING_SPANS_SQL)
+        if (clip_ids is None or span["clip_id"] in clip_ids)
+        and (video_ids is None or span["video_id"] in video_ids)
+    ]
+    return [
+        (
+            span["clip_id"],
+            cut_clip(
+                span["source_path"],
+                span["start_time"],
+                span["end_time"],
+                Path(out) / f"{span['clip_id']}.mp4",
+                layout,
+            ),
+        )
+        for span in spans
+    ]

@@ -39,6 +39,7 @@ EXPORT_VERSION = "talkvid-json-2"  # info and description from the annotations
 ANNOTATIONS_VERSION = "annotations-1-dlib-resnet"
 SPEAKERS_VERSION = "speakers-1"
 BENCH_VERSION = "bench-1"
+CLIP_FILES_VERSION = "clips-h264-aac-1"
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
     "duration_s": (0.0, 3600.0),
@@ -320,6 +321,7 @@ def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -
         "speakers": SPEAKERS_VERSION,
         "bench_strata": f"{BENCH_VERSION}-{config.bench_quotas}-seed{config.bench_seed}",
         "training_split": BENCH_VERSION,
+        "clip_files": CLIP_FILES_VERSION,
     }
     versions.update({stage.table: backend_versions[stage.name] for stage in STAGES})
     return versions

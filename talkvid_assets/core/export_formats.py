@@ -38,11 +38,11 @@ import yaml
 
 from talkvid_assets.core.clip_files import AUDIO_SUFFIX
 from talkvid_assets.core.export import talkvid_record, write_records
+from talkvid_assets.core.splits import FORMATS
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import TABLES, write_atomic
 from talkvid_assets.core.thresholds import PROFILES
 
-FORMATS = ("talkvid-json", "parquet", "webdataset", "hf")
 SHARD_RECORDS = 1000
 # About 1 GB a shard: long sequential reads for streaming, and enough shards to spread over
 # data-loader workers.

@@ -17,6 +17,7 @@ import numpy as np
 
 from talkvid_assets.core.bench import BenchPick, select_bench, training_split
 from talkvid_assets.core.config import CurationConfig
+from talkvid_assets.core.splits import SPLITS
 from talkvid_assets.core.store import CORPUS, Store
 
 NO_LANGUAGE = "no language in the manifest, and no offline language-ID model is configured"
@@ -146,3 +147,18 @@ def write_training_split(store: Store) -> list[dict[str, Any]]:
     ]
     store.write("training_split", CORPUS, rows)
     return rows
+
+
+SPLIT_SQL = {
+    "bench": "SELECT clip_id FROM bench_strata",
+    "train": "SELECT clip_id FROM training_split",
+}
+
+
+def split_clip_ids(store: Store, split: str) -> set[str] | None:
+    """The clip ids of ``split`` (None for ``all``: every passing clip)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; splits: {', '.join(SPLITS)}")
+    if split == "all":
+        return None
+    return {row["clip_id"] for row in store.query(SPLIT_SQL[split])}

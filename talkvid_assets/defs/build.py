@@ -17,7 +17,7 @@ from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.bench import BENCH_CHECKS, CORPUS_ASSETS, build_bench
 from talkvid_assets.defs.checks import build_checks
 from talkvid_assets.defs.decode_pass import build_decode_pass
-from talkvid_assets.defs.exports import build_exports
+from talkvid_assets.defs.exports import ON_DEMAND_TAG, build_exports
 from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.model_stages import build_model_stage
 from talkvid_assets.defs.partitions import video_partitions
@@ -33,7 +33,9 @@ from talkvid_assets.defs.sensors import (
 
 curate_job = define_asset_job(
     CURATE_JOB,
-    selection=AssetSelection.all() - AssetSelection.assets(DATASET, *CORPUS_ASSETS),
+    selection=AssetSelection.all()
+    - AssetSelection.assets(DATASET, *CORPUS_ASSETS)
+    - AssetSelection.tag(ON_DEMAND_TAG, "true"),
     partitions_def=video_partitions,
     description="The curation graph for a range of source videos (one or more partitions)",
 )

@@ -4,6 +4,7 @@
 materializes it after curating, and in `dagster dev` it follows the per-video exports by itself.
 """
 
+from collections import Counter
 from collections.abc import Mapping
 
 from dagster import (
@@ -14,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from talkvid_assets.core.clip_files import cut_passing_clips
 from talkvid_assets.core.export import write_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.defs.metadata import describe_sources
@@ -21,6 +23,9 @@ from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 VIDEO_EXPORT_DIR = "exports/talkvid"
+CLIPS_DIR = "clips"
+# Assets tagged so are left out of curation runs, staleness and the stale sensor.
+ON_DEMAND_TAG = "talkvid/on_demand"
 DATASET_FILE = "exports/talkvid.json"
 
 # After any per-video export lands (and none is still running), rewrite the merged file. Unlike
@@ -78,4 +83,29 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
             metadata={"records": len(records), "videos": videos, "path": str(path)}
         )
 
-    return [talkvid_export, talkvid_dataset]
+    @asset(
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="exports",
+        deps=["filtered_clips"],
+        kinds={"mp4"},
+        tags={ON_DEMAND_TAG: "true"},
+        code_version=code_versions["clip_files"],
+    )
+    def clip_files(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
+        """``clips/<clip_id>.mp4`` under the home (H.264 + AAC): on demand only, never part of
+        a curation run (materialize it from the UI, or run `talkvid cut`)."""
+        store = talkvid.store()
+        made = cut_passing_clips(store, store.home / CLIPS_DIR, video_ids=context.partition_keys)
+        modes = Counter(cut.mode for _, cut in made)
+        return MaterializeResult(
+            metadata={
+                **describe_sources(store, context.partition_keys),
+                "clips": len(made),
+                "stream_copied": modes["copy"],
+                "re_encoded": modes["encode"],
+                "folder": str(store.home / CLIPS_DIR),
+            }
+        )
+
+    return [talkvid_export, talkvid_dataset, clip_files]

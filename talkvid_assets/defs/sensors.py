@@ -26,6 +26,7 @@ from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.ingest import discover_settled
 from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.defs.bench import CORPUS_ASSETS
+from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.staleness import busy_partitions, plan_runs, stale_assets
@@ -116,7 +117,11 @@ def partitioned_graph(asset_graph: BaseAssetGraph) -> list[tuple[str, str | None
     graph = []
     for key in asset_graph.toposorted_asset_keys:
         node = asset_graph.get(key)
-        if node.partitions_def != video_partitions or not node.is_materializable:
+        if (
+            node.partitions_def != video_partitions
+            or not node.is_materializable
+            or ON_DEMAND_TAG in node.tags
+        ):
             continue
         parents = [
             parent.to_user_string()
