@@ -14,7 +14,7 @@ setup: $(STAMP)
 # build here; nothing pulls CUDA packages.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,scale]"
 	touch $(STAMP)
 
 demo: setup
