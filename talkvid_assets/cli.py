@@ -346,6 +346,26 @@ def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) ->
         )
 
 
+def cmd_review(home: Path, action: str, path: Path, per_side: int) -> None:
+    """Export clips near each threshold for people to judge, or import their verdicts."""
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.review import calibration, export_review, import_review
+
+    store = _store(home)
+    if action == "export":
+        written = export_review(store, load_config(home), path, per_side)
+        print(
+            f"wrote {written}: fill its `human` column with pass or fail, then "
+            f"`talkvid review import {written}`"
+        )
+        return
+    print(f"imported {import_review(store, path)} verdict(s)")
+    print("check\tlabels\tprecision\trecall")
+    for row in calibration(store):
+        shown = ["-" if row[k] is None else f"{row[k]:.2f}" for k in ("precision", "recall")]
+        print(f"{row['check']}\t{row['labels']}\t" + "\t".join(shown))
+
+
 def _check_port_free(host: str, port: int) -> None:
     """Fail fast when the port is taken: `dagster dev` would log the error and keep running."""
     import socket
@@ -426,6 +446,10 @@ def build_parser() -> argparse.ArgumentParser:
         "reap", help="fail dead runs (e.g. of a restarted container) and free their slots"
     )
     reap.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    review = commands.add_parser("review", help="human review of clips near each threshold")
+    review.add_argument("action", choices=["export", "import"])
+    review.add_argument("path", type=Path, help="export: a folder; import: the filled CSV")
+    review.add_argument("--per-side", type=int, default=5, help="clips each side of a threshold")
     models = commands.add_parser("models", help="list model weights, or fetch one (verified)")
     models.add_argument("action", choices=["list", "fetch"])
     models.add_argument("name", nargs="?", help="model to fetch (see `talkvid models list`)")
@@ -455,6 +479,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         cmd_reap(home, args.run_ids)
     elif args.command == "dev":
         cmd_dev(home, args.host, args.port)
+    elif args.command == "review":
+        cmd_review(home, args.action, args.path, args.per_side)
     elif args.command == "models":
         if args.action == "fetch" and not args.name:
             raise UserError("name the model to fetch (see `talkvid models list`)")
@@ -468,14 +494,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from talkvid_assets.core.config import ConfigError
     from talkvid_assets.core.manifest import ManifestError
     from talkvid_assets.core.models import FetchError
+    from talkvid_assets.core.review import ReviewError
     from talkvid_assets.core.stages import BackendUnavailable
+
+    # Mistakes in what the user gave (settings, files, names): one line each, never a traceback.
+    user_errors = (ConfigError, BackendUnavailable, FetchError, ManifestError, ReviewError)
 
     args = build_parser().parse_args(argv)
     home = (args.home or Path(os.environ.get("TALKVID_HOME") or "data")).resolve()
     os.environ["TALKVID_HOME"] = str(home)
     try:
         return _run(args, home)
-    except (UserError, ConfigError, BackendUnavailable, FetchError, ManifestError) as exc:
+    except (UserError, *user_errors) as exc:
         print(f"talkvid {args.command}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a read-only or full home, an unreadable file

@@ -220,3 +220,40 @@ def test_talkvid_cut_writes_a_passing_clip_and_the_clip_files_asset_is_on_demand
         for key in defs.resolve_job_def("curate").asset_layer.selected_asset_keys
     }
     assert curate(instance, store.home, list(keys.values())) == []  # clip files are never stale
+
+
+def test_review_round_trip_gives_each_checks_precision_and_recall(curated, tmp_path):
+    import csv
+
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.review import ReviewError, calibration, export_review, import_review
+
+    store, instance, _, _ = curated
+    path = export_review(store, load_config(store.home), tmp_path, per_side=2)
+    rows = list(csv.DictReader(path.open()))
+    assert {row["automatic"] for row in rows} == {"pass", "fail"}
+    assert all((tmp_path / row["sheet"]).read_bytes()[:4] == b"\x89PNG" for row in rows)
+    speech = [row for row in rows if row["check"] == "speech_ratio"]
+    for row in rows:  # people agree with every check, except on one passing speech clip
+        row["human"] = row["automatic"]
+    flipped = next(row for row in speech if row["automatic"] == "pass")
+    flipped["human"] = "fail"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert import_review(store, path) == len(rows)
+    report = {row["check"]: row for row in calibration(store)}
+    passes = sum(row["automatic"] == "pass" for row in speech)
+    assert report["speech_ratio"]["precision"] == pytest.approx((passes - 1) / passes)
+    assert report["speech_ratio"]["recall"] == 1.0
+    assert report["quality_score"]["precision"] == report["quality_score"]["recall"] == 1.0
+    job = build_definitions(store.home).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=instance, asset_selection=[AssetKey("review_calibration")]
+    )
+    (event,) = result.asset_materializations_for_node("review_calibration")
+    assert event.metadata["labels"].value == len(rows)
+    path.write_text("clip_id,check,human\nx,quality_score,maybe\n")
+    with pytest.raises(ReviewError, match=r"review.csv:2: human must be pass or fail"):
+        import_review(store, path)

@@ -162,6 +162,15 @@ TABLES: dict[str, pa.Schema] = {
         ]
     ),
     "training_split": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string())]),
+    # People's verdicts on clips near each threshold (core.review), one corpus file.
+    "review_labels": pa.schema(
+        [
+            ("clip_id", pa.string()),
+            ("check", pa.string()),
+            ("human", pa.string()),
+            ("automatic", pa.string()),
+        ]
+    ),
 }
 CORPUS = "corpus"  # the file key of the corpus-wide tables
 # The column a table's files are keyed by (video_id unless named here; None: one corpus file),
@@ -171,6 +180,7 @@ FILE_KEYS: dict[str, str | None] = {
     "speakers": None,
     "speaker_index": None,
     "training_split": None,
+    "review_labels": None,
 }
 
 

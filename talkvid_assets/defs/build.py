@@ -23,6 +23,7 @@ from talkvid_assets.defs.model_stages import build_model_stage
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.sensors import (
     CURATE_JOB,
     DATASET,
@@ -63,6 +64,7 @@ def build_definitions(home: Path) -> Definitions:
             build_filtered_clips(versions),
             *build_exports(versions),
             *build_bench(versions),
+            review_calibration,
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
         jobs=[curate_job],

@@ -1,0 +1,55 @@
+"""Which executor runs the curate job's steps: the run's own process unless the deployment asks
+for Celery workers with ``TALKVID_EXECUTOR=celery``.
+
+In-process is the default because a fresh step process imports torch, OpenCV and Dagster again
+(about 4 s) for work that takes about as long. Past one machine, Celery pays that once per worker
+process (a worker runs step after step) and spreads the decode passes over every machine that
+mounts the same ``$TALKVID_HOME``. Celery only changes *where* steps run: they are sent by a run
+launched through the instance (the webserver, the daemon, ``dagster asset materialize``,
+``execute_job``); ``execute_in_process`` always keeps them in its own process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from dagster import ExecutorDefinition, in_process_executor
+
+EXECUTOR_ENV = "TALKVID_EXECUTOR"
+BROKER_ENV = "TALKVID_CELERY_BROKER"  # e.g. redis://redis:6379/0
+BACKEND_ENV = "TALKVID_CELERY_BACKEND"  # optional: the broker's URL (Redis serves as both)
+IN_PROCESS, CELERY = "in_process", "celery"
+
+
+class ScaleConfigError(ValueError):
+    """The environment asks for an executor that cannot be built; the message says what to set."""
+
+
+def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefinition:
+    """The executor named by ``$TALKVID_EXECUTOR``: ``in_process`` (the default) or ``celery``.
+
+    The Celery executor's broker and result backend are configured as references to the
+    environment variables rather than their values, so a password in a Redis URL never lands in
+    the job snapshot the UI shows; they are read where the run orchestrates, which is why the
+    run's process needs the same variables as the workers. Raises :class:`ScaleConfigError` for
+    an unknown executor or a Celery executor without a broker, when the definitions load rather
+    than when the first run starts.
+    """
+    name = environ.get(EXECUTOR_ENV, "").strip() or IN_PROCESS
+    if name == IN_PROCESS:
+        return in_process_executor
+    if name != CELERY:
+        raise ScaleConfigError(
+            f"{EXECUTOR_ENV}={name!r} is not an executor: use {IN_PROCESS!r} or {CELERY!r}"
+        )
+    if not environ.get(BROKER_ENV):
+        raise ScaleConfigError(
+            f"{EXECUTOR_ENV}={CELERY} needs {BROKER_ENV}, the broker URL the workers listen on "
+            "(e.g. redis://redis:6379/0)"
+        )
+    # Imported here: dagster-celery is the `scale` extra, absent from a one-machine install.
+    from dagster_celery import celery_executor
+
+    backend = BACKEND_ENV if environ.get(BACKEND_ENV) else BROKER_ENV
+    return celery_executor.configured({"broker": {"env": BROKER_ENV}, "backend": {"env": backend}})
