@@ -30,13 +30,16 @@ FACE_MODEL = np.array(
 )
 
 
-def head_pose(points: np.ndarray, width: int, height: int) -> list[float]:
-    """[pitch, yaw, roll] in degrees from the five landmarks matching :data:`FACE_MODEL`."""
+def head_pose(
+    points: np.ndarray, width: int, height: int, model: np.ndarray = FACE_MODEL
+) -> list[float]:
+    """[pitch, yaw, roll] in degrees from five landmarks matching ``model``'s points (by
+    default :data:`FACE_MODEL`: nose tip, outer eye corners, mouth corners)."""
     camera = np.array(
         [[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]], dtype=np.float64
     )
     ok, rvec, _ = cv2.solvePnP(
-        FACE_MODEL, points.astype(np.float64), camera, None, flags=cv2.SOLVEPNP_SQPNP
+        model, points.astype(np.float64), camera, None, flags=cv2.SOLVEPNP_SQPNP
     )
     if not ok:
         return [0.0, 0.0, 0.0]

@@ -21,11 +21,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from talkvid_assets.core.faces import HeadDetailScorer
-from talkvid_assets.core.faces.pose import FACE_MODEL
+from talkvid_assets.core.faces.pose import FACE_MODEL, head_pose
 from talkvid_assets.core.head_detail import Face
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import BackendUnavailable
@@ -156,25 +155,9 @@ def detections(
 
 
 def eye_centre_pose(kps: np.ndarray, width: int, height: int) -> list[float]:
-    """[pitch, yaw, roll] in degrees from RetinaFace's five key points.
-
-    The same fit as :func:`talkvid_assets.core.faces.pose.head_pose` (SQPnP, a pinhole camera
-    with a focal length of one frame width, angles of the camera-axes rotation), on
-    :data:`EYE_CENTRE_MODEL` instead of the outer-eye-corner model that function is bound to.
-    """
-    camera = np.array(
-        [[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]], dtype=np.float64
-    )
-    ok, rvec, _ = cv2.solvePnP(
-        EYE_CENTRE_MODEL, kps.astype(np.float64), camera, None, flags=cv2.SOLVEPNP_SQPNP
-    )
-    if not ok:
-        return [0.0, 0.0, 0.0]
-    rotation, _ = cv2.Rodrigues(rvec)
-    pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
-    yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
-    roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-    return [pitch, yaw, roll]
+    """[pitch, yaw, roll] in degrees from RetinaFace's five key points: the same SQPnP fit as
+    :func:`talkvid_assets.core.faces.pose.head_pose`, on :data:`EYE_CENTRE_MODEL`."""
+    return head_pose(kps, width, height, EYE_CENTRE_MODEL)
 
 
 def faces_from_outputs(
