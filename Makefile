@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 3000
 export TALKVID_HOME ?= $(CURDIR)/data
 
-.PHONY: setup demo test lint format dev bench clean
+.PHONY: setup demo test lint format dev bench clean system-deps
 
 setup: $(STAMP)
 
@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/talkvid demo
 
-test: lint
+# PostgreSQL, Redis, Chromium and ffmpeg for the tests that need them: installed with apt when
+# missing and root, else those tests skip with a printed reason.
+system-deps:
+	.ci/system-deps
+
+test: lint system-deps
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -53,14 +53,15 @@ INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInter
 
 
 def instance_dir(home: Path) -> Path:
-    """DAGSTER_HOME for a talkvid home, seeded with the project's dagster.yaml."""
+    """DAGSTER_HOME for a talkvid home, seeded with the project's dagster.yaml, or with the
+    file ``$TALKVID_INSTANCE_CONFIG`` names (e.g. deploy/dagster-postgres.yaml: then every
+    `talkvid` command runs on that shared instance)."""
+    source = Path(os.environ.get("TALKVID_INSTANCE_CONFIG") or INSTANCE_CONFIG)
     directory = home / "dagster"
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / "dagster.yaml"
-    if INSTANCE_CONFIG.exists() and (
-        not target.exists() or target.read_text() != INSTANCE_CONFIG.read_text()
-    ):
-        shutil.copyfile(INSTANCE_CONFIG, target)
+    if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
+        shutil.copyfile(source, target)
     return directory
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
-from dagster import DagsterInstance
+from dagster import DagsterInstance, QueuedRunCoordinator
 
 from talkvid_assets.core.config import load_config
 from talkvid_assets.core.store import Store
@@ -60,13 +60,14 @@ class Server:
             "PGDATABASE": DATABASE,
         }
 
-    def query(self, sql: str) -> list[tuple]:
-        """Rows of ``sql`` read straight from the database, not through Dagster."""
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        """Rows of ``sql`` (``%s`` placeholders) read straight from the database, not through
+        Dagster."""
         with (
             closing(psycopg2.connect(**self._connection(DATABASE))) as connection,
             connection.cursor() as cursor,
         ):
-            cursor.execute(sql)
+            cursor.execute(sql, params)
             return cursor.fetchall()
 
     def create_database(self) -> None:
@@ -132,7 +133,7 @@ def postgres() -> Iterator[Server]:
         except KeyError:
             pytest.skip(f"no `{SERVER_USER}` user to run PostgreSQL as: apt-get install postgresql")
         as_owner = ["runuser", "-u", SERVER_USER, "--"]
-    root = Path(tempfile.mkdtemp(prefix="talkvid-postgres-"))
+    root = Path(tempfile.mkdtemp(prefix="talkvid-postgres-", dir="/tmp" if owner else None))
     data, password_file, log = root / "data", root / "password", root / "server.log"
     try:
         password_file.write_text(PASSWORD)
@@ -162,6 +163,9 @@ def postgres() -> Iterator[Server]:
 
 @pytest.mark.slow
 def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, monkeypatch):
+    """The deployed file, as a host would use it (copied into DAGSTER_HOME, the connection in
+    the environment), against the local instance: the storage backend must change where
+    Dagster's records live and nothing that curation writes."""
     for name, value in postgres.environment().items():
         monkeypatch.setenv(name, value)
     dagster_home = tmp_path / "postgres-dagster"
@@ -172,7 +176,7 @@ def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, mon
 
     store = Store(tmp_path / "postgres-home")
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
         assert (
@@ -190,12 +194,12 @@ def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, mon
     )
     assert materializations > 0
     partitions = postgres.query(
-        "SELECT partition FROM dynamic_partitions "
-        f"WHERE partitions_def_name = '{video_partitions.name}'"
+        "SELECT partition FROM dynamic_partitions WHERE partitions_def_name = %s",
+        video_partitions.name,
     )
     assert sorted(key for (key,) in partitions) == sorted(keys.values())
     limits = postgres.query(
-        f"SELECT \"limit\" FROM concurrency_limits WHERE concurrency_key = '{GPU_POOL}'"
+        'SELECT "limit" FROM concurrency_limits WHERE concurrency_key = %s', GPU_POOL
     )
     assert limits == [(load_config(store.home).gpu_slots,)]
     assert not list(dagster_home.rglob("*.db")), "a SQLite storage file was written"

@@ -102,3 +102,33 @@ def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refu
         (failure,) = [event for event in refused.all_events if event.is_step_failure]
         assert "curated with one configuration" in str(failure.step_failure_data.error)
         assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v1"}
+
+
+def test_the_stale_sensor_leaves_a_just_ingested_video_to_the_inbox_run(tmp_path):
+    """The inbox sensor adds a partition, then its run appears; in between the stale sensor
+    must not request the same video (it would be curated twice)."""
+    from dagster import build_sensor_context
+
+    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.defs.resources import TalkvidResource
+    from talkvid_assets.defs.sensors import stale_sensor
+
+    store = Store(tmp_path / "home")
+    configure(store.home)
+    key, _ = register_source(store, SAMPLES / "talk_demo.mp4")
+    defs = build_definitions(store.home)
+    with project_instance(tmp_path / "dagster") as instance:
+        instance.add_dynamic_partitions("videos", [key])
+
+        def evaluate():
+            context = build_sensor_context(
+                instance=instance, repository_def=defs.get_repository_def()
+            )
+            return stale_sensor(context, talkvid=TalkvidResource(home=str(store.home)))
+
+        assert not evaluate().run_requests, "left to the inbox sensor's run"
+        (row,) = store.rows("sources", key)
+        row["ingested_at"] = "2020-01-01T00:00:00+00:00"  # ingested long before the grace
+        store.write("sources", key, [row])
+        (request,) = evaluate().run_requests
+        assert request.partition_key == key

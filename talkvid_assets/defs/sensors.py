@@ -7,6 +7,7 @@ again requests nothing, and neither requests a partition a queued or running run
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from dagster import (
@@ -25,6 +26,7 @@ from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGra
 from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.ingest import discover_settled
 from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.store import Store
 from talkvid_assets.defs.bench import CORPUS_ASSETS
 from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
@@ -35,6 +37,8 @@ CURATE_JOB = "curate"
 DATASET = "talkvid_dataset"
 INBOX_INTERVAL_S = 5
 STALE_INTERVAL_S = 30
+# How long a freshly ingested video is left to the inbox sensor's own run.
+INBOX_GRACE_S = 60
 
 
 @sensor(
@@ -71,6 +75,13 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
     )
 
 
+def just_ingested(store: Store, seconds: float) -> set[str]:
+    """Videos registered less than ``seconds`` ago."""
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
+    rows = store.query("SELECT video_id FROM sources WHERE ingested_at > :since", {"since": since})
+    return {row["video_id"] for row in rows}
+
+
 @sensor(
     job_name=CURATE_JOB,
     minimum_interval_seconds=STALE_INTERVAL_S,
@@ -78,10 +89,12 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
     description="Requests runs for stale or missing asset partitions (a code version changed "
     "with curation.yaml, or a parent was re-materialized), only the stale assets",
 )
-def stale_sensor(context: SensorEvaluationContext) -> SensorResult:
+def stale_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> SensorResult:
     instance = context.instance
     order = instance.get_dynamic_partitions(video_partitions.name)
-    busy = busy_partitions(instance)
+    # A partition the inbox sensor has just added gets its run from that sensor; between the
+    # partition and its run being created, it would look missing here and be curated twice.
+    busy = busy_partitions(instance) | just_ingested(talkvid.store(), INBOX_GRACE_S)
     graph = partitioned_graph(context.repository_def.asset_graph)
     stale = stale_assets(instance, graph, [key for key in order if key not in busy])
     versions = {asset: version for asset, version, _ in graph}
