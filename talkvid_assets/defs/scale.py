@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from dagster import ExecutorDefinition, in_process_executor
 
@@ -26,15 +27,24 @@ class ScaleConfigError(ValueError):
     """The environment asks for an executor that cannot be built; the message says what to set."""
 
 
+def celery_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The Celery executor's config block, for the executor and for every worker's ``-y`` file.
+
+    Broker and result backend are references to the environment variables rather than their
+    values, so a password in a Redis URL never lands in the job snapshot that the UI shows. The
+    backend defaults to the broker's URL; a worker given another backend (dagster-celery's
+    default is ``rpc://``) stores results where the run never looks, and the run waits forever.
+    """
+    backend = BACKEND_ENV if environ.get(BACKEND_ENV) else BROKER_ENV
+    return {"broker": {"env": BROKER_ENV}, "backend": {"env": backend}}
+
+
 def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefinition:
     """The executor named by ``$TALKVID_EXECUTOR``: ``in_process`` (the default) or ``celery``.
 
-    The Celery executor's broker and result backend are configured as references to the
-    environment variables rather than their values, so a password in a Redis URL never lands in
-    the job snapshot the UI shows; they are read where the run orchestrates, which is why the
-    run's process needs the same variables as the workers. Raises :class:`ScaleConfigError` for
-    an unknown executor or a Celery executor without a broker, when the definitions load rather
-    than when the first run starts.
+    The Celery settings are read where the run orchestrates, so the run's process needs the same
+    variables as the workers. Raises :class:`ScaleConfigError` for an unknown executor or a
+    Celery executor without a broker, when the definitions load rather than when a run starts.
     """
     name = environ.get(EXECUTOR_ENV, "").strip() or IN_PROCESS
     if name == IN_PROCESS:
@@ -51,5 +61,4 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefini
     # Imported here: dagster-celery is the `scale` extra, absent from a one-machine install.
     from dagster_celery import celery_executor
 
-    backend = BACKEND_ENV if environ.get(BACKEND_ENV) else BROKER_ENV
-    return celery_executor.configured({"broker": {"env": BROKER_ENV}, "backend": {"env": backend}})
+    return celery_executor.configured(celery_config(environ))
