@@ -13,7 +13,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -176,7 +175,7 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
 
     from talkvid_assets.launch import PoolBusy, curate
 
-    stop = _stop_on_signals()
+    stop = SignalLatch()
     profile = _check_profile(home, profile)
     instance = _instance(home)
     store = _store(home)
@@ -210,18 +209,48 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
     return all(outcome.success for outcome in outcomes)
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGINT and SIGTERM interrupt the run in progress and stop the command: the returned
-    event tells the launcher the interrupt was the user's, so it does not retry the run."""
-    stop = threading.Event()
+class SignalLatch:
+    """Remembers a SIGINT or SIGTERM for the whole command.
 
-    def interrupt(signum: int, _frame: object) -> None:
-        stop.set()
-        raise KeyboardInterrupt
+    During a run Dagster swaps in its own handlers, and an interrupt it raises inside a garbage
+    collector callback is printed and dropped: the run then finishes as if nothing happened.
+    The wakeup file descriptor is written by the interpreter for every signal, whichever Python
+    handler is installed, so reading it tells the launcher the user asked to stop.
+    """
 
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-    return stop
+    def __init__(self) -> None:
+        self._read, write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(write, False)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._seen = False
+
+        def interrupt(signum: int, _frame: object) -> None:
+            self._seen = True
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
+        sys.unraisablehook = self._drop_interrupts
+
+    @staticmethod
+    def _drop_interrupts(unraisable: sys.UnraisableHookArgs) -> None:
+        """An interrupt raised where Python cannot propagate it (a garbage collector callback)
+        is not printed as a traceback: the latch has recorded the signal already."""
+        error = unraisable.exc_value
+        interrupt = isinstance(error, KeyboardInterrupt) or (
+            type(error).__name__ == "DagsterExecutionInterruptedError"
+        )
+        if not interrupt:
+            sys.__unraisablehook__(unraisable)
+
+    def is_set(self) -> bool:
+        try:
+            received = os.read(self._read, 512)
+        except BlockingIOError:
+            received = b""
+        self._seen = self._seen or bool({signal.SIGINT, signal.SIGTERM} & set(received))
+        return self._seen
 
 
 def cmd_export(home: Path, out: Path, format: str = "talkvid-json", split: str = "all") -> int:
@@ -519,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"talkvid {args.command}: the instance under {home} failed: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # launch.Interrupted says which run it stopped
-        print(f"talkvid {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        print(f"talkvid {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
 
 

@@ -166,9 +166,14 @@ class Interrupted(KeyboardInterrupt):
     """Curation stopped on a signal; ``outcome`` is the run it interrupted."""
 
     def __init__(self, outcome: RunOutcome, left: int) -> None:
+        rest = (
+            f"{left} more video(s) not curated"
+            if left
+            else "the merged export and TalkVid-Bench were not updated (run `talkvid curate`)"
+        )
         super().__init__(
-            f"interrupted: run {outcome.run_id[:8]} over {len(outcome.partitions)} video(s) "
-            f"{'succeeded' if outcome.success else 'failed'}; {left} more video(s) not curated"
+            f"interrupted: run {outcome.run_id[:8]} over {len(outcome.videos)} video(s) "
+            f"{'succeeded' if outcome.success else 'failed'}; {rest}"
         )
         self.outcome = outcome
 
@@ -186,6 +191,12 @@ class RunOutcome:
     interrupted: bool = False  # failed by SIGINT / SIGTERM rather than by its own error
     # Clips judged and passed per video by this run (empty when it judged none).
     verdicts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def videos(self) -> tuple[str, ...]:
+        """The videos this run curated: none for the corpus-wide runs (whose partitions, if
+        any, are TalkVid-Bench's dimensions)."""
+        return () if set(self.assets) & {DATASET, *CORPUS_ASSETS} else self.partitions
 
 
 def plan(
@@ -242,8 +253,10 @@ def curate(
         outcomes.append(outcome)
         if on_done is not None:
             on_done(outcome)
-    if outcomes:
-        outcomes += [_execute(instance, defs, run, log_level) for run in CORPUS_RUNS]
+    for run in CORPUS_RUNS if outcomes else ():
+        if stopping():
+            raise Interrupted(outcomes[-1], 0)
+        outcomes.append(_execute(instance, defs, run, log_level))
     return outcomes
 
 

@@ -28,7 +28,7 @@ def outcome(tmp_path_factory):
 def test_every_run_succeeds_and_every_file_has_a_row(outcome):
     store, keys, files, outcomes, _ = outcome
     assert all(run.success for run in outcomes), [run.error for run in outcomes]
-    curated = {key for run in outcomes for key in run.partitions}
+    curated = {key for run in outcomes for key in run.videos}
     assert len(curated) == len(files) == len(set(keys.values()))
     assert store.query("SELECT count(*) AS n FROM videos") == [{"n": len(files)}]
 

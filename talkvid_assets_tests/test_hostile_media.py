@@ -168,7 +168,7 @@ def test_every_run_succeeds_and_every_file_has_a_row(outcome):
     store, keys, files, outcomes, by_kind = outcome
     assert all(run.success for run in outcomes), [run.error for run in outcomes]
     assert len(set(keys.values())) == len(files), "each hostile file is its own content"
-    assert {key for run in outcomes for key in run.partitions} == set(keys.values())
+    assert {key for run in outcomes for key in run.videos} == set(keys.values())
     assert all(row is not None for row in by_kind.values()), by_kind
     assert store.query("SELECT count(*) AS n FROM videos") == [{"n": len(files)}]
 

@@ -14,15 +14,20 @@ from talkvid_assets_tests.media import SAMPLES
 pytestmark = pytest.mark.slow
 PARTITIONED = [
     "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
-    "filtered_clips", "talkvid_export",
+    "filtered_clips", "annotations", "talkvid_export",
 ]  # fmt: skip
+# What the CLI rewrites after any video's run: the merged export and the corpus-wide assets.
+CORPUS = {"talkvid_dataset", "speakers", "bench_strata", "training_split"}
+# A re-judge: the verdicts, the annotations of the passing clips (their face descriptors kept:
+# no decode), the export and the corpus.
+REJUDGED = {"filtered_clips", "annotations", "talkvid_export", *CORPUS}
 SCORES = "SELECT clip_id, quality_score, motion_ratio, min_rotation FROM clips ORDER BY clip_id"
 
 
 def materializations(instance) -> dict[str, int]:
     return {
         asset: len(instance.fetch_materializations(AssetKey(asset), limit=1000).records)
-        for asset in [*PARTITIONED, "talkvid_dataset"]
+        for asset in [*PARTITIONED, *sorted(CORPUS)]
     }
 
 
@@ -35,7 +40,11 @@ def test_a_threshold_edit_rejudges_without_rescoring(tmp_path):
         first = time.perf_counter() - started
         assert all(outcome.success for outcome in outcomes)
         before, scores = materializations(instance), store.query(SCORES)
-        assert before == {**dict.fromkeys(PARTITIONED, 2), "talkvid_dataset": 1}
+        assert before == {
+            **dict.fromkeys(PARTITIONED, 2),
+            **dict.fromkeys(CORPUS, 1),
+            "bench_strata": 4,
+        }
 
         configure(store.home, "demo", thresholds="{quality_score: 9.9}")
         started = time.perf_counter()
@@ -43,12 +52,10 @@ def test_a_threshold_edit_rejudges_without_rescoring(tmp_path):
         again = time.perf_counter() - started
         print(f"first curation {first:.1f} s, re-judging after the edit {again:.1f} s")
         assert all(outcome.success for outcome in outcomes)
-        assert {asset for outcome in outcomes for asset in outcome.assets} == {
-            "filtered_clips", "talkvid_export", "talkvid_dataset",
-        }  # fmt: skip
+        assert {asset for outcome in outcomes for asset in outcome.assets} == REJUDGED
         after = materializations(instance)
         ran = {asset for asset in after if after[asset] > before[asset]}
-        assert ran == {"filtered_clips", "talkvid_export", "talkvid_dataset"}
+        assert ran == REJUDGED
         assert store.query(SCORES) == scores
         reasons = store.query("SELECT reject_reasons FROM clips")
         assert all(
@@ -79,8 +86,8 @@ def test_rescoring_one_stage_decodes_once_and_reuses_cached_scores(tmp_path):
         assert store.query(SCORES) == scores
         assert list((store.home / "score_cache" / "quality_scores" / key).glob("*.parquet"))
         # The verdicts now precede the new quality scores: filtered_clips and the export are stale.
-        (run,) = [o for o in curate(instance, store.home, [key]) if o.partitions]
-        assert set(run.assets) == {"filtered_clips", "talkvid_export"}
+        (run,) = [o for o in curate(instance, store.home, [key]) if o.videos]
+        assert set(run.assets) == {"filtered_clips", "annotations", "talkvid_export"}
 
 
 def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refused(tmp_path):

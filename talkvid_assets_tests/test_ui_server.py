@@ -22,7 +22,7 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
     assert set(assets) == {
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
         "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
-        "bench_strata", "training_split",
+        "bench_strata", "training_split", "clip_files", "review_calibration",
     }  # fmt: skip
     assert assets["bench_strata"]["partitionKeys"] == ["age", "gender", "ethnicity", "language"]
     assert assets["segments"]["partitionKeys"] == [key]

@@ -10,7 +10,7 @@ already known, and a manifest's Person ID overrides the clustering.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,47 +38,62 @@ BENCH_INPUT_SQL = """
 def annotation_row(
     clip: Mapping[str, Any],
     labels: Mapping[str, Any] | None,
-    source_path: str,
-    descriptor: np.ndarray | None,
+    descriptor: np.ndarray | Sequence[float] | None,
 ) -> dict[str, Any]:
-    """The labels a passing clip's TalkVid record carries, and its face descriptor."""
+    """The labels a passing clip's TalkVid record carries, and its face descriptor. The video
+    link is the manifest's; without one the export names the source's current path."""
     given = dict(labels or {})
     language = given.get("language")
     return {
         "clip_id": clip["clip_id"],
         "video_id": clip["video_id"],
+        "start_time": clip["start_time"],
+        "end_time": clip["end_time"],
         "person_id": given.get("person_id"),
         "ethnicity": given.get("ethnicity"),
         "age_group": given.get("age_group"),
         "gender": given.get("gender"),
-        "video_link": given.get("video_link") or source_path,
+        "video_link": given.get("video_link"),
         "language": language,
         "language_source": "manifest" if language else None,
         "language_reason": None if language else NO_LANGUAGE,
         "category": given.get("category"),
         "description": given.get("description"),
-        "face_descriptor": None if descriptor is None else descriptor.astype(np.float32).tolist(),
+        "face_descriptor": None
+        if descriptor is None
+        else np.asarray(descriptor, np.float32).tolist(),
     }
 
 
 def annotate(store: Store, video_id: str) -> list[dict[str, Any]]:
-    """Annotate a video's passing clips (one decode of their sampled frames); writes them."""
+    """Annotate a video's passing clips; writes them.
+
+    A clip annotated before with the same bounds keeps its face descriptor, so re-judging (a
+    threshold edit) decodes nothing; the others are described from one decode of the video.
+    """
     from talkvid_assets.core.identity import video_clip_descriptors
 
     clips = store.query(PASSING_CLIPS_SQL, {"video_id": video_id})
     source = store.query("SELECT source_path FROM videos WHERE video_id = :v", {"v": video_id})
     labels = store.rows("labels", video_id)
-    descriptors: Mapping[str, np.ndarray | None] = {}
-    if clips and source:
-        spans = [(clip["clip_id"], clip["start_time"], clip["end_time"]) for clip in clips]
-        descriptors = video_clip_descriptors(source[0]["source_path"], spans)
+    known = {
+        (row["clip_id"], row["start_time"], row["end_time"]): row["face_descriptor"]
+        for row in store.rows("annotations", video_id)
+    }
+    descriptors = {
+        clip["clip_id"]: known[span]
+        for clip in clips
+        if (span := (clip["clip_id"], clip["start_time"], clip["end_time"])) in known
+    }
+    todo = [
+        (c["clip_id"], c["start_time"], c["end_time"])
+        for c in clips
+        if c["clip_id"] not in descriptors
+    ]
+    if todo and source:
+        descriptors |= video_clip_descriptors(source[0]["source_path"], todo)
     rows = [
-        annotation_row(
-            clip,
-            labels[0] if labels else None,
-            source[0]["source_path"] if source else "",
-            descriptors.get(clip["clip_id"]),
-        )
+        annotation_row(clip, labels[0] if labels else None, descriptors.get(clip["clip_id"]))
         for clip in clips
     ]
     store.write("annotations", video_id, rows)

@@ -130,6 +130,8 @@ TABLES: dict[str, pa.Schema] = {
     "annotations": pa.schema(
         [
             *_CLIP_KEYS,
+            ("start_time", pa.float64()),  # the clip bounds its face descriptor was taken on
+            ("end_time", pa.float64()),
             ("person_id", pa.string()),  # from the manifest; else the speaker clustering's id
             ("ethnicity", pa.string()),
             ("age_group", pa.string()),
