@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from talkvid_assets.core.config import backend_tag, code_versions, load_config
 from talkvid_assets.core.scoring import load_backend
@@ -24,6 +24,7 @@ from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
+from talkvid_assets.defs.scale import executor_from_env
 from talkvid_assets.defs.sensors import (
     CURATE_JOB,
     DATASET,
@@ -45,8 +46,9 @@ curate_job = define_asset_job(
 def build_definitions(home: Path) -> Definitions:
     """The graph, checks, sensors and resource of the home at ``home``.
 
-    Every run is in-process: a step process would import torch, OpenCV and Dagster again (about
-    4 s) for work that takes about as long; a run covers several partitions instead.
+    Runs are in-process by default: a step process would import torch, OpenCV and Dagster again
+    (about 4 s) for work that takes about as long; a run covers several partitions instead.
+    ``TALKVID_EXECUTOR`` sends steps to Celery workers or Kubernetes pods (defs.scale).
     """
     config = load_config(home)
     runtime = config.runtime(home)
@@ -70,5 +72,5 @@ def build_definitions(home: Path) -> Definitions:
         jobs=[curate_job],
         sensors=[inbox_sensor, stale_sensor, dataset_automation],
         resources={"talkvid": TalkvidResource(home=str(home), config_digest=config.digest)},
-        executor=in_process_executor,
+        executor=executor_from_env(),
     )
