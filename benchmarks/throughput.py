@@ -7,6 +7,7 @@ Run with `make bench`. It makes (once) 1080p H.264 talk videos from the bundled 
 - analysis: the core decode pass (scenes, voice, all three scorers) on the same file;
 - dagster run: one in-process run of the `curate` job (paper profile) on a fresh home;
 - throughput = plain decode time / pipeline time (1.0 would be "free");
+- the same videos as a batch through `talkvid curate`, one run at a time and two at once;
 - peak RSS of the analysis, in a fresh process per video length: flat means streaming.
 """
 
@@ -186,6 +187,46 @@ def routes_on_the_samples() -> None:
     )
 
 
+def batch_throughput(videos: list[Path], decode_s: float) -> None:
+    """The videos through `talkvid curate` (paper profile) with one run at a time (one process,
+    ranged runs), then with two at once (one process per video), each on a fresh home: wall
+    seconds, videos per minute and the ratio to plain-decoding the same files."""
+    talkvid = Path(sys.executable).with_name("talkvid")
+    minutes = sum(probe_seconds(path) for path in videos) / 60
+    results = {}
+    with tempfile.TemporaryDirectory() as root:
+        for concurrent in (1, 2):
+            home = Path(root) / f"home{concurrent}"
+            run = [str(talkvid), "--home", str(home)]
+            lines = subprocess.run(
+                [*run, "ingest", *map(str, videos)], check=True, capture_output=True, text=True
+            ).stdout.splitlines()
+            keys = [line.split("\t")[0] for line in lines]
+            groups = [keys] if concurrent == 1 else [[key] for key in keys]
+            started = time.perf_counter()
+            processes = [
+                subprocess.Popen(
+                    [*run, "curate", *(arg for key in group for arg in ("--partition", key))],
+                    stdout=subprocess.DEVNULL,
+                )
+                for group in groups
+            ]
+            assert all(process.wait() == 0 for process in processes)
+            results[concurrent] = time.perf_counter() - started
+    print(f"\n{len(videos)} videos ({minutes:.1f} min of 1080p) through `talkvid curate`:")
+    for concurrent, seconds in results.items():
+        print(
+            f"  {concurrent} run(s) at a time   {seconds:6.2f} s   "
+            f"{len(videos) / seconds * 60:5.1f} videos/min   "
+            f"{decode_s / seconds:.2f}x of plain decode"
+        )
+
+
+def probe_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return container.duration / av.time_base
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, nargs="+", default=[20, 60])
@@ -211,6 +252,7 @@ def main() -> None:
         f"{rejudge_s / run_s:.2f}x of the first curation (target <= 0.2x)"
     )
     print(f"  `talkvid sql 'select 1'` {start_s:6.2f} s   start-up (target < 1 s)")
+    batch_throughput(list(videos.values()), sum(plain_decode(path) for path in videos.values()))
     routes_on_the_samples()
     print("\npeak RSS of the analysis by video length (fresh process each):")
     for seconds, path in sorted(videos.items()):
