@@ -131,7 +131,9 @@ def celery_worker(
 ) -> Iterator[subprocess.Popen]:
     """`dagster-celery worker start` as a deployment runs it, one pool process (it runs step
     after step with torch and OpenCV imported once); yields once it listens."""
-    env = {**os.environ, "DAGSTER_HOME": str(instance_dir)}
+    # dagster-celery starts `celery` from PATH: the venv's, whether or not it is activated.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "DAGSTER_HOME": str(instance_dir), "PATH": path}
     command = [DAGSTER_CELERY, "worker", "start", "--app", "dagster_celery.app", "--config-yaml"]
     with log.open("w") as out:
         worker = subprocess.Popen(
