@@ -111,6 +111,6 @@ def test_a_short_stratum_materializes_reports_the_shortfall_and_fails_its_check(
         assert not check.passed
         assert "age/0-19: 3 of 5 clips" in check.metadata["shortfall"].value
         (materialization,) = age.asset_materializations_for_node("bench_strata")
-        assert materialization.metadata["shortfall"].value == {"0-19": 2}
+        assert materialization.metadata["age shortfall"].value == {"0-19": 2}
     strata = home.query("SELECT stratum FROM bench_strata WHERE dimension = 'age'")
     assert Counter(row["stratum"] for row in strata)["0-19"] == 3, "never padded"

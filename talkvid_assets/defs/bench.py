@@ -97,12 +97,14 @@ def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_bytes(bars)
             missing = shortfall(mine, {dimension: quotas[dimension]}).get(dimension, {})
+            # One run may cover several dimensions and Dagster gives each partition the same
+            # metadata, so every entry names its dimension.
             metadata |= {
-                "clips": len(mine),
-                "speakers": len({pick["speaker_id"] for pick in mine}),
-                "shortfall": missing or "none",
-                "balance": picture(bars, f"{dimension}: clips chosen against the quota"),
-                "report": str(report),
+                f"{dimension} clips": len(mine),
+                f"{dimension} speakers": len({pick["speaker_id"] for pick in mine}),
+                f"{dimension} shortfall": missing or "none",
+                f"{dimension} balance": picture(bars, f"{dimension}: clips against the quota"),
+                f"{dimension} report": str(report),
             }
         return MaterializeResult(metadata=metadata)
 
