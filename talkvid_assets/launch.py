@@ -21,6 +21,7 @@ from dagster import (
     Definitions,
     RunsFilter,
 )
+from sqlalchemy.exc import IntegrityError
 
 from talkvid_assets.core.bench import DIMENSIONS
 from talkvid_assets.core.config import load_config
@@ -70,7 +71,13 @@ def set_pool_limits(instance: DagsterInstance, home: Path) -> None:
     per-pool limits in the instance, not in dagster.yaml, so every entry point sets it."""
     slots = load_config(home).gpu_slots
     storage = instance.event_log_storage
-    if storage.get_concurrency_info(GPU_POOL).slot_count != slots:
+    if storage.get_concurrency_info(GPU_POOL).slot_count == slots:
+        return
+    try:
+        storage.set_concurrency_slots(GPU_POOL, slots)
+    except IntegrityError:
+        # Dagster reads then inserts the pool's row; a curate started at the same moment
+        # inserted it in between. The row exists now, so setting it again is an update.
         storage.set_concurrency_slots(GPU_POOL, slots)
 
 
