@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 3000
 export TALKVID_HOME ?= $(CURDIR)/data
 
-.PHONY: setup demo test lint format dev bench clean system-deps
+.PHONY: setup demo test lint format dev bench bench-backends clean system-deps
 
 setup: $(STAMP)
 
@@ -39,8 +39,13 @@ format: setup
 dev: setup
 	$(BIN)/talkvid dev --host 127.0.0.1 --port $(PORT)
 
+# One table (plain decode, core pass, curate batch, backfill route, CPU per stage, start-up,
+# peak RSS), also written to benchmarks/results.md with the machine and versions.
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
+
+# CPU per sampled frame of every backend, the alternatives included.
+bench-backends: setup
 	$(BIN)/python benchmarks/backends.py
 
 clean:

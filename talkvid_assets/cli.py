@@ -206,6 +206,10 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
         raise UserError(str(exc)) from None
     if not outcomes:
         print(f"nothing to curate: all {len(known)} ingested video(s) are up to date")
+    for outcome in outcomes:
+        if not outcome.success and not outcome.videos:
+            print(f"failed: {', '.join(outcome.assets)} (run {outcome.run_id[:8]}): "
+                  f"{outcome.error}", file=sys.stderr)  # fmt: skip
     return all(outcome.success for outcome in outcomes)
 
 

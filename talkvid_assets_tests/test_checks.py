@@ -4,7 +4,7 @@ import json
 from collections.abc import Callable
 
 import pytest
-from dagster import AssetCheckKey
+from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
 
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
@@ -92,3 +92,38 @@ def test_check_passes_then_fails_on_a_broken_partition(curated, asset, name):
     finally:
         for path, data in saved.items():
             path.write_bytes(data)
+
+
+CHECK = "holds_exactly_the_passing_clips"
+
+
+def materialize(store: Store, instance, asset: str, key: str | None) -> None:
+    defs = build_definitions(store.home)
+    job = defs.resolve_job_def("curate") if key else defs.resolve_implicit_global_asset_job_def()
+    subset = job.get_subset(asset_selection={AssetKey(asset)}, asset_check_selection=set())
+    assert subset.execute_in_process(instance=instance, partition_key=key).success
+
+
+def test_a_dataset_outdated_by_a_later_verdict_warns_instead_of_failing_the_run(curated):
+    """Two curations at once: the other one judges clips after this one's export read them.
+    The export is then out of date, not wrong; the check says so without blocking the run."""
+    store, instance, key = curated
+    saved = {path: path.read_bytes() for path in store.home.rglob("*") if path.is_file()}
+    try:
+        materialize(store, instance, "filtered_clips", key)  # a verdict after the export
+        rewrite(store, "filtered_clips", key, first(lambda row: row.update(passed=False)))
+        evaluation = run_check(store, instance, "talkvid_dataset", CHECK, None)
+        assert not evaluation.passed
+        assert evaluation.severity == AssetCheckSeverity.WARN
+        assert "out of date" in evaluation.metadata["first_problems"].value
+        materialize(store, instance, "talkvid_dataset", None)  # rebuilt: exact again
+        assert run_check(store, instance, "talkvid_dataset", CHECK, None).passed
+    finally:
+        for path, data in saved.items():
+            path.write_bytes(data)
+        materialize(store, instance, "talkvid_dataset", None)
+    (store.home / "exports" / "talkvid.json").write_text("[]")
+    evaluation = run_check(store, instance, "talkvid_dataset", CHECK, None)
+    assert evaluation.severity == AssetCheckSeverity.ERROR and not evaluation.passed
+    dataset = store.home / "exports" / "talkvid.json"
+    dataset.write_bytes(saved[dataset])

@@ -67,3 +67,58 @@ def test_every_segment_gets_every_score_even_when_too_short(analyses):
         assert clip.scores["quality"]["quality_score"] is not None
         assert clip.scores["motion"]["motion_ratio"] is not None
         assert clip.scores["head_detail"]["sampled_frames"] > 0
+
+
+def _audio(path) -> np.ndarray:
+    from talkvid_assets.core.video import decode
+
+    chunks = []
+    for _ in decode(path, probe(path).fps, chunks.append):
+        pass
+    return np.concatenate(chunks)
+
+
+@pytest.mark.parametrize("name", ["talk_demo.mp4", "Megamind.avi"])
+def test_speech_segments_are_silero_vads_own(name):
+    """The torch-free sequence model, fed in pieces of any size, gives the probabilities of
+    silero's one-window-per-call model bit for bit, and our segment rules give its timestamps."""
+    import torch
+    from silero_vad import get_speech_timestamps, load_silero_vad
+
+    from talkvid_assets.core.voice import WINDOW, SpeechDetector
+
+    audio = _audio(SAMPLES / name)
+    detector = SpeechDetector()
+    for piece in np.array_split(audio, 37):  # pieces that straddle windows and blocks
+        detector.feed(piece)
+    streaming = load_silero_vad(onnx=True)
+    usable = len(audio) - len(audio) % WINDOW
+    expected = [
+        float(streaming(window, 16000))
+        for window in torch.from_numpy(audio[:usable]).reshape(-1, 1, WINDOW)
+    ]
+    assert detector.probabilities().tolist() == pytest.approx(expected, abs=0)
+    # Whole windows only: get_speech_timestamps would pad a last partial window and score it.
+    reference = get_speech_timestamps(audio[:usable], load_silero_vad(onnx=True))
+    whole = SpeechDetector()
+    whole.feed(audio[:usable])
+    ours = [(round(start * 16000), round(end * 16000)) for start, end in whole.segments()]
+    assert ours == [(t["start"], t["end"]) for t in reference]
+
+
+def test_speech_segment_rules_match_silero_on_random_probabilities():
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
+
+    from talkvid_assets.core.voice import speech_segments
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        # runs of speech and silence of random lengths, with noise around the thresholds
+        levels = rng.choice([0.05, 0.4, 0.45, 0.6, 0.95], size=rng.integers(1, 40))
+        probs = np.repeat(levels, rng.integers(1, 30, size=len(levels)))
+        probs = np.clip(probs + rng.normal(0, 0.08, len(probs)), 0, 1)
+        samples = len(probs) * 512 + int(rng.integers(0, 512))
+        expected = get_speech_timestamps_from_probs(
+            probs.tolist(), sampling_rate=16000, audio_length_samples=samples
+        )
+        assert speech_segments(probs, samples) == [(t["start"], t["end"]) for t in expected], trial

@@ -10,23 +10,67 @@ segment gets every score, whatever its duration or speech: judging is left to
 
 from __future__ import annotations
 
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from talkvid_assets.core.pictures import thumbnail_size
 from talkvid_assets.core.scenes import CutDetector, KnownCuts, Scene, clip_start, cut_detector
 from talkvid_assets.core.scoring import ClipScorer, ScorerBackend, Scores
+from talkvid_assets.core.stages import DECODE, SCENES, VOICE
 from talkvid_assets.core.video import TIME_EPS, DecodeReport, Frame, VideoProbe, decode
+from talkvid_assets.core.voice import SpeechDetector
 
 if TYPE_CHECKING:
     from talkvid_assets.core.runtime import Runtime
 
+T = TypeVar("T")
+
 RECENT_FRAMES = 64  # covers the 0.1 s end trim at up to 240 fps, with room to spare
+
+
+class StageClock:
+    """CPU seconds of each part of a decode pass: where the time of a curation goes.
+
+    Scene detection, voice detection and each scorer are timed on the thread that runs them;
+    scorers' worker threads report their own time. ``decode`` (demuxing, decoding, audio
+    resampling, handing frames over) is the remainder: of this thread's time when the pass
+    decodes on its own thread, else of the whole process's, since FFmpeg's decoding threads
+    cannot be timed one by one (a pass that decodes on FFmpeg's threads runs alone).
+    """
+
+    def __init__(self, own_thread: bool) -> None:
+        self._own_thread = own_thread
+        self._clock = time.thread_time if own_thread else time.process_time
+        self._started = self._clock()
+        self._charged = 0.0  # of the clock's seconds, those already charged to a stage
+        self.cpu_s: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        """Charge ``seconds`` spent on another thread to ``stage``."""
+        self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + seconds
+        if not self._own_thread:
+            self._charged += seconds
+
+    def timed(self, stage: str, work: Callable[..., T], *args: object) -> T:
+        """Run ``work(*args)`` on this thread and charge its CPU time to ``stage``."""
+        started = time.thread_time()
+        try:
+            return work(*args)
+        finally:
+            spent = time.thread_time() - started
+            self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + spent
+            self._charged += spent
+
+    def stop(self) -> dict[str, float]:
+        """Every stage's CPU seconds, ``decode`` being the remainder."""
+        spent = self._clock() - self._started
+        return {DECODE: max(0.0, spent - self._charged), **self.cpu_s}
 
 
 @dataclass
@@ -45,15 +89,22 @@ class DecodePassResult:
     clips: list[ClipResult]
     report: DecodeReport
     audio_s: float | None  # None when the video has no audio track
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by stage, see StageClock
 
 
 class _OpenClip:
     """The clip of the scene being decoded, not yet knowing where it ends."""
 
     def __init__(
-        self, index: int, start_frame: int, video: VideoProbe, backends: Mapping[str, ScorerBackend]
+        self,
+        index: int,
+        start_frame: int,
+        video: VideoProbe,
+        backends: Mapping[str, ScorerBackend],
+        clock: StageClock,
     ) -> None:
         self.index = index
+        self._clock = clock
         self.start_frame = start_frame
         self.start_time = clip_start(start_frame / video.fps)
         self.first_index: int | None = None
@@ -77,17 +128,18 @@ class _OpenClip:
         self.recent_times.append(frame.time)
         clip_index = frame.index - self.first_index
         clip_time = frame.time - self.start_time
-        for scorer in self.scorers.values():
-            scorer.offer(frame, clip_index, clip_time)
+        for stage, scorer in self.scorers.items():
+            self._clock.timed(stage, scorer.offer, frame, clip_index, clip_time)
 
     def close(self, end_frame: int, fps: float) -> ClipResult:
         scene = Scene(self.index, self.start_frame, end_frame, fps)
         duration = max(0.0, scene.clip_end_s - scene.clip_start_s)
         past_end = sum(time >= scene.clip_end_s - TIME_EPS for time in self.recent_times)
         frame_count = self.offered - past_end
-        scores = {
-            stage: scorer.finish(duration, frame_count) for stage, scorer in self.scorers.items()
-        }
+        scores = {}
+        for stage, scorer in self.scorers.items():
+            scores[stage] = self._clock.timed(stage, scorer.finish, duration, frame_count)
+            self._clock.add(stage, scorer.worker_cpu_s)
         return ClipResult(scene, frame_count, scores, thumbnail=self.thumbnail)
 
 
@@ -103,13 +155,18 @@ class _ClipSplitter:
     """
 
     def __init__(
-        self, video: VideoProbe, backends: Mapping[str, ScorerBackend], latency: int
+        self,
+        video: VideoProbe,
+        backends: Mapping[str, ScorerBackend],
+        latency: int,
+        clock: StageClock,
     ) -> None:
         self._video = video
         self._backends = backends
         self._latency = latency
+        self._clock = clock
         self._held: deque[Frame] = deque()
-        self._current = _OpenClip(0, 0, video, backends)
+        self._current = _OpenClip(0, 0, video, backends, clock)
         self.clips: list[ClipResult] = []
 
     def add(self, frame: Frame, cuts: list[int]) -> None:
@@ -135,7 +192,9 @@ class _ClipSplitter:
             while self._held and self._held[0].number < cut:
                 self._current.offer(self._held.popleft())
             self.clips.append(self._current.close(cut, self._video.fps))
-            self._current = _OpenClip(len(self.clips), cut, self._video, self._backends)
+            self._current = _OpenClip(
+                len(self.clips), cut, self._video, self._backends, self._clock
+            )
 
 
 def decode_pass(
@@ -147,6 +206,7 @@ def decode_pass(
     speech: bool = True,
     runtime: Runtime | None = None,
     integer_downscale: bool = False,
+    decoder_threads: int = 0,
 ) -> DecodePassResult:
     """Detect scenes, measure speech and score every clip of ``path`` in one decode.
 
@@ -154,24 +214,29 @@ def decode_pass(
     clip at all from it: a deliberate, documented deviation). Re-scoring some stages of a video
     whose segments are recorded passes their cuts as ``known_cuts`` (no scene detection, the same
     clips) and ``speech=False`` (no voice detection). ``runtime`` and ``integer_downscale`` go to
-    the scene detector (see :func:`talkvid_assets.core.scenes.cut_detector`).
+    the scene detector (see :func:`talkvid_assets.core.scenes.cut_detector`);
+    ``decoder_threads`` goes to :func:`talkvid_assets.core.video.decode`.
     """
     cuts: CutDetector = (
         cut_detector(scene_detector, video, runtime, integer_downscale)
         if known_cuts is None
         else KnownCuts(known_cuts)
     )
-    # silero-vad brings torch (1.7 s to import): only a pass that measures speech pays for it.
-    from talkvid_assets.core.voice import SpeechDetector
-
+    clock = StageClock(own_thread=decoder_threads == 1)
     voice = SpeechDetector() if video.has_audio and speech else None
     report = DecodeReport()
-    splitter = _ClipSplitter(video, backends, cuts.latency)
-    for frame in decode(path, video.fps, voice.feed if voice else None, report):
-        splitter.add(frame, cuts.push(frame))
-    clips = splitter.finish(cuts.flush(), report.end_number)
-    result = DecodePassResult(clips, report, voice.audio_s if voice else None)
+    splitter = _ClipSplitter(video, backends, cuts.latency, clock)
+
+    def hear(samples: np.ndarray) -> None:
+        clock.timed(VOICE, voice.feed, samples)
+
+    for frame in decode(path, video.fps, hear if voice else None, report, decoder_threads):
+        splitter.add(frame, clock.timed(SCENES, cuts.push, frame))
+    clips = splitter.finish(clock.timed(SCENES, cuts.flush), report.end_number)
     if voice is not None and voice.audio_s > 0:
         for clip in clips:
-            clip.speech_ratio = voice.speech_ratio(clip.scene.clip_start_s, clip.scene.clip_end_s)
-    return result
+            scene = clip.scene
+            clip.speech_ratio = clock.timed(
+                VOICE, voice.speech_ratio, scene.clip_start_s, scene.clip_end_s
+            )
+    return DecodePassResult(clips, report, voice.audio_s if voice else None, clock.stop())

@@ -18,6 +18,10 @@ Scores = dict[str, float | None]
 
 
 class ClipScorer(Protocol):
+    # CPU seconds spent for this clip on the scorer's own threads (face detection runs on a
+    # worker); the decode pass times the rest on its own thread.
+    worker_cpu_s: float
+
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         """Look at the next frame of the clip (index and time counted from the clip start)."""
         ...

@@ -154,6 +154,10 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+# The parts of a curation whose CPU time is recorded per video (decode_reports.<part>_cpu_s):
+# the decode pass's own work, each stage's scorer, and writing the video's tables.
+DECODE, SCENES, VOICE, STORE = "decode", "scenes", "voice", "store"
+CPU_PARTS = (DECODE, SCENES, VOICE, *STAGES_BY_NAME, STORE)
 
 
 def get_stage(name: str) -> Stage:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
-from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.stages import CPU_PARTS, STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
 SCORE_CACHE_DIR = "score_cache"
@@ -79,6 +79,9 @@ TABLES: dict[str, pa.Schema] = {
             ("scene_detector", pa.string()),
             ("error", pa.string()),
             ("note", pa.string()),
+            # CPU seconds of each part of the decode pass (core.decode_pass.StageClock) and of
+            # writing its tables: where a curation's time goes, per video, in SQL.
+            *((f"{part}_cpu_s", pa.float64()) for part in CPU_PARTS),
         ]
     ),
     "segments": pa.schema(

@@ -19,7 +19,7 @@ from dagster import (
     multi_asset,
 )
 
-from talkvid_assets.core.pipeline import record_decode_pass
+from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.metadata import describe_sources, histogram, picture
@@ -101,19 +101,15 @@ def build_decode_pass(
         stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
-        tables: dict[str, list[dict[str, Any]]] = {}
-        for key in context.partition_keys:
-            written = record_decode_pass(
-                store,
-                key,
-                backends,
-                config.scene_detector,
-                segments="segments" in selected,
-                runtime=config.runtime(talkvid.home_path),
-                integer_downscale=config.judging_profile().integer_downscale,
-            )
-            for table, rows in written.items():
-                tables.setdefault(table, []).extend(rows)
+        tables = record_decode_passes(
+            store,
+            context.partition_keys,
+            backends,
+            scene_detector=config.scene_detector,
+            segments="segments" in selected,
+            runtime=config.runtime(talkvid.home_path),
+            integer_downscale=config.judging_profile().integer_downscale,
+        )
         sources = describe_sources(store, context.partition_keys)
         if "segments" in selected:
             yield _segments_result(

