@@ -11,6 +11,7 @@ import pytest
 from dagster import AssetKey, DagsterRunStatus
 
 from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import curate, plan
@@ -257,3 +258,16 @@ def test_review_round_trip_gives_each_checks_precision_and_recall(curated, tmp_p
     path.write_text("clip_id,check,human\nx,quality_score,maybe\n")
     with pytest.raises(ReviewError, match=r"review.csv:2: human must be pass or fail"):
         import_review(store, path)
+
+
+def test_segments_materializations_show_where_the_cpu_went(curated):
+    """Each run's segments materialization sums its videos' decode_reports CPU columns."""
+    store, instance, _, _ = curated
+    event = instance.get_latest_materialization_event(AssetKey("segments"))
+    shown = event.asset_materialization.metadata["cpu_seconds"].value
+    assert set(shown) == set(CPU_PARTS)
+    assert shown["decode"] > 0 and shown["head_detail"] > 0
+    partition = event.asset_materialization.partition
+    (report,) = store.rows("decode_reports", partition)
+    # a ranged run shows the sum over its videos: at least this video's share
+    assert shown["motion"] >= (report["motion_cpu_s"] or 0.0) - 0.01

@@ -139,7 +139,7 @@ class _OpenClip:
         scores = {}
         for stage, scorer in self.scorers.items():
             scores[stage] = self._clock.timed(stage, scorer.finish, duration, frame_count)
-            self._clock.add(stage, scorer.worker_cpu_s)
+            self._clock.add(stage, getattr(scorer, "worker_cpu_s", 0.0))  # see ClipScorer
         return ClipResult(scene, frame_count, scores, thumbnail=self.thumbnail)
 
 

@@ -18,9 +18,9 @@ Scores = dict[str, float | None]
 
 
 class ClipScorer(Protocol):
-    # CPU seconds spent for this clip on the scorer's own threads (face detection runs on a
-    # worker); the decode pass times the rest on its own thread.
-    worker_cpu_s: float
+    """A scorer that works on threads of its own (face detection does) may also expose
+    ``worker_cpu_s``, the CPU seconds they spent for this clip: the decode pass times everything
+    else on its own thread and adds it, so the stage's recorded cost is complete."""
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         """Look at the next frame of the clip (index and time counted from the clip start)."""

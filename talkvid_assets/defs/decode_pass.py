@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from talkvid_assets.core.pipeline import record_decode_passes
-from talkvid_assets.core.stages import STAGES, Stage
+from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.metadata import describe_sources, histogram, picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
@@ -129,10 +129,13 @@ def _segments_result(
     sources: dict[str, Any],
 ) -> MaterializeResult:
     problems, frames = [], 0
+    cpu_s = dict.fromkeys(CPU_PARTS, 0.0)
     for key in context.partition_keys:
         for report in store.rows("decode_reports", key):
             frames += report.get("frames_decoded") or 0
             problems += [p for p in (report.get("error"), report.get("note")) if p]
+            for part in CPU_PARTS:
+                cpu_s[part] += report.get(f"{part}_cpu_s") or 0.0
     for problem in problems:
         context.log.warning(problem)
     metadata: dict[str, Any] = {
@@ -141,6 +144,8 @@ def _segments_result(
         "scene_detector": detector,
         "frames_decoded": frames,
         "decode_problems": "; ".join(problems) or "none",
+        # Where the pass's CPU went (decode_reports.<part>_cpu_s), summed over the run's videos.
+        "cpu_seconds": {part: round(seconds, 2) for part, seconds in cpu_s.items()},
         **_summary(segments, "speech_ratio"),
     }
     if len(context.partition_keys) == 1:

@@ -10,6 +10,7 @@ reference does and hands the detections to
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,10 +64,10 @@ class HeadDetailScorer:
 
 
 @functools.cache
-def _detection_worker() -> ThreadPoolExecutor:
-    """One thread for face detection. The decoder's threads and the main loop leave about a
-    third of two cores idle, and dlib and OpenCV release the GIL, so detection overlaps them."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="talkvid-faces")
+def _detection_workers() -> ThreadPoolExecutor:
+    """Threads for face detection, one per core: detection overlaps the decode (onnxruntime,
+    dlib and OpenCV release the GIL), and several videos decoded at once detect in parallel."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="talkvid-faces")
 
 
 def _detect_scaled(
@@ -115,7 +116,7 @@ class HeadDetailClip:
         if len(pending) >= self.MAX_IN_FLIGHT:
             pending[0].result()
         indices, frames, scales = (list(column) for column in zip(*self._queued, strict=True))
-        job = _detection_worker().submit(_detect_scaled, self._detector, frames, scales)
+        job = _detection_workers().submit(_detect_scaled, self._detector, frames, scales)
         self._jobs.append((indices, job))
         self._queued = []
 

@@ -7,6 +7,7 @@ reports are derived from the 68 landmarks: eye centres, nose tip and mouth corne
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 
 import dlib
@@ -26,6 +27,9 @@ POSE_LANDMARKS = [NOSE_TIP, LEFT_EYE_OUTER, RIGHT_EYE_OUTER, MOUTH_LEFT, MOUTH_R
 # upsample once when frames are small.
 MAX_WORKING_HEIGHT = 540
 UPSAMPLE_BELOW_HEIGHT = 360
+# dlib's detector and predictor are shared by the detection threads and keep scratch buffers of
+# their own, so they run for one frame at a time.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @functools.cache
@@ -56,8 +60,10 @@ class DlibFaceDetector:
         height, width = rgb.shape[:2]
         upsample = 1 if height < UPSAMPLE_BELOW_HEIGHT else 0
         faces: list[Face] = []
-        for box in detector(rgb, upsample):
-            shape = predictor(rgb, box)
+        with _ONE_AT_A_TIME:
+            boxes = list(detector(rgb, upsample))
+            shapes = [predictor(rgb, box) for box in boxes]
+        for box, shape in zip(boxes, shapes, strict=True):
             points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
             kps = [
                 points[LEFT_EYE].mean(axis=0),

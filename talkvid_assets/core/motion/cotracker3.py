@@ -275,8 +275,6 @@ class CoTrackerMotion:
 class CoTrackerClip:
     """Keeps the clip's candidate frames at quarter size and tracks each window at the end."""
 
-    worker_cpu_s = 0.0  # all work happens on the decode thread
-
     def __init__(self, model: Any, device: str, video: VideoProbe) -> None:
         self._model = model
         self._device = device

@@ -106,8 +106,6 @@ class LucasKanadeMotion:
 class LucasKanadeClip:
     """Buffers the clip's 2 fps grey frames the windows may need, then tracks each window."""
 
-    worker_cpu_s = 0.0  # all work happens on the decode thread
-
     def __init__(self, grid: int, size: tuple[int, int]) -> None:
         self._grid = grid
         self._size = size

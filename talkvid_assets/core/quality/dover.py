@@ -410,8 +410,6 @@ class _Block:
 class DoverClip:
     """Keeps the mosaics and resized frames the views may need; runs DOVER when the clip ends."""
 
-    worker_cpu_s = 0.0  # all work happens on the decode thread
-
     def __init__(self, model: DoverModel, video: VideoProbe) -> None:
         self._model = model
         self._video = video

@@ -95,8 +95,6 @@ class FrameStatisticsQuality:
 class FrameStatisticsClip:
     """Scores one frame per second as it is decoded; the clip score is their mean."""
 
-    worker_cpu_s = 0.0  # all work happens on the decode thread
-
     def __init__(self, step: int) -> None:
         self._step = step
         self._scores: list[tuple[float, float]] = []
