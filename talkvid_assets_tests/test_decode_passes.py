@@ -1,6 +1,8 @@
 """Several videos decoded at once give exactly the tables of one at a time, and every pass
 records where its CPU time went."""
 
+import pytest
+
 from talkvid_assets.core.pipeline import prefilter_video, record_decode_passes, register_source
 from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets.core.store import Store
@@ -33,3 +35,41 @@ def test_videos_decoded_in_parallel_give_the_tables_of_one_at_a_time(tmp_path, b
         assert all(seconds is None or seconds >= 0 for seconds in spent.values()), spent
     silent = reports[keys[NAMES.index("bikes.mp4")]]  # no audio track: no voice detection
     assert silent["voice_cpu_s"] is None
+
+
+class Breaks:
+    """A clip scorer (a plug-in of the ClipScorer protocol) that fails on its first frame."""
+
+    def offer(self, frame, clip_index, clip_time):
+        raise RuntimeError("scorer broke")
+
+
+class Watches:
+    """A clip scorer that looks at every frame and scores nothing."""
+
+    def offer(self, frame, clip_index, clip_time):
+        pass
+
+    def finish(self, duration, frame_count):
+        return {}
+
+
+def test_a_failing_pass_stops_the_other_videos_passes_of_its_run(tmp_path):
+    """One video's error ends the run at once: the other videos stop at their next frame
+    instead of decoding to the end, and nothing half-done is recorded for them."""
+    store = Store(tmp_path / "home")
+    small, large = (register_source(store, SAMPLES / n)[0] for n in ("talk_demo.mp4", "bikes.mp4"))
+    for key in (small, large):
+        prefilter_video(store, key, DEMO)
+
+    class Scorer:
+        """Breaks on the small video (talk_demo, 176 px wide) and watches bikes (640 px)."""
+
+        name, version = "breaks-on-small", "1"
+
+        def new_clip(self, video):
+            return Breaks() if video.width < 200 else Watches()
+
+    with pytest.raises(RuntimeError, match="scorer broke"):
+        record_decode_passes(store, [small, large], {"quality": Scorer()}, workers=2)
+    assert store.rows("decode_reports", large) == []

@@ -10,6 +10,7 @@ segment gets every score, whatever its duration or speech: judging is left to
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RECENT_FRAMES = 64  # covers the 0.1 s end trim at up to 240 fps, with room to spare
+
+
+class PassCancelled(Exception):
+    """A decode pass on another thread was told to stop (its run was interrupted)."""
 
 
 class StageClock:
@@ -207,6 +212,7 @@ def decode_pass(
     runtime: Runtime | None = None,
     integer_downscale: bool = False,
     decoder_threads: int = 0,
+    cancel: threading.Event | None = None,
 ) -> DecodePassResult:
     """Detect scenes, measure speech and score every clip of ``path`` in one decode.
 
@@ -215,7 +221,8 @@ def decode_pass(
     whose segments are recorded passes their cuts as ``known_cuts`` (no scene detection, the same
     clips) and ``speech=False`` (no voice detection). ``runtime`` and ``integer_downscale`` go to
     the scene detector (see :func:`talkvid_assets.core.scenes.cut_detector`);
-    ``decoder_threads`` goes to :func:`talkvid_assets.core.video.decode`.
+    ``decoder_threads`` goes to :func:`talkvid_assets.core.video.decode`. Setting ``cancel``
+    stops a pass running on another thread at its next frame, with :class:`PassCancelled`.
     """
     cuts: CutDetector = (
         cut_detector(scene_detector, video, runtime, integer_downscale)
@@ -231,6 +238,8 @@ def decode_pass(
         clock.timed(VOICE, voice.feed, samples)
 
     for frame in decode(path, video.fps, hear if voice else None, report, decoder_threads):
+        if cancel is not None and cancel.is_set():
+            raise PassCancelled(f"decode of {path} cancelled")
         splitter.add(frame, clock.timed(SCENES, cuts.push, frame))
     clips = splitter.finish(clock.timed(SCENES, cuts.flush), report.end_number)
     if voice is not None and voice.audio_s > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -127,6 +128,7 @@ def record_decode_pass(
     runtime: Runtime | None = None,
     integer_downscale: bool = False,
     decoder_threads: int = 0,
+    cancel: threading.Event | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Segments and the scores of the given stages of a video, from at most one decode.
 
@@ -171,6 +173,7 @@ def record_decode_pass(
                 runtime,
                 integer_downscale,
                 decoder_threads,
+                cancel,
             )
         writing = time.thread_time()
         if result is not None:
@@ -211,16 +214,21 @@ def record_decode_passes(
     else:
         opencv_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)
+        cancel = threading.Event()  # an interrupted run stops the other videos' passes too
         try:
             with ThreadPoolExecutor(workers, thread_name_prefix="talkvid-decode") as pool:
-                written = list(
-                    pool.map(
-                        lambda key: record_decode_pass(
-                            store, key, backends, decoder_threads=1, **options
-                        ),
-                        video_ids,
+                try:
+                    written = list(
+                        pool.map(
+                            lambda key: record_decode_pass(
+                                store, key, backends, decoder_threads=1, cancel=cancel, **options
+                            ),
+                            video_ids,
+                        )
                     )
-                )
+                except BaseException:
+                    cancel.set()
+                    raise
         finally:
             cv2.setNumThreads(opencv_threads)
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -240,6 +248,7 @@ def _decode_into(
     runtime: Runtime | None = None,
     integer_downscale: bool = False,
     decoder_threads: int = 0,
+    cancel: threading.Event | None = None,
 ) -> DecodePassResult | None:
     """Run the decode pass and fill ``tables`` (and the decode ``report``) from it; None
     when the decode failed outright (recorded in the report)."""
@@ -256,6 +265,7 @@ def _decode_into(
             runtime=runtime,
             integer_downscale=integer_downscale,
             decoder_threads=decoder_threads,
+            cancel=cancel,
         )
     except (av.error.FFmpegError, OSError) as exc:
         report["error"] = f"decode failed: {exc}"
