@@ -35,6 +35,7 @@ import av
 import cv2
 import numpy as np
 
+from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets_tests.media import read_sample, write_video
 
 MEDIA = Path(__file__).resolve().parent / "media"
@@ -43,7 +44,6 @@ WIDTH, HEIGHT = 1920, 1080
 BATCH_SECONDS = 60
 RSS_SECONDS = (30, 60, 120)
 TARGET = 0.85  # issue 11: curation at >= 0.85x the plain-decode throughput
-STAGES = ("decode", "scenes", "voice", "quality", "motion", "head_detail", "store")
 TALKVID = Path(sys.executable).with_name("talkvid")
 
 
@@ -122,7 +122,7 @@ def curate_batch(videos: list[Path], home: Path) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     from talkvid_assets.core.store import Store
 
-    columns = ", ".join(f"sum({stage}_cpu_s) AS {stage}" for stage in STAGES)
+    columns = ", ".join(f"sum({part}_cpu_s) AS {part}" for part in CPU_PARTS)
     (stages,) = Store(home).query(f"SELECT {columns} FROM decode_reports")
     verdicts = Store(home).query(
         "SELECT count(*) FILTER (passed) AS passed, count(*) AS clips FROM clips"
@@ -242,7 +242,7 @@ def main() -> None:
     def ratio(seconds: float) -> str:
         return f"{decode_s / seconds:.2f}x"
 
-    recorded = {stage: curated["stages"][stage] or 0.0 for stage in STAGES}
+    recorded = {part: curated["stages"][part] or 0.0 for part in CPU_PARTS}
     other = curated["cpu_s"] - sum(recorded.values())
     per_minute = {**recorded, "other": other}
     rows = [

@@ -54,13 +54,16 @@ class Watches:
         return {}
 
 
-def test_a_failing_pass_stops_the_other_videos_passes_of_its_run(tmp_path):
-    """One video's error ends the run at once: the other videos stop at their next frame
-    instead of decoding to the end, and nothing half-done is recorded for them."""
+@pytest.mark.parametrize("failing_first", [True, False])
+def test_a_failing_pass_stops_the_other_videos_passes_of_its_run(tmp_path, failing_first):
+    """One video's error ends the run at once, whichever place it has in the run: the other
+    videos stop at their next frame instead of decoding to the end, and nothing half-done is
+    recorded for them."""
     store = Store(tmp_path / "home")
     small, large = (register_source(store, SAMPLES / n)[0] for n in ("talk_demo.mp4", "bikes.mp4"))
     for key in (small, large):
         prefilter_video(store, key, DEMO)
+    order = [small, large] if failing_first else [large, small]
 
     class Scorer:
         """Breaks on the small video (talk_demo, 176 px wide) and watches bikes (640 px)."""
@@ -71,5 +74,5 @@ def test_a_failing_pass_stops_the_other_videos_passes_of_its_run(tmp_path):
             return Breaks() if video.width < 200 else Watches()
 
     with pytest.raises(RuntimeError, match="scorer broke"):
-        record_decode_passes(store, [small, large], {"quality": Scorer()}, workers=2)
+        record_decode_passes(store, order, {"quality": Scorer()}, workers=2)
     assert store.rows("decode_reports", large) == []

@@ -12,8 +12,9 @@ import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import av.error
 import cv2
 
 from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
-from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
+from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.pictures import contact_sheet_png
@@ -200,42 +201,91 @@ def record_decode_passes(
     workers: int | None = None,
     **options: Any,
 ) -> dict[str, list[dict[str, Any]]]:
-    """:func:`record_decode_pass` for several videos, ``workers`` at a time (default: one per
-    core), and their tables merged.
+    """:func:`record_decode_pass` for each video, and their tables merged.
 
-    Several videos at once each decode on their own thread instead of on FFmpeg's threads, and
-    OpenCV runs single-threaded meanwhile: the cores are shared out by video, which costs less
-    CPU in all than splitting every frame's work across threads (`make bench`). Decoding,
-    OpenCV and onnxruntime release the GIL, so the threads run in parallel.
+    ``workers`` videos decode at once, each on its own thread with FFmpeg and OpenCV
+    single-threaded: the cores are shared out by video, which costs less CPU in all than
+    splitting every frame's work across threads (`make bench`), and decoding, OpenCV and
+    onnxruntime release the GIL. By default that happens when there are at least as many videos
+    as usable cores; with fewer, they go one at a time on FFmpeg's and OpenCV's own threads,
+    which fill the cores already. One video's error, or an interrupt, stops the other passes at
+    their next frame (nothing half-done is written for them) and is raised.
     """
-    workers = max(1, min(len(video_ids), workers or os.cpu_count() or 1))
-    if workers == 1:
-        written = [record_decode_pass(store, key, backends, **options) for key in video_ids]
+    if workers is None:
+        cores = usable_cores()
+        workers = cores if cores > 1 and len(video_ids) >= cores else 1
+    workers = min(workers, len(video_ids))
+    if workers > 1:
+        written = _parallel_passes(store, video_ids, backends, workers, options)
     else:
-        opencv_threads = cv2.getNumThreads()
-        cv2.setNumThreads(1)
-        cancel = threading.Event()  # an interrupted run stops the other videos' passes too
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="talkvid-decode") as pool:
-                try:
-                    written = list(
-                        pool.map(
-                            lambda key: record_decode_pass(
-                                store, key, backends, decoder_threads=1, cancel=cancel, **options
-                            ),
-                            video_ids,
-                        )
-                    )
-                except BaseException:
-                    cancel.set()
-                    raise
-        finally:
-            cv2.setNumThreads(opencv_threads)
+        written = [record_decode_pass(store, key, backends, **options) for key in video_ids]
     tables: dict[str, list[dict[str, Any]]] = {}
     for video_tables in written:
         for table, rows in video_tables.items():
             tables.setdefault(table, []).extend(rows)
     return tables
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as a container limits it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _parallel_passes(
+    store: Store,
+    video_ids: Sequence[str],
+    backends: Mapping[str, ScorerBackend],
+    workers: int,
+    options: Mapping[str, Any],
+) -> list[dict[str, list[dict[str, Any]]]]:
+    cancel = threading.Event()
+
+    def one(key: str) -> dict[str, list[dict[str, Any]]]:
+        try:
+            return record_decode_pass(
+                store, key, backends, decoder_threads=1, cancel=cancel, **options
+            )
+        except BaseException:
+            cancel.set()  # whichever video fails first, the others stop
+            raise
+
+    with single_threaded_opencv(), ThreadPoolExecutor(workers, "talkvid-decode") as pool:
+        futures = [pool.submit(one, key) for key in video_ids]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:  # an interrupt while waiting
+            cancel.set()
+            raise
+        if any(future.done() and future.exception() for future in futures):
+            cancel.set()
+            wait(futures)
+            errors = [future.exception() for future in futures if future.exception()]
+            raise next((e for e in errors if not isinstance(e, PassCancelled)), errors[0])
+        return [future.result() for future in futures]
+
+
+_opencv_lock = threading.Lock()
+_opencv_users = 0
+_opencv_threads = 0
+
+
+@contextmanager
+def single_threaded_opencv() -> Iterator[None]:
+    """OpenCV on one thread while any parallel decode in this process runs (the setting is
+    process-wide), then back to what it was."""
+    global _opencv_users, _opencv_threads
+    with _opencv_lock:
+        if _opencv_users == 0:
+            _opencv_threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _opencv_users += 1
+    try:
+        yield
+    finally:
+        with _opencv_lock:
+            _opencv_users -= 1
+            if _opencv_users == 0:
+                cv2.setNumThreads(_opencv_threads)
 
 
 def _decode_into(

@@ -72,19 +72,17 @@ class Runtime:
 
 
 def onnx_session(model: bytes | Path, providers: tuple[str, ...]) -> onnxruntime.InferenceSession:
-    """An onnxruntime session that runs its operators on one thread, which sleeps between calls.
+    """An onnxruntime session that runs its operators on the calling thread.
 
-    By default onnxruntime starts a thread per core that spins while it waits for work. The
-    decode pass already keeps every core busy decoding, so those threads only took cycles from
-    the decoder: RetinaFace cost 98 ms of CPU per sampled 1080p frame that way, 24 ms on one
-    sleeping thread (benchmarks/throughput.py), at the same wall time.
+    By default onnxruntime keeps a pool of a thread per core that spins while it waits for
+    work. The decode pass already keeps every core busy decoding, so that pool only took
+    cycles from the decoder: RetinaFace cost 98 ms of CPU per sampled 1080p frame that way (the
+    pass's CPU with and without it) and 29 ms on the calling thread (`make bench-backends`).
     """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model if isinstance(model, bytes) else str(model)
     return onnxruntime.InferenceSession(source, options, providers=list(providers))
 

@@ -67,7 +67,7 @@ def speech_segments(probs: np.ndarray, audio_samples: int) -> list[tuple[int, in
     found: list[list[float]] = []
     start: int | None = None
     silence_from = 0  # where the current run of low probabilities began (0: none)
-    for index, prob in enumerate(probs):
+    for index, prob in enumerate(probs.tolist()):  # Python floats, compared as silero does
         sample = WINDOW * index
         if prob >= THRESHOLD:
             silence_from = 0

@@ -93,7 +93,7 @@ def dataset_check(
     problems = validation.export_problems(store, [store.home / DATASET_FILE], None)
     built = context.instance.get_latest_materialization_event(AssetKey("talkvid_dataset"))
     entry = built.asset_materialization.metadata.get(JUDGED_AT) if built else None
-    superseded = entry is not None and latest_judging(context.instance) > entry.value
+    superseded = entry is not None and latest_judging(store) > entry.value
     if problems and superseded:
         problems.insert(0, "clips were judged after this export read them: it is out of date")
     return _result(problems, AssetCheckSeverity.WARN if superseded else AssetCheckSeverity.ERROR)

@@ -9,10 +9,8 @@ from collections.abc import Mapping
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     AutomationCondition,
-    DagsterInstance,
     MaterializeResult,
     asset,
 )
@@ -20,6 +18,7 @@ from dagster import (
 from talkvid_assets.core.clip_files import cut_passing_clips
 from talkvid_assets.core.export import write_records
 from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.core.store import Store
 from talkvid_assets.defs.metadata import describe_sources
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
@@ -29,15 +28,16 @@ CLIPS_DIR = "clips"
 # Assets tagged so are left out of curation runs, staleness and the stale sensor.
 ON_DEMAND_TAG = "talkvid/on_demand"
 DATASET_FILE = "exports/talkvid.json"
-# The dataset's metadata: when the latest verdict it may include was recorded (epoch seconds).
+# The dataset's metadata: when the latest verdict it may include was written (epoch seconds).
 JUDGED_AT = "judged_at"
 
 
-def latest_judging(instance: DagsterInstance) -> float:
-    """When any video's verdicts were last materialized (0 before any): the dataset records it
-    before reading the clips, so a later verdict is one it may not include."""
-    event = instance.get_latest_materialization_event(AssetKey("filtered_clips"))
-    return event.timestamp if event else 0.0
+def latest_judging(store: Store) -> float:
+    """When any video's verdicts were last written (0 before any): the dataset records it
+    before reading the clips, so a later verdict is one it may not include. The files' times,
+    not Dagster's events: a verdict is written before its materialization is recorded."""
+    files = (store.tables_dir / "filtered_clips").glob("*.parquet")
+    return max((path.stat().st_mtime for path in files), default=0.0)
 
 
 # After any per-video export lands (and none is still running), rewrite the merged file. Unlike
@@ -84,12 +84,10 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         code_version=code_versions["talkvid_dataset"],
         automation_condition=FOLLOWS_EXPORTS,
     )
-    def talkvid_dataset(
-        context: AssetExecutionContext, talkvid: TalkvidResource
-    ) -> MaterializeResult:
+    def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
         """``exports/talkvid.json``: every passing clip of the home in one TalkVid JSON file."""
         store = talkvid.store()
-        judged_at = latest_judging(context.instance)  # before reading: see dataset_check
+        judged_at = latest_judging(store)  # before reading: see dataset_check
         records = export_records(store)
         path = store.home / DATASET_FILE
         write_records(path, records)

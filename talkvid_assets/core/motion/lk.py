@@ -23,7 +23,7 @@ LK_PARAMS = {
     "winSize": (21, 21),
     "maxLevel": 4,
     # At most 10 iterations to 0.03 px per level: OpenCV's default of 30 to 0.01 px cost 36%
-    # more CPU and moved no sample clip's ratio by more than 0.012 (benchmarks/throughput.py).
+    # more CPU on the samples' windows and moved no sample clip's ratio by more than 0.012.
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03),
     # Flat regions (a plain wall) are still visible; only a failed round trip loses a point.
     "minEigThreshold": 1e-6,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import random
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,9 +57,18 @@ def _process_state_kept() -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
 
 
-@functools.cache
+_loading = threading.Lock()
+
+
 def load_network(device: str) -> TransNetV2:
-    """The network on ``device``, loaded once per process (2-3 s, 30 MB of weights)."""
+    """The network on ``device``, loaded once per process (2-3 s, 30 MB of weights), also when
+    several decode threads ask at once: loading swaps process-wide torch state."""
+    with _loading:
+        return _network(device)
+
+
+@functools.cache
+def _network(device: str) -> TransNetV2:
     with _process_state_kept():
         return TransNetV2(device=device)
 
