@@ -357,6 +357,9 @@ def cmd_config(home: Path) -> None:
     print(f"scene_detector: {config.scene_detector}")
     print(f"threshold overrides: {dict(config.thresholds) or 'none'}")
     print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
+    from talkvid_assets.core.scoring import require_ready
+
+    require_ready(config.backends, config.runtime(home))  # one line and exit 1 if one cannot run
 
 
 def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) -> None:

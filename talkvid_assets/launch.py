@@ -1,7 +1,12 @@
 """Launching curation runs on a home's instance: what the CLI (and tests) use instead of
-re-implementing the graph. Runs are in-process and cover a range of partitions each, and only
-the stale assets (defs.staleness): a process per step would cost seconds, a run per video
-about 0.7 s of Dagster bookkeeping."""
+re-implementing the graph. Runs are in-process and cover a range of partitions each: a process
+per step would cost seconds, a run per video about 0.7 s of Dagster bookkeeping.
+
+What runs is what Dagster itself calls missing or stale (defs.dagster_stale, the UI's answer),
+after observing curation.yaml (defs.config_assets) as `talkvid dev` does; an asset partition
+whose latest blocking check failed is run again with its check, so nothing downstream of bad
+data is built on any route.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     DagsterEvent,
     DagsterInstance,
@@ -23,29 +30,26 @@ from dagster import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from talkvid_assets.core.bench import DIMENSIONS
 from talkvid_assets.core.config import load_config
+from talkvid_assets.core.scoring import require_ready
 from talkvid_assets.core.stages import STAGES
-from talkvid_assets.defs.bench import CORPUS_ASSETS
-from talkvid_assets.defs.build import DATASET, build_definitions
+from talkvid_assets.defs.build import CORPUS_WIDE, CURATE_JOB, build_definitions
+from talkvid_assets.defs.config_assets import observe_config
+from talkvid_assets.defs.dagster_stale import outdated
 from talkvid_assets.defs.decode_pass import POOL
-from talkvid_assets.defs.filtered_clips import VERDICTS_BY_VIDEO
+from talkvid_assets.defs.exports import ON_DEMAND_TAG
+from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
 from talkvid_assets.defs.model_stages import GPU_POOL
 from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
-from talkvid_assets.defs.sensors import CURATE_JOB, partitioned_graph
-from talkvid_assets.defs.staleness import PlannedRun, plan_runs, stale_assets
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
 HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
 # The assets the decode pass writes: runs selecting one need a slot of its pool.
 DECODING = frozenset({"segments", *(stage.table for stage in STAGES)})
-# After the videos' runs, one run over the corpus: the merged export and speaker ids, then
-# TalkVid-Bench (its dimensions as the run's partition range), then the training split. One
-# run rather than three saves about a second of Dagster's per-run work (`make bench`).
-CORPUS_RUNS = (
-    PlannedRun((DATASET, "speakers", "bench_strata", "training_split"), tuple(DIMENSIONS)),
-)
+# A change travels one level of the graph per wave of runs (Dagster calls a child stale only once
+# its parent's data version changed); the graph is six levels deep.
+MAX_WAVES = 8
 # How long `curate` waits for a decode slot held by other runs before saying which ones.
 SLOT_WAIT_S = float(os.environ.get("TALKVID_SLOT_WAIT_S", "300"))
 # What a step fails with when the process is interrupted (Dagster catches SIGINT in a run).
@@ -185,6 +189,26 @@ class Interrupted(KeyboardInterrupt):
 
 
 @dataclass(frozen=True)
+class PlannedRun:
+    """One run: a contiguous range of partitions (none for the corpus-wide assets) and the
+    assets to materialize for them."""
+
+    assets: tuple[str, ...]
+    partitions: tuple[str, ...]
+
+    def tags(self) -> dict[str, str]:
+        """Dagster's partition tags for this run (a single key, or a range)."""
+        if not self.partitions:
+            return {}
+        if len(self.partitions) == 1:
+            return {"dagster/partition": self.partitions[0]}
+        return {
+            "dagster/asset_partition_range_start": self.partitions[0],
+            "dagster/asset_partition_range_end": self.partitions[-1],
+        }
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """One in-process run over a range of partitions."""
 
@@ -200,21 +224,55 @@ class RunOutcome:
 
     @property
     def videos(self) -> tuple[str, ...]:
-        """The videos this run curated: none for the corpus-wide runs (whose partitions, if
-        any, are TalkVid-Bench's dimensions)."""
-        return () if set(self.assets) & {DATASET, *CORPUS_ASSETS} else self.partitions
+        """The videos this run curated: none for the corpus-wide run."""
+        return self.partitions
+
+
+def video_assets(defs: Definitions) -> list[str]:
+    """The per-video assets a curation materializes, in dependency order."""
+    graph = defs.resolve_asset_graph()
+    return [
+        key.to_user_string()
+        for key in graph.toposorted_asset_keys
+        if graph.get(key).partitions_def == video_partitions
+        and graph.get(key).is_materializable
+        and ON_DEMAND_TAG not in graph.get(key).tags
+    ]
+
+
+def failed_blocking_checks(
+    instance: DagsterInstance, defs: Definitions, partitions: Sequence[str]
+) -> set[tuple[str, str | None]]:
+    """(asset, partition) whose latest blocking check evaluation failed: their data must be
+    rebuilt (and checked again) before anything downstream may use it."""
+    graph = defs.resolve_asset_graph()
+    keys: list[AssetCheckKey] = [
+        check for check in graph.asset_check_keys if graph.get(check).blocking
+    ]
+    wanted = set(partitions)
+    failed = set()
+    for info in instance.event_log_storage.get_asset_check_partition_info(keys):
+        if info.latest_execution_status.value == "FAILED" and (
+            info.partition_key is None or info.partition_key in wanted
+        ):
+            failed.add((info.check_key.asset_key.to_user_string(), info.partition_key))
+    return failed
 
 
 def plan(
     instance: DagsterInstance, defs: Definitions, partitions: Sequence[str]
 ) -> list[PlannedRun]:
-    """The runs that bring ``partitions`` up to date: only their stale assets, in ranges."""
-    graph = partitioned_graph(defs.resolve_asset_graph())
+    """The runs that bring ``partitions`` up to date now: the asset partitions Dagster calls
+    missing or stale, or whose blocking check failed, grouped in contiguous ranges."""
     order = instance.get_dynamic_partitions(video_partitions.name)
-    wanted = set(partitions)
-    stale = stale_assets(instance, graph, [key for key in order if key in wanted])
+    wanted = [key for key in order if key in set(partitions)]
+    assets = video_assets(defs)
+    pairs = [(asset, key) for key in wanted for asset in assets]
+    todo = outdated(instance, defs.resolve_asset_graph(), pairs)
+    todo |= failed_blocking_checks(instance, defs, wanted)
+    stale = {key: tuple(asset for asset in assets if (asset, key) in todo) for key in wanted}
     runs = []
-    for run in plan_runs(order, stale, len(order) or 1):
+    for run in plan_runs(wanted, stale):
         # A decode is seconds per video: several short runs report progress and isolate a
         # failure; judging and exporting is milliseconds, so those go in one run.
         size = PARTITIONS_PER_RUN if DECODING & set(run.assets) else len(run.partitions)
@@ -223,6 +281,44 @@ def plan(
             for start in range(0, len(run.partitions), size)
         ]
     return runs
+
+
+def plan_runs(order: Sequence[str], stale: Mapping[str, Sequence[str]]) -> list[PlannedRun]:
+    """Group partitions with the same stale assets into contiguous ranges, in registration
+    order (Dagster's ranges follow it)."""
+    runs: list[PlannedRun] = []
+    current: list[str] = []
+    assets: tuple[str, ...] = ()
+    for partition in order:
+        wanted = tuple(stale.get(partition, ()))
+        if current and wanted != assets:
+            runs.append(PlannedRun(assets, tuple(current)))
+            current = []
+        if wanted:
+            current.append(partition)
+            assets = wanted
+    if current:
+        runs.append(PlannedRun(assets, tuple(current)))
+    return runs
+
+
+def corpus_plan(instance: DagsterInstance, defs: Definitions) -> list[PlannedRun]:
+    """One run over the corpus-wide assets when any is missing or stale: those and the ones
+    after them (each is cheap, and one run costs less than a wave of runs)."""
+    graph = defs.resolve_asset_graph()
+    todo = outdated(instance, graph, [(asset, None) for asset in CORPUS_WIDE])
+    todo |= {pair for pair in failed_blocking_checks(instance, defs, []) if pair[0] in CORPUS_WIDE}
+    if not todo:
+        return []
+    chosen = {asset for asset, _ in todo}
+    frontier = list(chosen)
+    while frontier:  # and every corpus-wide asset after them
+        children = graph.get(AssetKey(frontier.pop())).child_keys
+        for child in (key.to_user_string() for key in children):
+            if child in CORPUS_WIDE and child not in chosen:
+                chosen.add(child)
+                frontier.append(child)
+    return [PlannedRun(tuple(asset for asset in CORPUS_WIDE if asset in chosen), ())]
 
 
 def curate(
@@ -234,34 +330,49 @@ def curate(
     stopping: Callable[[], bool] = lambda: False,
     slot_wait_s: float = SLOT_WAIT_S,
 ) -> list[RunOutcome]:
-    """Bring ``partitions`` up to date with in-process runs, then rewrite the dataset export.
+    """Bring ``partitions`` up to date with in-process runs, then the corpus-wide assets.
 
-    A failed run over several partitions is retried one partition at a time, so one bad video
-    never fails the others. An interrupt fails the run in progress (Dagster gives its pool slot
-    back); ``stopping`` then says it was the user's, and :class:`Interrupted` ends the loop
-    instead of a retry.
+    curation.yaml is observed first, as the config sensor does under `talkvid dev`. A change
+    travels one level of the graph per wave (a child is stale only once its parent's data
+    changed), so an identical result stops it. A failed run over several partitions is retried
+    one partition at a time, so one bad video never fails the others. An interrupt fails the
+    run in progress (Dagster gives its pool slot back); ``stopping`` then says it was the
+    user's, and :class:`Interrupted` ends the loop instead of a retry.
     """
     reap_abandoned_runs(instance)
     set_pool_limits(instance, home)
+    config = load_config(home)
+    require_ready(config.backends, config.runtime(home))
     defs = build_definitions(home)
-    queue = plan(instance, defs, partitions)
-    outcomes = []
-    while queue:
-        run = queue.pop(0)
-        if DECODING & set(run.assets):
-            wait_for_a_slot(instance, slot_wait_s)
-        outcome = _execute(instance, defs, run, log_level)
-        if outcome.interrupted or stopping():
-            raise Interrupted(outcome, sum(len(left.partitions) for left in queue))
-        if not outcome.success and len(run.partitions) > 1:
-            queue[:0] = [PlannedRun(run.assets, (key,)) for key in run.partitions]
-            continue
-        outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
-    for run in CORPUS_RUNS if outcomes else ():
+    observe_config(instance, home)
+    outcomes: list[RunOutcome] = []
+    failed: set[str] = set()
+    for _ in range(MAX_WAVES):
+        queue = [
+            PlannedRun(run.assets, tuple(key for key in run.partitions if key not in failed))
+            for run in plan(instance, defs, partitions)
+        ]
+        queue = [run for run in queue if run.partitions]
+        if not queue:
+            break
+        while queue:
+            run = queue.pop(0)
+            if DECODING & set(run.assets):
+                wait_for_a_slot(instance, slot_wait_s)
+            outcome = _execute(instance, defs, run, log_level)
+            if outcome.interrupted or stopping():
+                raise Interrupted(outcome, sum(len(left.partitions) for left in queue))
+            if not outcome.success and len(run.partitions) > 1:
+                queue[:0] = [PlannedRun(run.assets, (key,)) for key in run.partitions]
+                continue
+            if not outcome.success:
+                failed.update(run.partitions)  # not retried in a later wave of this command
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+    for run in corpus_plan(instance, defs):
         if stopping():
-            raise Interrupted(outcomes[-1], 0)
+            raise Interrupted(outcomes[-1], 0) if outcomes else KeyboardInterrupt()
         outcomes.append(_execute(instance, defs, run, log_level))
     return outcomes
 
@@ -269,10 +380,9 @@ def curate(
 def _execute(
     instance: DagsterInstance, defs: Definitions, run: PlannedRun, log_level: str
 ) -> RunOutcome:
-    per_video = bool(run.partitions) and not set(run.assets) & set(CORPUS_ASSETS)
     job = (
         defs.resolve_job_def(CURATE_JOB)
-        if per_video
+        if run.partitions
         else defs.resolve_implicit_global_asset_job_def()
     )
     started = time.perf_counter()
@@ -282,17 +392,14 @@ def _execute(
         instance=instance,
         asset_selection=[AssetKey(asset) for asset in run.assets],
         raise_on_error=False,
-        tags={**tags, **(run.tags() if run.partitions else {})},
+        tags={**tags, **run.tags()},
     )
     error, interrupted = None, False
     if not result.success:
         failures = [event for event in result.all_events if event.is_step_failure]
-        error = failures[0].message if failures else "run failed"
-        interrupted = any(
-            event.step_failure_data.error.cls_name in INTERRUPT_ERRORS
-            for event in failures
-            if event.step_failure_data.error
-        )
+        errors = [event.step_failure_data.error for event in failures]
+        error = step_error(errors[0]) if errors and errors[0] else "run failed"
+        interrupted = any(error.cls_name in INTERRUPT_ERRORS for error in errors if error)
     return RunOutcome(
         run.partitions,
         run.assets,
@@ -305,8 +412,17 @@ def _execute(
     )
 
 
+def step_error(error: Any) -> str:
+    """A failed step's own message, first line (Dagster's event says only "step failed")."""
+    cause = error
+    while cause.cause is not None and cause.cls_name in ("DagsterExecutionStepExecutionError",):
+        cause = cause.cause
+    lines = [line for line in cause.message.strip().splitlines() if line.strip()]
+    return lines[0] if lines else cause.cls_name
+
+
 def _judged(events: Sequence[DagsterEvent]) -> dict[str, Mapping[str, int]]:
-    """The per-video counts that this run's ``filtered_clips`` materialization recorded."""
+    """The per-video counts that this run's ``filtered_clips`` materializations recorded."""
     counts: dict[str, Mapping[str, int]] = {}
     for event in events:
         materialization = (
@@ -315,6 +431,9 @@ def _judged(events: Sequence[DagsterEvent]) -> dict[str, Mapping[str, int]]:
             else None
         )
         if materialization and materialization.asset_key == AssetKey("filtered_clips"):
-            entry = materialization.metadata.get(VERDICTS_BY_VIDEO)
-            counts.update(entry.value if entry else {})
+            metadata = materialization.metadata
+            counts[str(materialization.partition)] = {
+                CLIPS: metadata[CLIPS].value,
+                PASSED: metadata[PASSED].value,
+            }
     return counts

@@ -3,9 +3,9 @@
 Every route that curates (``talkvid curate``, the Dagster UI, sensors, backfills, ``dagster
 asset materialize``) reads this one file, so results of two configurations never mix in a home.
 It is validated when loaded, and a mistake is reported as one :class:`ConfigError` line naming
-the key and the value. What the file decides also decides the assets' code versions
-(:func:`code_versions`): a threshold edit makes exactly the verdicts stale, a backend change that
-stage's scores.
+the key and the value. The file is read when a stage runs, never frozen at import: its parts
+(:func:`config_parts`) are data that Dagster observes, so a threshold edit makes exactly the
+verdicts stale and a backend change that stage's scores, with no reload.
 """
 
 from __future__ import annotations
@@ -31,15 +31,21 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
-# Versions of what the stage code computes beyond its settings: bump when the output changes.
-PROBE_VERSION = "probe-1"
-SEGMENTS_VERSION = "segments-1"
-VERDICT_VERSION = "verdict-1"
-EXPORT_VERSION = "talkvid-json-2"  # info and description from the annotations
-ANNOTATIONS_VERSION = "annotations-1-dlib-resnet"
-SPEAKERS_VERSION = "speakers-1"
-BENCH_VERSION = "bench-1"
-CLIP_FILES_VERSION = "clips-h264-aac-1"
+# The code version of each asset: what its code computes beyond its settings (those are the
+# config parts it depends on, see config_parts). Bump one when that asset's output changes.
+CODE_VERSIONS: dict[str, str] = {
+    "raw_videos": "probe-2",
+    "segments": "segments-2",
+    **{stage.table: "scores-2" for stage in STAGES},
+    "filtered_clips": "verdict-2",
+    "annotations": "annotations-1-dlib-resnet",
+    "talkvid_export": "talkvid-json-2",  # info and description from the annotations
+    "talkvid_dataset": "talkvid-json-2",
+    "speakers": "speakers-1",
+    "bench_strata": "bench-2",  # one asset over every dimension
+    "training_split": "bench-1",
+    "clip_files": "clips-h264-aac-1",
+}
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
     "duration_s": (0.0, 3600.0),
@@ -54,8 +60,8 @@ THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
 TEMPLATE = """\
 # Curation configuration of this talkvid home. Every route reads it: `talkvid curate`, the
 # Dagster UI and its sensors, backfills and `dagster asset materialize`. After an edit run
-# `talkvid curate --stale` (or reload the definitions in the UI): only what the edit changes is
-# recomputed, e.g. a threshold edit re-judges clips without decoding anything again.
+# `talkvid curate --stale`, or let `talkvid dev` notice it within seconds (no reload): only what
+# the edit changes is recomputed, e.g. a threshold edit re-judges clips without decoding again.
 
 # paper | demo | reference (see the README's "Profiles")
 profile: {profile}
@@ -302,26 +308,37 @@ def _seed(value: Any) -> int:
     return value
 
 
-def code_versions(config: CurationConfig, backend_versions: Mapping[str, str]) -> dict[str, str]:
-    """The code version of each asset, from exactly what determines its output.
+# The parts of curation.yaml that decide one stage each (see config_parts).
+CONFIG_PARTS = ("prefilter", "scenes", *(stage.name for stage in STAGES), "thresholds", "bench")
 
-    ``backend_versions`` maps each stage to its backend's ``name@version`` (later with the
-    weights checksum). Dagster compares these with the versions recorded at materialization, so
-    a threshold edit makes only ``filtered_clips`` (and what follows) stale.
+
+def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dict[str, Any]:
+    """The parts of a configuration that decide one stage each, by part name.
+
+    Each part is a Dagster observable source asset (``config_<part>``, see defs.config_assets)
+    whose data version is the part's :func:`fingerprint`, and each stage depends on the parts
+    that decide it: a threshold edit changes only ``thresholds``, so only the verdicts (and what
+    follows them) become stale. ``backend_tags`` maps each stage to its backend's
+    ``name@version`` (:func:`backend_tag`), which names the weights' checksum.
     """
     profile = config.judging_profile()
-    versions = {
-        "raw_videos": f"{PROBE_VERSION}-{fingerprint(dataclasses.asdict(profile.prefilter))}",
-        "segments": f"{SEGMENTS_VERSION}-{config.scene_detector}"
-        + ("-integer-downscale" if profile.integer_downscale else ""),
-        "filtered_clips": f"{VERDICT_VERSION}-{fingerprint(dataclasses.asdict(profile.clip))}",
-        "talkvid_export": EXPORT_VERSION,
-        "talkvid_dataset": EXPORT_VERSION,
-        "annotations": ANNOTATIONS_VERSION,
-        "speakers": SPEAKERS_VERSION,
-        "bench_strata": f"{BENCH_VERSION}-{config.bench_quotas}-seed{config.bench_seed}",
-        "training_split": BENCH_VERSION,
-        "clip_files": CLIP_FILES_VERSION,
+    return {
+        "prefilter": dataclasses.asdict(profile.prefilter),
+        "scenes": {
+            "scene_detector": config.scene_detector,
+            "integer_downscale": profile.integer_downscale,
+        },
+        **{stage.name: backend_tags[stage.name] for stage in STAGES},
+        # The verdicts record the whole configuration's digest, so they follow any edit of it.
+        "thresholds": {"clip": dataclasses.asdict(profile.clip), "config_digest": config.digest},
+        "bench": {"quotas": config.bench_quotas, "seed": config.bench_seed},
     }
-    versions.update({stage.table: backend_versions[stage.name] for stage in STAGES})
-    return versions
+
+
+def model_stages(config: CurationConfig) -> tuple[str, ...]:
+    """The stages whose configured backend runs one of the paper's models: each is an asset of
+    its own in the GPU pool, so switching a stage between an embedded and a model backend
+    changes the graph's shape (a reload of the definitions), unlike any other edit."""
+    return tuple(
+        stage.name for stage in STAGES if config.backends[stage.name] in stage.model_backends
+    )

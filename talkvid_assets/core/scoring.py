@@ -8,10 +8,11 @@ grow with the length of the source.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from talkvid_assets.core.runtime import Runtime
-from talkvid_assets.core.stages import get_stage
+from talkvid_assets.core.stages import BackendUnavailable, get_stage
 from talkvid_assets.core.video import Frame, VideoProbe
 
 Scores = dict[str, float | None]
@@ -37,7 +38,42 @@ class ScorerBackend(Protocol):
 
     def new_clip(self, video: VideoProbe) -> ClipScorer: ...
 
+    def ready(self) -> None:
+        """Raise BackendUnavailable, with a one-line message saying what to install or fetch,
+        when this backend cannot run here; return when it can.
+
+        Cheap, so a route can refuse before any run starts: it checks exactly what the first
+        clip would need (a package with ``importlib.util.find_spec``, each weight file through
+        :meth:`Runtime.weight`) and never loads weights or imports a heavy package. Embedded
+        backends, whose dependencies are pinned, just return."""
+        ...
+
 
 def load_backend(stage: str, name: str, runtime: Runtime | None = None) -> ScorerBackend:
     """Instantiate backend ``name`` of ``stage`` (see :mod:`talkvid_assets.core.stages`)."""
     return get_stage(stage).load_backend(name, runtime)
+
+
+def unready_backends(backends: Mapping[str, str], runtime: Runtime) -> dict[str, str]:
+    """Stage name -> the one-line reason its configured backend cannot run here, for every
+    stage of ``backends`` (stage -> backend name) that cannot; empty when all can.
+
+    Loads each backend (cheap: no weights) and asks :meth:`ScorerBackend.ready`, so a missing
+    package or weight file is reported before a run starts instead of on its first clip."""
+    reasons = {}
+    for stage, name in backends.items():
+        try:
+            load_backend(stage, name, runtime).ready()
+        except BackendUnavailable as error:
+            reasons[stage] = str(error)
+    return reasons
+
+
+def require_ready(backends: Mapping[str, str], runtime: Runtime) -> None:
+    """Raise :class:`BackendUnavailable` naming every stage whose backend cannot run here, in
+    one line: what every route checks before a run starts."""
+    problems = unready_backends(backends, runtime)
+    if problems:
+        raise BackendUnavailable(
+            "; ".join(f"{stage} backend: {reason}" for stage, reason in problems.items())
+        )

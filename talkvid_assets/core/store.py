@@ -26,11 +26,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
 from talkvid_assets.core.stages import CPU_PARTS, STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
+# Columns that differ between two identical computations (when it ran, how long it took): left
+# out of a partition's content digest, so an identical re-run keeps its data version.
+CIRCUMSTANTIAL_COLUMNS = frozenset({"ingested_at", *(f"{part}_cpu_s" for part in CPU_PARTS)})
 SCORE_CACHE_DIR = "score_cache"
 SCHEMA_VERSION = 5
 _KEYS = [("video_id", pa.string())]
@@ -397,6 +401,15 @@ class Store:
         """``video_id``'s rows of ``table``, read straight from its partition file."""
         path = self._table_dir(table) / f"{video_id}.parquet"
         return pq.read_table(path).to_pylist() if path.exists() else []
+
+    def digest(self, table: str, video_id: str) -> str:
+        """A fingerprint of ``video_id``'s rows of ``table``, circumstantial columns left out:
+        what its Dagster data version is made of (equal content, equal version)."""
+        rows = [
+            {column: value for column, value in row.items() if column not in CIRCUMSTANTIAL_COLUMNS}
+            for row in self.rows(table, video_id)
+        ]
+        return fingerprint(rows)
 
 
 def _glob_literal(path: str) -> str:

@@ -2,27 +2,26 @@
 labels, face descriptor); over the corpus, speaker ids; per bench dimension, the strata; and the
 training split that shares no speaker with the bench.
 
-The corpus-wide assets follow their parents by themselves in `dagster dev` (the same
-condition as the merged export) and the CLI materializes them after curating.
+The corpus-wide assets are unpartitioned, so automation updates them together in one run after
+the videos' runs (defs.automation.CORPUS_AUTOMATION), and the CLI does the same after curating.
 """
 
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetsDefinition,
+    DataVersion,
     MaterializeResult,
-    StaticPartitionsDefinition,
     asset,
     asset_check,
 )
 
 from talkvid_assets.core.bench import DIMENSIONS, resolve_quotas, shortfall
+from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
 from talkvid_assets.core.labelling import (
     annotate,
     assign_speakers,
@@ -30,65 +29,74 @@ from talkvid_assets.core.labelling import (
     write_training_split,
 )
 from talkvid_assets.core.pictures import quota_bars_png
-from talkvid_assets.defs.exports import FOLLOWS_EXPORTS
-from talkvid_assets.defs.metadata import describe_sources, picture
+from talkvid_assets.core.store import CORPUS
+from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
+from talkvid_assets.defs.config_assets import config_asset
+from talkvid_assets.defs.metadata import picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
-bench_dimensions = StaticPartitionsDefinition(list(DIMENSIONS))
 REPORTS_DIR = "reports"
 # The corpus-wide assets, in the order the CLI materializes them after curating videos.
 CORPUS_ASSETS = ("speakers", "bench_strata", "training_split")
 
 
-def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
+def build_bench() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
         group_name="bench",
         deps=["filtered_clips"],
         kinds={"duckdb", "dlib"},
-        code_version=code_versions["annotations"],
+        code_version=CODE_VERSIONS["annotations"],
+        automation_condition=VIDEO_AUTOMATION,
     )
     def annotations(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         """Each passing clip's labels (the source's manifest row) and its face descriptor."""
         store = talkvid.store()
-        rows = [row for key in context.partition_keys for row in annotate(store, key)]
-        return MaterializeResult(
-            metadata={
-                **describe_sources(store, context.partition_keys),
+        metadata = {}
+        for key in context.partition_keys:
+            rows = annotate(store, key)
+            metadata[key] = {
                 "clips": len(rows),
                 "with_face": sum(row["face_descriptor"] is not None for row in rows),
                 "with_language": sum(row["language"] is not None for row in rows),
             }
+        digests = {key: store.digest("annotations", key) for key in context.partition_keys}
+        return MaterializeResult(
+            data_version=record_partitions(context, store, "annotations", digests, metadata)
         )
 
     @asset(
         group_name="bench",
         deps=["annotations"],
         kinds={"duckdb"},
-        code_version=code_versions["speakers"],
-        automation_condition=FOLLOWS_EXPORTS,
+        code_version=CODE_VERSIONS["speakers"],
+        automation_condition=CORPUS_AUTOMATION,
     )
     def speakers(talkvid: TalkvidResource) -> MaterializeResult:
         """A speaker id per annotated clip, clustered across the corpus (incrementally)."""
-        return MaterializeResult(metadata=assign_speakers(talkvid.store()))
+        store = talkvid.store()
+        counts = assign_speakers(store)
+        return MaterializeResult(
+            metadata=counts, data_version=DataVersion(store.digest("speakers", CORPUS))
+        )
 
     @asset(
-        partitions_def=bench_dimensions,
         group_name="bench",
-        deps=["speakers"],
+        deps=["speakers", config_asset("bench")],
         kinds={"duckdb"},
-        code_version=code_versions["bench_strata"],
-        automation_condition=FOLLOWS_EXPORTS,
+        code_version=CODE_VERSIONS["bench_strata"],
+        automation_condition=CORPUS_AUTOMATION,
     )
-    def bench_strata(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
-        """TalkVid-Bench: the clips of one dimension, per stratum, to the configured quotas."""
+    def bench_strata(talkvid: TalkvidResource) -> MaterializeResult:
+        """TalkVid-Bench: the clips of each dimension, per stratum, to the configured quotas."""
         store, config = talkvid.store(), talkvid.config()
         picks = corpus_bench(store, config)
         quotas = resolve_quotas(config.bench_quotas)
         metadata: dict[str, Any] = {"quotas": config.bench_quotas, "seed": config.bench_seed}
-        for dimension in context.partition_keys:
+        for dimension in DIMENSIONS:
             mine = [pick for pick in picks if pick["dimension"] == dimension]
             store.write("bench_strata", dimension, mine)
             chosen = Counter(pick["stratum"] for pick in mine)
@@ -97,8 +105,6 @@ def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
             report.parent.mkdir(parents=True, exist_ok=True)
             report.write_bytes(bars)
             missing = shortfall(mine, {dimension: quotas[dimension]}).get(dimension, {})
-            # One run may cover several dimensions and Dagster gives each partition the same
-            # metadata, so every entry names its dimension.
             metadata |= {
                 f"{dimension} clips": len(mine),
                 f"{dimension} speakers": len({pick["speaker_id"] for pick in mine}),
@@ -106,20 +112,23 @@ def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
                 f"{dimension} balance": picture(bars, f"{dimension}: clips against the quota"),
                 f"{dimension} report": str(report),
             }
-        return MaterializeResult(metadata=metadata)
+        version = fingerprint([store.digest("bench_strata", dimension) for dimension in DIMENSIONS])
+        return MaterializeResult(metadata=metadata, data_version=DataVersion(version))
 
     @asset(
         group_name="bench",
         deps=["bench_strata"],
         kinds={"duckdb"},
-        code_version=code_versions["training_split"],
-        automation_condition=FOLLOWS_EXPORTS,
+        code_version=CODE_VERSIONS["training_split"],
+        automation_condition=CORPUS_AUTOMATION,
     )
     def training_split(talkvid: TalkvidResource) -> MaterializeResult:
         """Passing clips whose speaker is known and in no bench dimension."""
-        rows = write_training_split(talkvid.store())
+        store = talkvid.store()
+        rows = write_training_split(store)
         return MaterializeResult(
-            metadata={"clips": len(rows), "speakers": len({row["speaker_id"] for row in rows})}
+            metadata={"clips": len(rows), "speakers": len({row["speaker_id"] for row in rows})},
+            data_version=DataVersion(store.digest("training_split", CORPUS)),
         )
 
     return [annotations, speakers, bench_strata, training_split]
@@ -128,15 +137,14 @@ def build_bench(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
 @asset_check(
     asset="bench_strata",
     name="quotas_met",
-    partitions_def=bench_dimensions,
     blocking=False,
-    description="every stratum of the dimension holds its quota; a shortfall names the strata",
+    description="every stratum of every dimension holds its quota; a shortfall names the strata",
 )
-def quotas_met(context: AssetCheckExecutionContext, talkvid: TalkvidResource) -> AssetCheckResult:
+def quotas_met(talkvid: TalkvidResource) -> AssetCheckResult:
     store, config = talkvid.store(), talkvid.config()
     quotas = resolve_quotas(config.bench_quotas)
     problems = []
-    for dimension in context.partition_keys:
+    for dimension in DIMENSIONS:
         rows = store.rows("bench_strata", dimension)
         chosen = Counter(row["stratum"] for row in rows)
         problems += [

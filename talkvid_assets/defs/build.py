@@ -1,8 +1,10 @@
-"""Definitions for one talkvid home: code versions follow its curation.yaml.
+"""Definitions for one talkvid home.
 
-Built per home rather than once per process, because what a home's config decides (thresholds,
-backends, scene detector) is what the assets' code versions are made of; `definitions.py` builds
-them for ``$TALKVID_HOME`` for `dagster dev` and `dagster asset materialize`.
+Built per home rather than once per process: which stages run one of the paper's models (an
+asset of their own in the GPU pool) follows the home's curation.yaml. Everything else the file
+decides is data observed at run time (defs.config_assets), not frozen into the definitions, so
+an edit needs no reload. `definitions.py` builds them for ``$TALKVID_HOME`` for `dagster dev`
+and `dagster asset materialize`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from pathlib import Path
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from talkvid_assets.core.config import backend_tag, code_versions, load_config
-from talkvid_assets.core.scoring import load_backend
+from talkvid_assets.core.config import load_config, model_stages
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.defs.automation import automation_sensor
 from talkvid_assets.defs.bench import BENCH_CHECKS, CORPUS_ASSETS, build_bench
 from talkvid_assets.defs.checks import build_checks
+from talkvid_assets.defs.config_assets import CONFIG_ASSETS, CONFIG_GROUP, config_sensor
 from talkvid_assets.defs.decode_pass import build_decode_pass
-from talkvid_assets.defs.exports import ON_DEMAND_TAG, build_exports
+from talkvid_assets.defs.exports import DATASET, ON_DEMAND_TAG, build_exports
 from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.model_stages import build_model_stage
 from talkvid_assets.defs.partitions import video_partitions
@@ -25,19 +28,18 @@ from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.scale import executor_from_env
-from talkvid_assets.defs.sensors import (
-    CURATE_JOB,
-    DATASET,
-    dataset_automation,
-    inbox_sensor,
-    stale_sensor,
-)
+from talkvid_assets.defs.sensors import inbox_sensor
+
+CURATE_JOB = "curate"
+# The unpartitioned assets over the whole corpus, updated together after the videos' runs.
+CORPUS_WIDE = (DATASET, *CORPUS_ASSETS)
 
 curate_job = define_asset_job(
     CURATE_JOB,
     selection=AssetSelection.all()
-    - AssetSelection.assets(DATASET, *CORPUS_ASSETS)
-    - AssetSelection.tag(ON_DEMAND_TAG, "true"),
+    - AssetSelection.assets(*CORPUS_WIDE)
+    - AssetSelection.tag(ON_DEMAND_TAG, "true")
+    - AssetSelection.groups(CONFIG_GROUP),
     partitions_def=video_partitions,
     description="The curation graph for a range of source videos (one or more partitions)",
 )
@@ -50,27 +52,21 @@ def build_definitions(home: Path) -> Definitions:
     (about 4 s) for work that takes about as long; a run covers several partitions instead.
     ``TALKVID_EXECUTOR`` sends steps to Celery workers or Kubernetes pods (defs.scale).
     """
-    config = load_config(home)
-    runtime = config.runtime(home)
-    tags = {
-        name: backend_tag(load_backend(name, backend, runtime))
-        for name, backend in config.backends.items()
-    }
-    versions = code_versions(config, tags)
-    models = [stage for stage in STAGES if config.backends[stage.name] in stage.model_backends]
+    models = model_stages(load_config(home))
     return Definitions(
         assets=[
-            build_raw_videos(versions),
-            build_decode_pass(versions, [stage for stage in STAGES if stage not in models]),
-            *(build_model_stage(stage, versions) for stage in models),
-            build_filtered_clips(versions),
-            *build_exports(versions),
-            *build_bench(versions),
+            *CONFIG_ASSETS,
+            build_raw_videos(),
+            build_decode_pass([stage for stage in STAGES if stage.name not in models]),
+            *(build_model_stage(stage) for stage in STAGES if stage.name in models),
+            build_filtered_clips(),
+            *build_exports(),
+            *build_bench(),
             review_calibration,
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
         jobs=[curate_job],
-        sensors=[inbox_sensor, stale_sensor, dataset_automation],
-        resources={"talkvid": TalkvidResource(home=str(home), config_digest=config.digest)},
+        sensors=[inbox_sensor, config_sensor, automation_sensor],
+        resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),
     )

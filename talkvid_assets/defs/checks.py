@@ -26,21 +26,18 @@ from talkvid_assets.defs.exports import (
     latest_judging,
 )
 from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.per_partition import check_partitions, problem_metadata
 from talkvid_assets.defs.resources import TalkvidResource
 
-Finder = Callable[[Store, list[str]], list[str]]
-
-
-def each_video(finder: Callable[[Store, str], list[str]]) -> Finder:
-    """A per-video invariant applied to every video of a run."""
-    return lambda store, keys: [problem for key in keys for problem in finder(store, key)]
+# A per-video invariant: the problems it finds in one video's rows.
+Finder = Callable[[Store, str], list[str]]
 
 
 def _result(problems: list[str], severity: AssetCheckSeverity) -> AssetCheckResult:
     return AssetCheckResult(
         passed=not problems,
         severity=severity,
-        metadata={"problems": len(problems), "first_problems": "\n".join(problems[:20]) or "none"},
+        metadata=problem_metadata(problems),
     )
 
 
@@ -58,8 +55,8 @@ def _per_video_check(
     )
     def check(context: AssetCheckExecutionContext, talkvid: TalkvidResource) -> AssetCheckResult:
         store = talkvid.store()
-        problems = finder(store, list(context.partition_keys))
-        return _result(problems, severity)
+        problems = {key: finder(store, key) for key in context.partition_keys}
+        return check_partitions(context, problems, severity)
 
     return check
 
@@ -68,15 +65,18 @@ def _stage_check(stage: Stage) -> AssetChecksDefinition:
     return _per_video_check(
         stage.table,
         "every_segment_scored_in_range",
-        each_video(lambda store, key: validation.score_problems(store, key, stage)),
+        lambda store, key: validation.score_problems(store, key, stage),
         True,
         f"one {stage.name} row per segment; each score within its formula's range, or NULL",
     )
 
 
-def _video_export_problems(store: Store, keys: list[str]) -> list[str]:
-    files = [store.home / VIDEO_EXPORT_DIR / f"{key}.json" for key in keys]
-    return validation.export_problems(store, files, keys)
+def _verdict_problems(store: Store, key: str) -> list[str]:
+    return validation.verdict_problems(store, [key])
+
+
+def _video_export_problems(store: Store, key: str) -> list[str]:
+    return validation.export_problems(store, [store.home / VIDEO_EXPORT_DIR / f"{key}.json"], [key])
 
 
 @asset_check(asset="talkvid_dataset", name="holds_exactly_the_passing_clips", blocking=True)
@@ -102,22 +102,22 @@ def dataset_check(
 def build_checks() -> list[AssetChecksDefinition]:
     return [
         _per_video_check(
-            "raw_videos", "accepted_sources_are_plausible", each_video(validation.probe_problems),
+            "raw_videos", "accepted_sources_are_plausible", validation.probe_problems,
             True,
             "an accepted video has positive size, fps and duration, and its file exists",
         ),
         _per_video_check(
-            "segments", "clip_bounds_are_consistent", each_video(validation.segment_problems), True,
+            "segments", "clip_bounds_are_consistent", validation.segment_problems, True,
             "bounds inside the video, start < end, duration matches the bounds, unique ids",
         ),
         _per_video_check(
             "segments", "decode_covered_the_source",
-            each_video(validation.decode_coverage_problems), False,
+            validation.decode_coverage_problems, False,
             "warns when the decode failed or stopped before the end of the source",
         ),
         *[_stage_check(stage) for stage in STAGES],
         _per_video_check(
-            "filtered_clips", "every_clip_judged_with_reasons", validation.verdict_problems, True,
+            "filtered_clips", "every_clip_judged_with_reasons", _verdict_problems, True,
             "a verdict per segment; passing means no reasons; a NULL score is always explained",
         ),
         _per_video_check(

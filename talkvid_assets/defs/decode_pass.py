@@ -12,18 +12,22 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     AssetSpec,
+    DataVersion,
     MaterializeResult,
     multi_asset,
 )
 
+from talkvid_assets.core.config import CODE_VERSIONS
 from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.metadata import describe_sources, histogram, picture
+from talkvid_assets.defs.automation import VIDEO_AUTOMATION
+from talkvid_assets.defs.config_assets import config_asset
+from talkvid_assets.defs.metadata import histogram, picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 POOL = "decode_pass"
@@ -36,49 +40,55 @@ def _summary(rows: list[dict[str, Any]], column: str) -> dict[str, float]:
     return {"scored": len(values), f"mean_{column}": fmean(values), f"min_{column}": min(values)}
 
 
-def stage_result(
-    stage: Stage, rows: list[dict[str, Any]], sources: dict[str, Any], backend: str
-) -> MaterializeResult:
-    """What a stage's materialization shows: how many clips it scored and the distribution."""
+def stage_spec(stage: Stage) -> dict[str, Any]:
+    """What a stage's asset is made of besides its partitions: the segments and the part of
+    curation.yaml naming its backend."""
+    return {
+        "deps": ["segments", config_asset(stage.name)],
+        "code_version": CODE_VERSIONS[stage.table],
+        "automation_condition": VIDEO_AUTOMATION,
+    }
+
+
+def stage_version(context: AssetExecutionContext, store: Store, stage: Stage) -> DataVersion:
+    """Each video's scores summarised on its own partition, and the output's data version."""
     shown = stage.column(stage.summary_column)
-    return MaterializeResult(
-        asset_key=stage.table,
-        metadata={
-            **sources,
+    metadata = {}
+    for key in context.partition_keys:
+        rows = store.rows(stage.table, key)
+        metadata[key] = {
             **_summary(rows, stage.summary_column),
-            "backend": backend,
             "distribution": histogram(
                 [row.get(stage.summary_column) for row in rows],
                 (max(shown.low, 0.0), shown.high),
                 None,
                 shown.name,
             ),
-        },
-    )
+        }
+    digests = {key: store.digest(stage.table, key) for key in context.partition_keys}
+    return record_partitions(context, store, stage.table, digests, metadata)
 
 
-def build_decode_pass(
-    code_versions: Mapping[str, str], stages_in_pass: Sequence[Stage] = STAGES
-) -> AssetsDefinition:
+def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinition:
     """The decode multi-asset: segments and the scores of ``stages_in_pass`` (the stages whose
     backend is embedded; model stages are assets of their own, see defs.model_stages)."""
     specs = [
         AssetSpec(
             "segments",
-            deps=["raw_videos"],
+            deps=["raw_videos", config_asset("scenes")],
             description="Scene cuts (PySceneDetect), clip bounds and silero-vad speech ratio",
             kinds={"pyav", "duckdb"},
-            code_version=code_versions["segments"],
+            code_version=CODE_VERSIONS["segments"],
+            automation_condition=VIDEO_AUTOMATION,
             skippable=True,
         ),
         *[
             AssetSpec(
                 stage.table,
-                deps=["segments"],
                 description=stage.description,
                 kinds={"duckdb"},
-                code_version=code_versions[stage.table],
                 skippable=True,
+                **stage_spec(stage),
             )
             for stage in stages_in_pass
         ],
@@ -101,7 +111,7 @@ def build_decode_pass(
         stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
-        tables = record_decode_passes(
+        record_decode_passes(
             store,
             context.partition_keys,
             backends,
@@ -110,46 +120,47 @@ def build_decode_pass(
             runtime=config.runtime(talkvid.home_path),
             integer_downscale=config.judging_profile().integer_downscale,
         )
-        sources = describe_sources(store, context.partition_keys)
         if "segments" in selected:
-            yield _segments_result(
-                context, store, tables["segments"], config.scene_detector, sources
+            yield MaterializeResult(
+                asset_key="segments",
+                metadata={"scene_detector": config.scene_detector},
+                data_version=_segments_version(context, store),
             )
         for stage in stages:
-            yield stage_result(stage, tables[stage.table], sources, config.backends[stage.name])
+            yield MaterializeResult(
+                asset_key=stage.table,
+                metadata={"backend": config.backends[stage.name]},
+                data_version=stage_version(context, store, stage),
+            )
 
     return decode_pass
 
 
-def _segments_result(
-    context: AssetExecutionContext,
-    store: Store,
-    segments: list[dict[str, Any]],
-    detector: str,
-    sources: dict[str, Any],
-) -> MaterializeResult:
-    problems, frames = [], 0
-    cpu_s = dict.fromkeys(CPU_PARTS, 0.0)
+def _segments_version(context: AssetExecutionContext, store: Store) -> DataVersion:
+    """Each video's own segment and frame counts, decode problems, CPU and contact sheet."""
+    metadata: dict[str, Mapping[str, Any]] = {}
     for key in context.partition_keys:
+        segments = store.rows("segments", key)
+        problems, frames = [], 0
+        cpu_s = dict.fromkeys(CPU_PARTS, 0.0)
         for report in store.rows("decode_reports", key):
             frames += report.get("frames_decoded") or 0
             problems += [p for p in (report.get("error"), report.get("note")) if p]
             for part in CPU_PARTS:
                 cpu_s[part] += report.get(f"{part}_cpu_s") or 0.0
-    for problem in problems:
-        context.log.warning(problem)
-    metadata: dict[str, Any] = {
-        **sources,
-        "segments": len(segments),
-        "scene_detector": detector,
-        "frames_decoded": frames,
-        "decode_problems": "; ".join(problems) or "none",
-        # Where the pass's CPU went (decode_reports.<part>_cpu_s), summed over the run's videos.
-        "cpu_seconds": {part: round(seconds, 2) for part, seconds in cpu_s.items()},
-        **_summary(segments, "speech_ratio"),
-    }
-    if len(context.partition_keys) == 1:
-        sheet = store.preview_path(context.partition_key)
+        for problem in problems:
+            context.log.warning(f"{key}: {problem}")
+        entry: dict[str, Any] = {
+            "segments": len(segments),
+            "frames_decoded": frames,
+            "decode_problems": "; ".join(problems) or "none",
+            # Where the pass's CPU went (decode_reports.<part>_cpu_s).
+            "cpu_seconds": {part: round(seconds, 2) for part, seconds in cpu_s.items()},
+            **_summary(segments, "speech_ratio"),
+        }
+        sheet = store.preview_path(key)
         if sheet.exists():
-            metadata["contact_sheet"] = picture(sheet.read_bytes(), "first frame of each clip")
-    return MaterializeResult(asset_key=AssetKey("segments"), metadata=metadata)
+            entry["contact_sheet"] = picture(sheet.read_bytes(), "first frame of each clip")
+        metadata[key] = entry
+    digests = {key: store.digest("segments", key) for key in context.partition_keys}
+    return record_partitions(context, store, "segments", digests, metadata)

@@ -5,27 +5,29 @@ materializes it after curating, and in `dagster dev` it follows the per-video ex
 """
 
 from collections import Counter
-from collections.abc import Mapping
 
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
-    AutomationCondition,
+    DataVersion,
     MaterializeResult,
     asset,
 )
 
 from talkvid_assets.core.clip_files import cut_passing_clips
+from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
 from talkvid_assets.core.export import write_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.metadata import describe_sources
+from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
+from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 VIDEO_EXPORT_DIR = "exports/talkvid"
 CLIPS_DIR = "clips"
-# Assets tagged so are left out of curation runs, staleness and the stale sensor.
+DATASET = "talkvid_dataset"
+# Assets tagged so are left out of curation runs and automation: materialized on request only.
 ON_DEMAND_TAG = "talkvid/on_demand"
 DATASET_FILE = "exports/talkvid.json"
 # The dataset's metadata: when the latest verdict it may include was written (epoch seconds).
@@ -40,25 +42,15 @@ def latest_judging(store: Store) -> float:
     return max((path.stat().st_mtime for path in files), default=0.0)
 
 
-# After any per-video export lands (and none is still running), rewrite the merged file. Unlike
-# eager(), a video not yet curated does not hold the dataset back.
-FOLLOWS_EXPORTS = (
-    (
-        AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()
-    ).since_last_handled()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-).with_label("follows per-video exports")
-
-
-def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
+def build_exports() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
         group_name="exports",
         deps=["filtered_clips", "annotations"],
         kinds={"json"},
-        code_version=code_versions["talkvid_export"],
+        code_version=CODE_VERSIONS["talkvid_export"],
+        automation_condition=VIDEO_AUTOMATION,
     )
     def talkvid_export(
         context: AssetExecutionContext, talkvid: TalkvidResource
@@ -66,23 +58,23 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         """``exports/talkvid/<video_id>.json`` under the home: a video's passing clips."""
         store = talkvid.store()
         records = export_records(store, context.partition_keys, speakers=False)
+        digests, metadata = {}, {}
         for key in context.partition_keys:
             mine = [record for record in records if record["id"].startswith(f"{key}-")]
-            write_records(store.home / VIDEO_EXPORT_DIR / f"{key}.json", mine)
+            path = store.home / VIDEO_EXPORT_DIR / f"{key}.json"
+            write_records(path, mine)
+            digests[key] = fingerprint(mine)
+            metadata[key] = {"records": len(mine), "path": str(path)}
         return MaterializeResult(
-            metadata={
-                **describe_sources(store, context.partition_keys),
-                "records": len(records),
-                "folder": str(store.home / VIDEO_EXPORT_DIR),
-            }
+            data_version=record_partitions(context, store, "talkvid_export", digests, metadata)
         )
 
     @asset(
         group_name="exports",
         deps=["talkvid_export", "speakers"],
         kinds={"json"},
-        code_version=code_versions["talkvid_dataset"],
-        automation_condition=FOLLOWS_EXPORTS,
+        code_version=CODE_VERSIONS["talkvid_dataset"],
+        automation_condition=CORPUS_AUTOMATION,
     )
     def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
         """``exports/talkvid.json``: every passing clip of the home in one TalkVid JSON file."""
@@ -98,7 +90,8 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
                 "videos": videos,
                 "path": str(path),
                 JUDGED_AT: judged_at,
-            }
+            },
+            data_version=DataVersion(fingerprint(records)),
         )
 
     @asset(
@@ -108,7 +101,7 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         deps=["filtered_clips"],
         kinds={"mp4"},
         tags={ON_DEMAND_TAG: "true"},
-        code_version=code_versions["clip_files"],
+        code_version=CODE_VERSIONS["clip_files"],
     )
     def clip_files(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         """``clips/<clip_id>.mp4`` under the home (H.264 + AAC): on demand only, never part of
@@ -118,7 +111,6 @@ def build_exports(code_versions: Mapping[str, str]) -> list[AssetsDefinition]:
         modes = Counter(cut.mode for _, cut in made)
         return MaterializeResult(
             metadata={
-                **describe_sources(store, context.partition_keys),
                 "clips": len(made),
                 "stream_copied": modes["copy"],
                 "re_encoded": modes["encode"],

@@ -20,35 +20,20 @@ def picture(png: bytes, caption: str) -> MetadataValue:
     return MetadataValue.md(f"![{caption}](data:image/png;base64,{encoded})")
 
 
-def describe_sources(store: Store, keys: Sequence[str]) -> dict[str, Any]:
-    """The source file(s) behind a materialization of ``keys``: name, size, duration,
-    resolution, so a partition in the UI is never just a hash."""
-    videos = []
-    for key in keys:
-        source = store.rows("sources", key)
-        raw = store.rows("raw_videos", key)
-        videos.append(
-            {
-                "video_id": key,
-                **(source[0] if source else {}),
-                **(raw[0] if raw else {}),
-            }
-        )
-    return _source_metadata(videos)
-
-
-def _source_metadata(videos: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    if len(videos) == 1:
-        (video,) = videos
-        return {
-            "source": Path(video.get("source_path") or "?").name,
-            "source_path": MetadataValue.path(video.get("source_path") or ""),
-            "size_mb": round((video.get("size_bytes") or 0) / 2**20, 2),
-            "duration_s": float(video.get("duration_s") or 0.0),
-            "resolution": f"{video.get('width')}x{video.get('height')}",
-            "status": video.get("status") or "",
-        }
-    return {"sources": table(videos, ["video_id", "source", "status", "duration_s", "resolution"])}
+def describe_source(store: Store, key: str) -> dict[str, Any]:
+    """The source file behind a video's partition: name, size, duration, resolution, so a
+    partition in the UI is never just a hash."""
+    source = store.rows("sources", key)
+    raw = store.rows("raw_videos", key)
+    video = {**(source[0] if source else {}), **(raw[0] if raw else {})}
+    return {
+        "source": Path(video.get("source_path") or "?").name,
+        "source_path": MetadataValue.path(video.get("source_path") or ""),
+        "size_mb": round((video.get("size_bytes") or 0) / 2**20, 2),
+        "duration_s": float(video.get("duration_s") or 0.0),
+        "resolution": f"{video.get('width')}x{video.get('height')}",
+        "status": video.get("status") or "",
+    }
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> MetadataValue:
@@ -58,10 +43,6 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Metadata
         values = {}
         for column in columns:
             value = row.get(column)
-            if column == "source":
-                value = Path(row.get("source_path") or "?").name
-            elif column == "resolution":
-                value = f"{row.get('width')}x{row.get('height')}"
             if isinstance(value, list):
                 value = "; ".join(value) or "-"
             values[column] = round(value, 3) if isinstance(value, float) else value

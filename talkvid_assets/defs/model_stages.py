@@ -8,15 +8,13 @@ is a second decode of each video for the model stages; scores are cached per cli
 re-run does not decode again.
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import Stage
-from talkvid_assets.defs.decode_pass import stage_result
-from talkvid_assets.defs.metadata import describe_sources
+from talkvid_assets.defs.decode_pass import stage_spec, stage_version
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -29,24 +27,23 @@ GPU_OP_TAGS: dict[str, Any] = {
 }
 
 
-def build_model_stage(stage: Stage, code_versions: Mapping[str, str]) -> AssetsDefinition:
+def build_model_stage(stage: Stage) -> AssetsDefinition:
     @asset(
         name=stage.table,
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
         group_name="curation",
-        deps=["segments"],
         kinds={"duckdb", "gpu"},
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,
-        code_version=code_versions[stage.table],
         description=f"{stage.description} (the paper's model, in the {GPU_POOL} pool)",
+        **stage_spec(stage),
     )
     def model_stage(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name])
         # One video at a time: the model holds the GPU (or the cores) for a whole pass.
-        written = record_decode_passes(
+        record_decode_passes(
             store,
             context.partition_keys,
             backends,
@@ -55,8 +52,9 @@ def build_model_stage(stage: Stage, code_versions: Mapping[str, str]) -> AssetsD
             segments=False,
             runtime=config.runtime(talkvid.home_path),
         )
-        rows = written[stage.table]
-        sources = describe_sources(store, context.partition_keys)
-        return stage_result(stage, rows, sources, config.backends[stage.name])
+        return MaterializeResult(
+            metadata={"backend": config.backends[stage.name]},
+            data_version=stage_version(context, store, stage),
+        )
 
     return model_stage

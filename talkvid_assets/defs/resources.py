@@ -8,9 +8,9 @@ from pathlib import Path
 from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
-from talkvid_assets.core.config import ConfigError, CurationConfig, load_config
-from talkvid_assets.core.scoring import ScorerBackend, load_backend
-from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.config import ConfigError, CurationConfig, load_config, model_stages
+from talkvid_assets.core.scoring import ScorerBackend, load_backend, require_ready
+from talkvid_assets.core.stages import STAGES, BackendUnavailable
 from talkvid_assets.core.store import Store
 
 DEFAULT_HOME = "data"
@@ -26,10 +26,12 @@ class TalkvidResource(ConfigurableResource):
     a run from the UI, a sensor, a backfill or the CLI judges exactly as the home says."""
 
     home: str = Field(description="TALKVID_HOME: curation.yaml, metadata, exports, instance")
-    config_digest: str = Field(
-        default="",
-        description="digest of the curation.yaml these definitions were built from; a run "
-        "refuses to start when the file has changed since (reload the definitions)",
+    model_stages: list[str] | None = Field(
+        default=None,
+        description="the stages whose backend was a model (an asset of its own in the GPU "
+        "pool) when these definitions were built; a run refuses to start when curation.yaml "
+        "moved a stage between an embedded and a model backend since (reload the definitions). "
+        "Every other edit is seen without a reload.",
     )
     profile: str = Field(
         default="",
@@ -46,20 +48,26 @@ class TalkvidResource(ConfigurableResource):
 
     def config(self) -> CurationConfig:
         """The home's validated configuration, or a Failure that says what is wrong."""
-        path = Path(self.home) / "curation.yaml"
         try:
-            config = load_config(Path(self.home))
-        except ConfigError as exc:
+            return self.current_config()
+        except (ConfigError, BackendUnavailable) as exc:
             raise Failure(str(exc)) from None
+
+    def current_config(self) -> CurationConfig:
+        """The home's configuration as it is now; a ConfigError or BackendUnavailable (one
+        line) when it cannot be used with these definitions, or a backend cannot run here."""
+        path = Path(self.home) / "curation.yaml"
+        config = load_config(Path(self.home))
         if self.profile and self.profile != config.profile:
-            raise Failure(
+            raise ConfigError(
                 f"this run asks for profile {self.profile!r} but {path} says "
                 f"{config.profile!r}; a home is curated with one configuration: edit {path}"
             )
-        if self.config_digest and self.config_digest != config.digest:
-            raise Failure(
-                f"{path} changed since these definitions were loaded; reload the code location "
-                "(or rerun the command) so code versions and staleness follow the edit"
+        require_ready(config.backends, config.runtime(Path(self.home)))
+        if self.model_stages is not None and list(model_stages(config)) != self.model_stages:
+            raise ConfigError(
+                f"{path} moved a stage between an embedded and a model backend, which changes "
+                "the graph: reload the code location (or rerun the command)"
             )
         return config
 

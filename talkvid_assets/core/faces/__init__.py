@@ -40,6 +40,11 @@ class FaceDetector(Protocol):
         """The size frames should be handed over at, so the decoder does the resizing."""
         ...
 
+    def ready(self) -> None:
+        """Raise BackendUnavailable naming what to install or fetch when the detector cannot
+        run here, without loading it (see :meth:`.scoring.ScorerBackend.ready`)."""
+        ...
+
 
 def scale_face(face: Face, sx: float, sy: float) -> Face:
     """Map a face found on a resized image back to source-frame pixels."""
@@ -58,6 +63,10 @@ class HeadDetailScorer:
         self.detector = detector
         self.name = detector.name
         self.version = f"{detector.version}+head-detail-1"
+
+    def ready(self) -> None:
+        """Whether the detector can run here: the sampling needs nothing more."""
+        self.detector.ready()
 
     def new_clip(self, video: VideoProbe) -> HeadDetailClip:
         return HeadDetailClip(self.detector, video)

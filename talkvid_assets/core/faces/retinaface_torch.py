@@ -320,10 +320,17 @@ class TorchRetinaFace(RetinaFaceDetector):
         stat = path.stat()
         return _weights_digest(path, stat.st_size, stat.st_mtime_ns)[:12]
 
+    def _checkpoint(self) -> Path:
+        """The checkpoint's path; a missing one names ``talkvid models fetch retinaface-torch``."""
+        return self._runtime.weight(MODEL_NAME, BACKBONES[self._backbone][0])
+
+    def ready(self) -> None:
+        """Whether this backbone's checkpoint is fetched (torch is pinned)."""
+        self._checkpoint()
+
     def network(self) -> RetinaFace:
         """The loaded network (once per file and device); names the fetch command if missing."""
-        path = self._runtime.weight(MODEL_NAME, BACKBONES[self._backbone][0])
-        return _network(path, self._backbone, self._runtime.torch_device())
+        return _network(self._checkpoint(), self._backbone, self._runtime.torch_device())
 
     def network_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         model = self.network()

@@ -257,13 +257,19 @@ class CoTrackerMotion:
         weights = runtime.weight_tag(MODEL_NAME, WEIGHT_FILE)
         self.version = f"cotracker3-offline-{weights}-{PROTOCOL_VERSION}"
 
-    def tracker(self) -> tuple[Any, str]:
-        """(model, device); a missing package or checkpoint says what to install or fetch."""
+    def ready(self) -> None:
+        """Whether Meta's ``cotracker`` package is installed (not imported) and the checkpoint
+        fetched; the message says what to install or fetch."""
         if importlib.util.find_spec("cotracker") is None:
             raise BackendUnavailable(
                 f"cotracker3 needs Meta's cotracker package (CC-BY-NC 4.0, not on the package "
                 f"index): {INSTALL}"
             )
+        self._runtime.weight(MODEL_NAME, WEIGHT_FILE)
+
+    def tracker(self) -> tuple[Any, str]:
+        """(model, device); a missing package or checkpoint says what to install or fetch."""
+        self.ready()
         device = self._runtime.torch_device()
         return _load_tracker(self._runtime.weight(MODEL_NAME, WEIGHT_FILE), device), device
 

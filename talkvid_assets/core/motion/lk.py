@@ -99,6 +99,9 @@ class LucasKanadeMotion:
         """Embedded: no weights, CPU only, so the runtime is not needed."""
         self.grid = grid
 
+    def ready(self) -> None:
+        """Always: embedded, its dependencies are pinned."""
+
     def new_clip(self, video: VideoProbe) -> LucasKanadeClip:
         return LucasKanadeClip(self.grid, tracking_size(video.width, video.height))
 

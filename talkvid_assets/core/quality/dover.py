@@ -387,12 +387,22 @@ class DoverQuality:
         onnx = runtime.weight_tag(MODEL_NAME, ONNX_FILE)
         self.version = f"dover-onnx:{onnx}-sets:{sets_digest}-{VIEWS_VERSION}"
 
-    def model(self) -> DoverModel:
-        """The loaded model; missing files name ``talkvid models fetch dover``."""
+    def _files(self) -> tuple[Path, tuple[Path, ...]]:
+        """(the ONNX export, the prediction sets); missing files name ``talkvid models fetch
+        dover``."""
         onnx = self._runtime.weight(MODEL_NAME, ONNX_FILE)
         sets = tuple(
             self._runtime.weight(MODEL_NAME, prediction_file(name)) for name in PREDICTION_SETS
         )
+        return onnx, sets
+
+    def ready(self) -> None:
+        """Whether the export and every prediction set are fetched (onnxruntime is pinned)."""
+        self._files()
+
+    def model(self) -> DoverModel:
+        """The loaded model; missing files name ``talkvid models fetch dover``."""
+        onnx, sets = self._files()
         return _load(onnx, sets, tuple(self._runtime.onnx_providers()))
 
     def new_clip(self, video: VideoProbe) -> DoverClip:

@@ -88,6 +88,9 @@ class FrameStatisticsQuality:
     def __init__(self, runtime: Runtime | None = None) -> None:
         """Embedded: no weights, CPU only, so the runtime is not needed."""
 
+    def ready(self) -> None:
+        """Always: embedded, its dependencies are pinned."""
+
     def new_clip(self, video: VideoProbe) -> FrameStatisticsClip:
         return FrameStatisticsClip(video.second_step)
 

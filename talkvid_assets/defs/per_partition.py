@@ -1,0 +1,114 @@
+"""What the UI shows of one partition describes that partition only, ranged runs included.
+
+A run over a range of videos materializes each asset once for the whole range: Dagster copies
+the step's metadata and data version to every partition (Dagster issues #21072, #18123) and
+records its check results without a partition. These helpers put each video's own facts on its
+own event instead: metadata through ``add_asset_metadata(partition_key=...)``, one check
+evaluation per partition, and a data version made from the content each partition holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterInstance,
+    DataVersion,
+)
+
+from talkvid_assets.core.config import fingerprint
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.metadata import describe_source
+
+# The tag under which Dagster stores an event's data version. Dagster 1.13 exports no constant
+# for it (only dagster._core.definitions.data_version.DATA_VERSION_TAG, an internal module).
+DATA_VERSION_TAG = "dagster/data_version"
+# Each partition's own content fingerprint, in its materialization's metadata.
+CONTENT_DIGEST = "content_digest"
+
+
+def record_partitions(
+    context: AssetExecutionContext,
+    store: Store,
+    asset: str,
+    digests: Mapping[str, str],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> DataVersion:
+    """Attach each partition's source file, ``metadata`` and content digest to its own
+    materialization of ``asset``, and return the data version for the step's output.
+
+    Dagster gives every partition of a ranged run one data version, so a version per partition
+    is impossible there. The version returned is therefore the one all these partitions already
+    have when none of their contents changed (an identical re-run, over any range, changes no
+    version and makes nothing downstream stale); else the content digest of a single partition,
+    or a fingerprint of the range's digests.
+    """
+    for key, digest in digests.items():
+        context.add_asset_metadata(
+            {**describe_source(store, key), **metadata.get(key, {}), CONTENT_DIGEST: digest},
+            asset_key=asset,
+            partition_key=key,
+        )
+    previous = {key: latest_version(context.instance, asset, key) for key in digests}
+    unchanged = all(previous[key] and previous[key][1] == digest for key, digest in digests.items())
+    versions = {previous[key][0] for key in digests if previous[key]}
+    if unchanged and len(versions) == 1:
+        return DataVersion(versions.pop())
+    if len(digests) == 1:
+        return DataVersion(next(iter(digests.values())))
+    return DataVersion(fingerprint(sorted(digests.items())))
+
+
+def latest_version(instance: DagsterInstance, asset: str, partition: str) -> tuple[str, str] | None:
+    """(data version, content digest) of the partition's latest materialization, if any."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    event = records[0].asset_materialization if records else None
+    if event is None or CONTENT_DIGEST not in event.metadata:
+        return None
+    version = (event.tags or {}).get(DATA_VERSION_TAG)
+    return (version, event.metadata[CONTENT_DIGEST].value) if version else None
+
+
+def check_partitions(
+    context: AssetCheckExecutionContext,
+    problems: Mapping[str, Sequence[str]],
+    severity: AssetCheckSeverity,
+) -> AssetCheckResult:
+    """The check's result, with one evaluation per partition when the run covers a range.
+
+    A run over one partition records its result under that partition by itself. Over a range,
+    Dagster records the step's result without a partition (each checked partition would read
+    "Skipped"), so each partition's own evaluation is logged first; the step's result is the
+    range's, which blocks the range's downstream steps in this run when any partition failed.
+    """
+    keys = list(problems)
+    if len(keys) > 1:
+        (spec,) = context.check_specs
+        for key in keys:
+            context.op_execution_context.log_event(
+                AssetCheckEvaluation(
+                    asset_key=spec.asset_key,
+                    check_name=spec.name,
+                    passed=not problems[key],
+                    metadata=problem_metadata(problems[key]),
+                    severity=severity,
+                    blocking=spec.blocking,
+                    partition=key,
+                )
+            )
+    every = [problem for key in keys for problem in problems[key]]
+    return AssetCheckResult(passed=not every, severity=severity, metadata=problem_metadata(every))
+
+
+def problem_metadata(problems: Sequence[str]) -> dict[str, Any]:
+    return {"problems": len(problems), "first_problems": "\n".join(problems[:20]) or "none"}
