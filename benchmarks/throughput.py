@@ -172,7 +172,7 @@ def backfill_route(videos: list[Path], root: Path) -> tuple[float, int]:
     home.mkdir()
     lines = talkvid(home, "ingest", *map(str, videos)).stdout.splitlines()
     keys = sorted({line.split("\t")[0] for line in lines})
-    stop_sensor_before_start(home, "stale_sensor")
+    stop_sensor_before_start(home, "automation")
     with dev_server(home, root / "dev.log") as port:
         backfill_id = launch_backfill(port, keys, PARTITIONED)
         wait_for_backfill(port, backfill_id, root / "dev.log")

@@ -396,9 +396,11 @@ def _execute(
     )
     error, interrupted = None, False
     if not result.success:
-        failures = [event for event in result.all_events if event.is_step_failure]
-        errors = [event.step_failure_data.error for event in failures]
-        error = step_error(errors[0]) if errors and errors[0] else "run failed"
+        errors = [event.step_failure_data.error for event in result.all_events
+                  if event.is_step_failure]  # fmt: skip
+        error = failed_checks(result.all_events) or (
+            step_error(errors[0]) if errors and errors[0] else "run failed"
+        )
         interrupted = any(error.cls_name in INTERRUPT_ERRORS for error in errors if error)
     return RunOutcome(
         run.partitions,
@@ -410,6 +412,24 @@ def _execute(
         interrupted,
         _judged(result.all_events),
     )
+
+
+def failed_checks(events: Sequence[DagsterEvent]) -> str | None:
+    """What the run's failed blocking checks found, one line (None if none failed)."""
+    found = []
+    for event in events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        evaluation = event.asset_check_evaluation_data
+        if not evaluation.passed and evaluation.blocking:
+            problems = evaluation.metadata.get("first_problems")
+            first = str(problems.value).splitlines()[0] if problems else "failed"
+            where = f" [{evaluation.partition}]" if evaluation.partition else ""
+            found.append(
+                f"check {evaluation.asset_key.to_user_string()}/{evaluation.check_name}"
+                f"{where}: {first}"
+            )
+    return "; ".join(found) or None
 
 
 def step_error(error: Any) -> str:

@@ -40,7 +40,7 @@ from talkvid_assets.defs.scale import (
     celery_config,
     executor_from_env,
 )
-from talkvid_assets.defs.sensors import CURATE_JOB
+from talkvid_assets.defs.build import CURATE_JOB
 from talkvid_assets.launch import plan, register_partitions
 from talkvid_assets_tests.conftest import configure, ingest_and_curate, project_instance
 from talkvid_assets_tests.devserver import free_port

@@ -1,12 +1,13 @@
-"""curation.yaml: documented defaults, validation with one clear line, code versions that follow
-exactly what an edit changes."""
+"""curation.yaml: documented defaults, validation with one clear line, parts (observed by
+Dagster) that follow exactly what an edit changes."""
 
 import pytest
 
 from talkvid_assets.core.config import (
     ConfigError,
     CurationConfig,
-    code_versions,
+    config_parts,
+    fingerprint,
     load_config,
     parse_config,
 )
@@ -55,13 +56,21 @@ def test_overrides_reach_the_judging_profile(tmp_path):
     assert clip.head_detail["min_rotation"] == 10.0
 
 
-def test_a_threshold_edit_changes_only_the_verdict_code_version():
-    before = code_versions(CurationConfig(profile="demo"), TAGS)
-    after = code_versions(CurationConfig(profile="demo", thresholds={"quality_score": 6.0}), TAGS)
-    assert {key for key in before if before[key] != after[key]} == {"filtered_clips"}
-    other_backend = code_versions(CurationConfig(), {**TAGS, "motion": "cotracker@3"})
-    changed = {key for key in before if before[key] != other_backend[key]}
-    assert changed == {"motion_scores", "raw_videos"}  # raw_videos: demo vs paper prefilter
-    scenes = code_versions(CurationConfig(profile="demo", scene_detector="content"), TAGS)
-    assert {key for key in before if before[key] != scenes[key]} == {"segments"}
+def changed_parts(before: CurationConfig, after: CurationConfig, tags=TAGS) -> set[str]:
+    old, new = config_parts(before, TAGS), config_parts(after, tags)
+    return {part for part in old if fingerprint(old[part]) != fingerprint(new[part])}
+
+
+def test_an_edit_changes_only_the_parts_it_decides():
+    demo = CurationConfig(profile="demo")
+    edited = CurationConfig(profile="demo", thresholds={"quality_score": 6.0})
+    assert changed_parts(demo, edited) == {"thresholds"}
+    # A backend: that stage's part, and the digest every verdict records.
+    assert changed_parts(demo, demo, {**TAGS, "motion": "cotracker@3"}) == {"motion"}
+    motion = CurationConfig(profile="demo", backends={**demo.backends, "motion": "cotracker3"})
+    assert changed_parts(demo, motion) == {"thresholds"}  # the tags given are the same here
+    scenes = CurationConfig(profile="demo", scene_detector="content")
+    assert changed_parts(demo, scenes) == {"scenes", "thresholds"}
+    assert changed_parts(demo, CurationConfig(profile="demo", bench_seed=3)) == {"bench"}
+    assert "prefilter" in changed_parts(demo, CurationConfig())
     assert CurationConfig(profile="demo").digest != CurationConfig().digest

@@ -24,7 +24,7 @@ from talkvid_assets.core.config import load_config
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.model_stages import GPU_POOL
 from talkvid_assets.defs.partitions import video_partitions
-from talkvid_assets.defs.sensors import dataset_automation, inbox_sensor, stale_sensor
+from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import INSTANCE_CONFIG
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.devserver import free_port
@@ -217,7 +217,7 @@ def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, mon
     )
 
 
-def test_postgres_instance_keeps_the_local_limits():
+def test_postgres_instance_keeps_the_local_limits(tmp_path):
     """A Postgres home schedules like a local one, and its run-tag limits name real sensors (a
     renamed sensor would leave a limit that never matches)."""
     local = yaml.safe_load(INSTANCE_CONFIG.read_text())
@@ -226,10 +226,11 @@ def test_postgres_instance_keeps_the_local_limits():
     runs = deployed["concurrency"]["runs"]
     assert runs["max_concurrent_runs"] == local["concurrency"]["runs"]["max_concurrent_runs"]
     assert deployed["run_monitoring"] == local["run_monitoring"]
-    sensors = {sensor.name for sensor in (inbox_sensor, stale_sensor, dataset_automation)}
+    assert deployed["sensors"] == local["sensors"]
+    sensors = {sensor.name for sensor in build_definitions(tmp_path).sensors}
     named = {
         limit["value"]
-        for limit in runs["tag_concurrency_limits"]
+        for limit in runs.get("tag_concurrency_limits", [])
         if limit["key"] == "dagster/sensor_name"
     }
-    assert named and named <= sensors
+    assert named <= sensors

@@ -19,22 +19,36 @@ from dagster import (
 
 AUTOMATION_INTERVAL_S = 10
 
-_CHANGED = (
-    AutomationCondition.newly_missing()
-    | AutomationCondition.any_deps_updated()
-    | AutomationCondition.code_version_changed()
-).since_last_handled()
+_UPDATED = AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed()
+# A parent built in the same run is checked there (a failed blocking check stops the run before
+# the child); any other parent's blocking checks must have passed. Dagster's own
+# all_deps_blocking_checks_passed() asks the checks themselves to be requested in the tick,
+# which would hold each level of the graph to a run of its own.
+_PARENTS_CHECKED = AutomationCondition.all_deps_match(
+    AutomationCondition.will_be_requested()
+    | AutomationCondition.all_checks_match(AutomationCondition.check_passed(), blocking_only=True)
+).with_label("parents' blocking checks passed")
 _NOT_BUSY_OR_BLOCKED = (
     ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
-    & AutomationCondition.all_deps_blocking_checks_passed()
+    & _PARENTS_CHECKED
 )
-# A video's assets wait for that video's parents.
+# A video's assets: a new partition, or a change upstream; they wait for that video's parents.
 VIDEO_AUTOMATION = (
-    _CHANGED & ~AutomationCondition.any_deps_missing() & _NOT_BUSY_OR_BLOCKED
+    (AutomationCondition.newly_missing() | _UPDATED).since_last_handled()
+    & ~AutomationCondition.any_deps_missing()
+    & _NOT_BUSY_OR_BLOCKED
 ).with_label("curates what changed")
-# The corpus-wide assets: a video not yet curated does not hold the others back.
-CORPUS_AUTOMATION = (_CHANGED & _NOT_BUSY_OR_BLOCKED).with_label("follows the curated videos")
+# The per-video parents of the corpus-wide assets: a video not yet curated (a missing partition)
+# must not hold the corpus back, so only their other parents must be present.
+VIDEO_PARENTS = AssetSelection.assets("annotations", "talkvid_export")
+# The corpus-wide assets follow the videos' updates; on a home with no curated video (the
+# speakers missing) they wait, even when the config sensor's first observation arrives.
+CORPUS_AUTOMATION = (
+    _UPDATED.since_last_handled()
+    & ~AutomationCondition.any_deps_missing().ignore(VIDEO_PARENTS)
+    & _NOT_BUSY_OR_BLOCKED
+).with_label("follows the curated videos")
 
 automation_sensor = AutomationConditionSensorDefinition(
     "automation",
