@@ -31,7 +31,7 @@ from dagster import (
 
 from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.build import build_definitions
+from talkvid_assets.defs.build import CURATE_JOB, build_definitions
 from talkvid_assets.defs.scale import (
     BACKEND_ENV,
     BROKER_ENV,
@@ -40,7 +40,6 @@ from talkvid_assets.defs.scale import (
     celery_config,
     executor_from_env,
 )
-from talkvid_assets.defs.build import CURATE_JOB
 from talkvid_assets.launch import plan, register_partitions
 from talkvid_assets_tests.conftest import configure, ingest_and_curate, project_instance
 from talkvid_assets_tests.devserver import free_port
