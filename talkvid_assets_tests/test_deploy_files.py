@@ -264,5 +264,5 @@ def test_helm_instance_limits_are_those_of_the_postgres_instance(values):
     validate_concurrency_config(rendered)
     local = yaml.safe_load(POSTGRES_INSTANCE.read_text())["concurrency"]
     assert queued["maxConcurrentRuns"] == local["runs"]["max_concurrent_runs"]
-    assert queued["tagConcurrencyLimits"] == local["runs"]["tag_concurrency_limits"]
+    assert queued.get("tagConcurrencyLimits", []) == local["runs"].get("tag_concurrency_limits", [])
     assert concurrency["default_op_concurrency_limit"] == local["pools"]["default_limit"]
