@@ -237,3 +237,127 @@ def wait_for_backfill(port: int, backfill_id: str, log: Path, timeout: float = 3
 def run_span(runs_: list[dict]) -> float:
     """Seconds from the first run's start to the last run's end."""
     return max(run["endTime"] for run in runs_) - min(run["startTime"] for run in runs_)
+
+
+def asset_runs(port: int, tags: dict[str, str] | None = None) -> list[dict]:
+    """Runs (newest first) with their status, tags and the asset keys each selected."""
+    selector = ", ".join(
+        f'{{key: "{key}", value: "{value}"}}' for key, value in (tags or {}).items()
+    )
+    filter_arg = f"(filter: {{tags: [{selector}]}})" if tags else ""
+    data = ask(
+        port,
+        f"""{{ runsOrError{filter_arg} {{
+              ... on Runs {{ results {{ runId status startTime endTime creationTime
+                tags {{ key value }} assetSelection {{ path }} }} }}
+              ... on Error {{ message }} }} }}""",
+    )
+    result = data["runsOrError"]
+    assert "results" in result, f"runsOrError: {result}"
+    for run in result["results"]:
+        run["assets"] = sorted("/".join(key["path"]) for key in run["assetSelection"] or [])
+    return result["results"]
+
+
+def run_partitions(run: dict, order: list[str]) -> list[str]:
+    """The partition keys a run covers: its single key, or its range in the order ``order``
+    (the dynamic partitions' registration order); none for an unpartitioned run."""
+    single = tag(run, "dagster/partition")
+    if single:
+        return [single]
+    start = tag(run, "dagster/asset_partition_range_start")
+    end = tag(run, "dagster/asset_partition_range_end")
+    if not start:
+        return []
+    return order[order.index(start) : order.index(end) + 1]
+
+
+def sensor_ticks(port: int, name: str) -> list[dict]:
+    """The sensor's ticks, newest first: timestamp, status and the runs each requested."""
+    data = ask(
+        port,
+        f"""{{ sensorOrError(sensorSelector: {{repositoryName: "{REPOSITORY}",
+              repositoryLocationName: "{LOCATION}", sensorName: "{name}"}}) {{
+            ... on Sensor {{ sensorState {{ ticks(limit: 200) {{ timestamp status runIds }} }} }}
+            ... on Error {{ message }} }} }}""",
+    )["sensorOrError"]
+    assert "sensorState" in data, data
+    return data["sensorState"]["ticks"]
+
+
+def asset_nodes(port: int) -> list[dict]:
+    """Every asset node: key (a "/"-joined string), whether it is partitioned, and its tags."""
+    data = ask(port, "{ assetNodes { assetKey { path } isPartitioned tags { key value } } }")
+    return [
+        {
+            "key": "/".join(node["assetKey"]["path"]),
+            "partitioned": node["isPartitioned"],
+            "tags": {item["key"]: item["value"] for item in node["tags"]},
+        }
+        for node in data["assetNodes"]
+    ]
+
+
+def stale_statuses(port: int, assets: list[str], keys: list[str]) -> dict[tuple[str, str], str]:
+    """GraphQL's ``staleStatusByPartition`` (what the UI's badges show) per (asset, partition)."""
+    selection = ", ".join(f'{{path: ["{asset}"]}}' for asset in assets)
+    data = ask(
+        port,
+        f"""{{ assetNodes(assetKeys: [{selection}]) {{ assetKey {{ path }}
+              staleStatusByPartition(partitions: {json.dumps(keys)}) }} }}""",
+    )
+    return {
+        ("/".join(node["assetKey"]["path"]), key): status
+        for node in data["assetNodes"]
+        for key, status in zip(keys, node["staleStatusByPartition"], strict=True)
+    }
+
+
+def materializations(port: int, asset: str, partition: str | None = None) -> list[dict]:
+    """The asset's (or one partition's) materializations, newest first, with their run, time,
+    partition and metadata (label to value: int, float, text or JSON text)."""
+    partitions = f"(partitions: {json.dumps([partition])})" if partition else ""
+    data = ask(
+        port,
+        f"""{{ assetNodes(assetKeys: [{{path: ["{asset}"]}}]) {{
+              assetMaterializations{partitions} {{ runId timestamp partition
+                metadataEntries {{ label
+                  ... on IntMetadataEntry {{ intValue }}
+                  ... on FloatMetadataEntry {{ floatValue }}
+                  ... on TextMetadataEntry {{ text }}
+                  ... on JsonMetadataEntry {{ jsonString }} }} }} }} }}""",
+    )
+    events = data["assetNodes"][0]["assetMaterializations"]
+    for event in events:
+        entries = event.pop("metadataEntries")
+        event["metadata"] = {entry["label"]: _value(entry) for entry in entries}
+    return events
+
+
+def _value(entry: dict) -> Any:
+    fields = ("intValue", "floatValue", "text", "jsonString")
+    return next((entry[field] for field in fields if field in entry), None)
+
+
+def check_executions(port: int, asset: str, check: str, partition: str) -> list[dict]:
+    """The check's executions for one partition, newest first: run, status, partition."""
+    data = ask(
+        port,
+        f"""{{ assetCheckExecutions(assetKey: {{path: ["{asset}"]}}, checkName: "{check}",
+              partition: "{partition}", limit: 20) {{ runId status partition timestamp }} }}""",
+    )
+    return data["assetCheckExecutions"]
+
+
+def check_partition_statuses(port: int, asset: str, check: str) -> dict[str, list[str]]:
+    """The check's per-partition statuses as the UI shows them (succeededPartitions, ...)."""
+    data = ask(
+        port,
+        f"""{{ assetNodes(assetKeys: [{{path: ["{asset}"]}}]) {{ assetChecksOrError {{
+              ... on AssetChecks {{ checks {{ name partitionStatuses {{
+                ... on AssetCheckDefaultPartitionStatuses {{ succeededPartitions
+                  failedPartitions inProgressPartitions skippedPartitions
+                  executionFailedPartitions }} }} }} }} }} }} }}""",
+    )
+    checks = data["assetNodes"][0]["assetChecksOrError"]["checks"]
+    return next(item["partitionStatuses"] for item in checks if item["name"] == check)

@@ -12,6 +12,7 @@ import pytest
 
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.store import Store
+from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_S
 from talkvid_assets_tests.devserver import (
     INBOX_TICK_S,
     PARTITIONED,
@@ -96,6 +97,15 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
         time.sleep(3 * INBOX_TICK_S)
         every = runs(port)
         assert len(every) <= 2, f"one video, {len(every)} runs: {every}"
+
+        # The same raw_videos again, from the UI: its data version is unchanged, so automation
+        # starts nothing below it and nothing is decoded again.
+        decoded = Store(home).rows("decode_reports", key)
+        backfill = wait_for_backfill(port, launch_backfill(port, [key], ["raw_videos"]), log)
+        assert backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), backfill
+        time.sleep(3 * AUTOMATION_INTERVAL_S + 5)  # three automation ticks
+        assert len(runs(port)) == len(every) + 1, runs(port)
+        assert Store(home).rows("decode_reports", key) == decoded
 
 
 def test_a_ui_backfill_of_all_partitions_gives_what_the_cli_gives(tmp_path):

@@ -237,3 +237,23 @@ def test_a_full_or_read_only_home_is_one_line(tmp_path, options, problem):
             assert "Traceback" not in result.stderr
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_backend_that_cannot_run_is_refused_in_one_line_before_any_run(tmp_path):
+    """`motion: cotracker3` without Meta's package (not on the index) passed `talkvid config`
+    and failed one step per video; now every route refuses it first, in one line."""
+    from talkvid_assets_tests.conftest import configure
+
+    home = tmp_path / "home"
+    configure(home, "demo", backends="{motion: cotracker3}")
+    for args in (("config",), ("ingest", str(SAMPLES / "talk_demo.mp4")), ("curate",)):
+        result = talkvid(home, *args, check=False)
+        if args[0] == "ingest":
+            assert result.returncode == 0, result.stderr
+            continue
+        assert result.returncode == 1, result.stdout + result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert "motion backend" in line and "cotracker" in line
+        assert "Traceback" not in result.stderr
+    runs = list((home / "dagster").glob("storage/*"))
+    assert runs == [], f"a run was created: {runs}"

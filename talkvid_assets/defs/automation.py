@@ -1,9 +1,9 @@
 """Dagster's declarative automation is the one automation: every asset carries a condition
 composed of Dagster's own operands, evaluated by Dagster's automation sensor.
 
-An asset partition is requested when it appeared (a new video), when a parent changed (a new
-materialization or observation: a re-scored stage, an edited part of curation.yaml, see
-defs.config_assets), or when its code version changed; never while it or a parent is in
+An asset partition is requested when it appeared (a new video), when a parent's data version
+changed (re-scored data, an edited part of curation.yaml, see defs.config_assets), or when its
+code version changed; never while it or a parent is in
 progress, and never over a parent whose blocking check failed (until the data is fixed).
 ``since_last_handled`` keeps a request pending until it is carried out, so a failed or
 cancelled run is requested again after the next change, and a value used before is not
@@ -19,7 +19,14 @@ from dagster import (
 
 AUTOMATION_INTERVAL_S = 10
 
-_UPDATED = AutomationCondition.any_deps_updated() | AutomationCondition.code_version_changed()
+# A parent's data changed: a new data version (an identical re-run of a parent changes none, so
+# nothing below it runs; Dagster's any_deps_updated() counts every new materialization), unless
+# the run that changed it built this asset too; or the parent is requested in this tick.
+_PARENT_CHANGED = AutomationCondition.any_deps_match(
+    (AutomationCondition.data_version_changed() & ~AutomationCondition.executed_with_root_target())
+    | AutomationCondition.will_be_requested()
+).with_label("a parent's data changed")
+_UPDATED = _PARENT_CHANGED | AutomationCondition.code_version_changed()
 # A parent built in the same run is checked there (a failed blocking check stops the run before
 # the child); any other parent's blocking checks must have passed. Dagster's own
 # all_deps_blocking_checks_passed() asks the checks themselves to be requested in the tick,

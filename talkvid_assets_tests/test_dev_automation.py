@@ -1,0 +1,344 @@
+"""Declarative automation under a real `talkvid dev` (webserver + daemon) on a home curated by
+the CLI: an idle home stays idle, an edit of curation.yaml is carried out with no reload and
+recomputes only what it decides, a failed blocking check holds everything below it until the
+data is fixed, the UI's stale badges are what `talkvid curate --stale` runs, and a ranged run
+shows each partition its own metadata and check results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from talkvid_assets.core.config import load_config
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.exports import ON_DEMAND_TAG
+from talkvid_assets.launch import LAUNCHER_TAG
+from talkvid_assets_tests.conftest import configure
+from talkvid_assets_tests.devserver import (
+    asset_nodes,
+    asset_runs,
+    check_executions,
+    check_partition_statuses,
+    demo_home,
+    dev_server,
+    launch_backfill,
+    materializations,
+    partition_keys,
+    run_partitions,
+    sensor_ticks,
+    sensors,
+    stale_statuses,
+    stop_sensor_before_start,
+    tag,
+    talkvid,
+    wait_for,
+    wait_for_backfill,
+)
+from talkvid_assets_tests.media import SAMPLES
+
+pytestmark = pytest.mark.slow
+
+# How long an idle home is watched for runs. The issue asks for 10 minutes; 60 s is six
+# automation ticks (AUTOMATION_INTERVAL_S = 10), which shows the same thing in a test.
+IDLE_S = 60
+SETTLE_S = 120  # an edit of curation.yaml carried out, or a fixed partition re-curated
+HOLD_S = 35  # three automation ticks over a failed blocking check
+TICKS_HELD = 3
+SCORES = ["quality_scores", "motion_scores", "head_detail_scores"]
+QUALITY_CHECK = "every_segment_scored_in_range"
+IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+FAILED = {"FAILURE", "CANCELED"}
+
+
+def curated_home(tmp_path: Path, names: list[str]) -> tuple[Path, list[str]]:
+    """A demo home with ``names`` ingested and curated by `talkvid curate` (before any server:
+    the CLI is the faster route); returns the home and the keys in registration order."""
+    home = demo_home(tmp_path / "home")
+    started = time.perf_counter()
+    ingested = talkvid(home, "ingest", *(str(SAMPLES / name) for name in names)).stdout
+    keys = [line.split("\t")[0] for line in ingested.splitlines()]
+    talkvid(home, "curate")
+    print(f"\n{len(names)} video(s) ingested and curated by the CLI in "
+          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    return home, keys
+
+
+def digests(home: Path) -> list[str]:
+    rows = Store(home).query("SELECT DISTINCT config_digest FROM filtered_clips")
+    return sorted(row["config_digest"] for row in rows)
+
+
+def passing(home: Path) -> int:
+    return Store(home).query("SELECT count(*) FILTER (WHERE passed) AS n FROM filtered_clips")[0][
+        "n"
+    ]
+
+
+def counts(port: int, assets: list[str]) -> dict[str, int]:
+    return {asset: len(materializations(port, asset)) for asset in assets}
+
+
+def no_failed_runs(port: int, log: Path) -> list[dict]:
+    every = asset_runs(port)
+    failed = [run for run in every if run["status"] in FAILED]
+    assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
+    return every
+
+
+def quiet(port: int, log: Path) -> bool:
+    """No run in progress, and an automation tick that began after the last run ended (and so
+    would have requested whatever was pending) finished with no run of its own."""
+    ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
+    every = no_failed_runs(port, log)
+    if any(run["status"] in IN_PROGRESS for run in every):
+        return False
+    last = max((run["endTime"] or run["creationTime"] for run in every), default=0)
+    return any(tick["timestamp"] > last and tick["status"] != "STARTED" for tick in ticks)
+
+
+def automation_ticks_since(port: int, since: float) -> list[dict]:
+    return [
+        tick
+        for tick in sensor_ticks(port, "automation")
+        if tick["timestamp"] > since and tick["status"] != "STARTED"
+    ]
+
+
+def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
+    home, _ = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi"])
+    first = load_config(home).digest
+    assert digests(home) == [first]
+    passed_first = passing(home)
+    assert passed_first >= 1  # talk_demo's clip passes the demo profile
+    log = tmp_path / "dev.log"
+    with dev_server(home, log) as port:
+        assert {"config_sensor", "automation"} <= set(sensors(port))
+        curated = {run["runId"] for run in asset_runs(port)}
+        decoded = counts(port, ["segments", *SCORES])
+
+        # (a) An idle home: the sensors tick, and no run is created at all.
+        since, started = time.time(), time.monotonic()
+        while time.monotonic() - started < IDLE_S:
+            new = [run for run in asset_runs(port) if run["runId"] not in curated]
+            assert not new, f"an idle home ran {new}"
+            time.sleep(5)
+        ticks = automation_ticks_since(port, since)
+        print(f"idle: no run in {time.monotonic() - started:.0f} s, {len(ticks)} automation ticks")
+        assert len(ticks) >= 5, ticks
+
+        def carry_out(what: str, expected: str) -> float:
+            edited = time.monotonic()
+
+            def done() -> bool:
+                return digests(home) == [expected] and quiet(port, log)
+
+            wait_for(what, done, SETTLE_S, log, pause=2)
+            print(f"{what}: settled {time.monotonic() - edited:.1f} s after the edit")
+            return edited
+
+        # (b) A threshold no clip reaches: the verdicts follow with no reload, nothing decodes.
+        configure(home, "demo", thresholds="{quality_score: 9.9}")
+        strict = load_config(home).digest
+        assert strict != first
+        carry_out("the stricter threshold carried out", strict)
+        assert passing(home) == 0
+        every = no_failed_runs(port, log)
+        edits = [run for run in every if run["runId"] not in curated]
+        assert edits, "no run carried the edit out"
+        print(f"threshold edit: {len(edits)} run(s): {[run['assets'] for run in edits]}")
+        assert all(run["status"] == "SUCCESS" for run in edits), edits
+        assert any("filtered_clips" in run["assets"] for run in edits), edits
+        for run in edits:
+            assert not {"segments", *SCORES} & set(run["assets"]), run
+        assert counts(port, ["segments", *SCORES]) == decoded
+
+        # (c) The edit undone: the verdicts go back to the first configuration's.
+        configure(home, "demo")
+        assert load_config(home).digest == first
+        seen = {run["runId"] for run in every}
+        settled = carry_out("the threshold edit undone", first)
+        assert passing(home) == passed_first
+        undo = [run for run in no_failed_runs(port, log) if run["runId"] not in seen]
+        print(f"undo: {len(undo)} run(s): {[run['assets'] for run in undo]}")
+        assert any("filtered_clips" in run["assets"] for run in undo), undo
+        for run in undo:
+            assert not {"segments", *SCORES} & set(run["assets"]), run
+        assert counts(port, ["segments", *SCORES]) == decoded
+
+        # Settled, the home holds one configuration's verdicts over a further tick.
+        after = time.time()
+        while not automation_ticks_since(port, after):
+            assert digests(home) == [first]
+            time.sleep(1)
+        assert digests(home) == [first]
+        assert all(run["status"] == "SUCCESS" for run in no_failed_runs(port, log))
+        print(f"edits carried out and undone in {time.monotonic() - settled:.1f} s (undo)")
+
+
+def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_path):
+    home, (key,) = curated_home(tmp_path, ["talk_demo.mp4"])
+    store = Store(home)
+    good = sorted(row["quality_score"] for row in store.rows("quality_scores", key))
+    # Bad data where the stage reads it: the cached scores now say 99 (outside the range).
+    (cached,) = (home / "score_cache" / "quality_scores" / key).glob("*.parquet")
+    table = pq.read_table(cached)
+    pq.write_table(table.from_pylist([{**row, "quality_score": 99.0} for row in table.to_pylist()]),
+                   cached)  # fmt: skip
+    below = ["filtered_clips", "annotations", "talkvid_export", "talkvid_dataset"]
+    log = tmp_path / "dev.log"
+    with dev_server(home, log) as port:
+        before = counts(port, below)
+        rescored = launch_backfill(port, [key], ["quality_scores"])
+        wait_for_backfill(port, rescored, log, timeout=SETTLE_S)
+        (latest, *_) = check_executions(port, "quality_scores", QUALITY_CHECK, key)
+        assert latest["status"] == "FAILED", latest
+        assert {row["quality_score"] for row in store.rows("quality_scores", key)} == {99.0}
+        launched = {run["runId"] for run in asset_runs(port)}
+
+        # Held: ticks pass, and nothing below the bad scores is built.
+        failed_at, started = time.time(), time.monotonic()
+
+        def held_long_enough() -> bool:
+            assert counts(port, below) == before
+            new = [run for run in asset_runs(port) if run["runId"] not in launched]
+            assert not new, f"automation ran over a failed blocking check: {new}"
+            ticks = automation_ticks_since(port, failed_at)
+            return len(ticks) >= TICKS_HELD and time.monotonic() - started >= HOLD_S
+
+        wait_for("automation ticks over the failed check", held_long_enough, 90, log, pause=2)
+        ticks = automation_ticks_since(port, failed_at)
+        print(f"held: {len(ticks)} automation ticks over {time.monotonic() - started:.0f} s, "
+              "nothing below the failed check built")  # fmt: skip
+
+        # The fix: the bad cache is gone and the stage is run again; automation completes the rest.
+        cached.unlink()
+        fixed_at = time.monotonic()
+        rescored = launch_backfill(port, [key], ["quality_scores"])
+        wait_for_backfill(port, rescored, log, timeout=SETTLE_S)
+        (latest, *_) = check_executions(port, "quality_scores", QUALITY_CHECK, key)
+        assert latest["status"] == "SUCCEEDED", latest
+        assert sorted(row["quality_score"] for row in store.rows("quality_scores", key)) == good
+
+        def judged_again() -> bool:
+            no_failed_runs(port, log)
+            return counts(port, ["filtered_clips"])["filtered_clips"] > before["filtered_clips"]
+
+        wait_for("filtered_clips after the fix", judged_again, SETTLE_S, log, pause=2)
+        wait_for("automation settling", lambda: quiet(port, log), SETTLE_S, log, pause=2)
+        print(f"fixed: filtered_clips judged again {time.monotonic() - fixed_at:.1f} s after "
+              f"the fix; materializations {before} -> {counts(port, below)}")  # fmt: skip
+        (judged, *_) = materializations(port, "filtered_clips", key)
+        automated = [run for run in asset_runs(port) if run["runId"] == judged["runId"]]
+        assert automated and automated[0]["runId"] not in launched
+        assert "quality_scores" not in automated[0]["assets"]  # automation's, not the backfill
+        for check in ("every_clip_judged_with_reasons",):
+            (verdict_check, *_) = check_executions(port, "filtered_clips", check, key)
+            assert verdict_check["status"] == "SUCCEEDED", verdict_check
+
+
+def observed(port: int, since: float, assets: list[str], keys: list[str]) -> bool:
+    """A config sensor tick began after ``since`` and finished, and GraphQL calls some
+    (asset, partition) stale or missing."""
+    ticks = sensor_ticks(port, "config_sensor")
+    ticked = any(tick["timestamp"] > since and tick["status"] != "STARTED" for tick in ticks)
+    return ticked and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
+
+
+def test_staleness_in_graphql_agrees_with_the_cli(tmp_path):
+    home, keys = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi"])
+    stop_sensor_before_start(home, "automation")  # only the CLI curates here
+    log = tmp_path / "dev.log"
+    edits = [  # each kept while the next is added
+        ("thresholds", "{quality_score: 9.9}", {"filtered_clips"}),
+        ("backends", "{head_detail: dlib-hog}", {"head_detail_scores", "filtered_clips"}),
+        ("scene_detector", "content", {"segments", "filtered_clips"}),
+    ]
+    with dev_server(home, log) as port:
+        assert sensors(port)["automation"]["sensorState"]["status"] == "STOPPED"
+        order = partition_keys(port)
+        assert sorted(order) == sorted(keys)
+        curated = [  # the per-video assets a curation builds (clip files are on demand)
+            node["key"]
+            for node in asset_nodes(port)
+            if node["partitioned"] and node["tags"].get(ON_DEMAND_TAG) != "true"
+        ]
+        assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
+        settings: dict[str, str] = {}
+        for setting, value, expected in edits:
+            settings[setting] = value
+            edited_at = time.time()
+            configure(home, "demo", **settings)
+            wait_for(
+                f"the config sensor observing {setting}",
+                lambda since=edited_at: observed(port, since, curated, order),
+                60,
+                log,
+            )
+            statuses = stale_statuses(port, curated, order)
+            outdated = {pair for pair, status in statuses.items() if status != "FRESH"}
+            print(f"{setting}: {value} -> GraphQL stale/missing: "
+                  f"{sorted({asset for asset, _ in outdated})}")  # fmt: skip
+            assert {status for pair, status in statuses.items() if pair in outdated} <= {
+                "STALE",
+                "MISSING",
+            }
+            assert outdated == {(asset, key) for asset in expected for key in order}
+
+            seen = {run["runId"] for run in asset_runs(port)}
+            started = time.perf_counter()
+            talkvid(home, "curate", "--stale")
+            cli_runs = sorted(
+                (
+                    run
+                    for run in asset_runs(port, {LAUNCHER_TAG: "cli"})
+                    if run["runId"] not in seen
+                ),
+                key=lambda run: run["creationTime"],
+            )
+            # The first wave: runs until every outdated video has been covered once.
+            first_wave, pairs, covered = [], set(), set()
+            for run in cli_runs:
+                if {key for _, key in outdated} <= covered:
+                    break
+                partitions = run_partitions(run, order)
+                assert not covered & set(partitions), f"a video twice in the first wave: {run}"
+                covered |= set(partitions)
+                pairs |= {(asset, key) for asset in run["assets"] for key in partitions}
+                first_wave.append(run)
+            shown = [(run["assets"], run_partitions(run, order)) for run in first_wave]
+            print(f"  curate --stale: {len(cli_runs)} run(s) in "
+                  f"{time.perf_counter() - started:.1f} s; first wave: {shown}")  # fmt: skip
+            assert pairs == outdated
+            assert all(run["status"] == "SUCCESS" for run in cli_runs), cli_runs
+            # Afterwards both routes call every video's assets fresh.
+            assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
+        others = [run for run in asset_runs(port) if tag(run, LAUNCHER_TAG) != "cli"]
+        assert not others, f"something other than the CLI ran: {others}"
+
+
+def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(tmp_path):
+    home, keys = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi", "carphone_pristine.mp4"])
+    store = Store(home)
+    log = tmp_path / "dev.log"
+    with dev_server(home, log) as port:
+        order = partition_keys(port)
+        ranged = [run for run in asset_runs(port) if "segments" in run["assets"]]
+        assert len(ranged) == 1 and sorted(run_partitions(ranged[0], order)) == sorted(keys)
+        frames = {}
+        for key in keys:
+            (latest, *_) = materializations(port, "segments", key)
+            assert latest["partition"] == key and latest["runId"] == ranged[0]["runId"]
+            reports = store.rows("decode_reports", key)
+            frames[key] = sum(report["frames_decoded"] or 0 for report in reports)
+            shown = latest["metadata"]
+            assert shown["segments"] == len(store.rows("segments", key)), (key, shown)
+            assert shown["frames_decoded"] == frames[key], (key, shown)
+            (check, *_) = check_executions(port, "segments", "clip_bounds_are_consistent", key)
+            assert check["partition"] == key and check["status"] == "SUCCEEDED", check
+        assert len(set(frames.values())) == len(keys), frames  # one range's numbers would repeat
+        statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
+        print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
+        assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses
