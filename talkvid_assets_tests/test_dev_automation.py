@@ -24,7 +24,7 @@ from talkvid_assets_tests.devserver import (
     check_partition_statuses,
     demo_home,
     dev_server,
-    launch_backfill,
+    launch_run,
     materializations,
     partition_keys,
     run_partitions,
@@ -35,7 +35,7 @@ from talkvid_assets_tests.devserver import (
     tag,
     talkvid,
     wait_for,
-    wait_for_backfill,
+    wait_for_run,
 )
 from talkvid_assets_tests.media import SAMPLES
 
@@ -49,6 +49,7 @@ HOLD_S = 35  # three automation ticks over a failed blocking check
 TICKS_HELD = 3
 SCORES = ["quality_scores", "motion_scores", "head_detail_scores"]
 QUALITY_CHECK = "every_segment_scored_in_range"
+VERDICT_CHECK = "every_clip_judged_with_reasons"
 IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 FAILED = {"FAILURE", "CANCELED"}
 
@@ -81,18 +82,19 @@ def counts(port: int, assets: list[str]) -> dict[str, int]:
     return {asset: len(materializations(port, asset)) for asset in assets}
 
 
-def no_failed_runs(port: int, log: Path) -> list[dict]:
+def no_failed_runs(port: int, log: Path, expected: set[str] = frozenset()) -> list[dict]:
+    """Every run; fails on a failed or cancelled one but those ``expected`` to fail."""
     every = asset_runs(port)
-    failed = [run for run in every if run["status"] in FAILED]
+    failed = [run for run in every if run["status"] in FAILED and run["runId"] not in expected]
     assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
     return every
 
 
-def quiet(port: int, log: Path) -> bool:
+def quiet(port: int, log: Path, expected: set[str] = frozenset()) -> bool:
     """No run in progress, and an automation tick that began after the last run ended (and so
     would have requested whatever was pending) finished with no run of its own."""
     ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
-    every = no_failed_runs(port, log)
+    every = no_failed_runs(port, log, expected)
     if any(run["status"] in IN_PROGRESS for run in every):
         return False
     last = max((run["endTime"] or run["creationTime"] for run in every), default=0)
@@ -191,10 +193,17 @@ def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_pa
     log = tmp_path / "dev.log"
     with dev_server(home, log) as port:
         before = counts(port, below)
-        rescored = launch_backfill(port, [key], ["quality_scores"])
-        wait_for_backfill(port, rescored, log, timeout=SETTLE_S)
+
+        def rescore() -> dict:
+            """The UI's "Materialize" of the video's quality scores, with their check."""
+            checks = [("quality_scores", QUALITY_CHECK)]
+            run_id = launch_run(port, "curate", ["quality_scores"], key, checks)
+            return wait_for_run(port, run_id, log, timeout=SETTLE_S)
+
+        bad = rescore()
+        assert bad["status"] == "FAILURE", bad  # the blocking check failed the run
         (latest, *_) = check_executions(port, "quality_scores", QUALITY_CHECK, key)
-        assert latest["status"] == "FAILED", latest
+        assert latest["status"] == "FAILED" and latest["runId"] == bad["runId"], latest
         assert {row["quality_score"] for row in store.rows("quality_scores", key)} == {99.0}
         launched = {run["runId"] for run in asset_runs(port)}
 
@@ -213,30 +222,29 @@ def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_pa
         print(f"held: {len(ticks)} automation ticks over {time.monotonic() - started:.0f} s, "
               "nothing below the failed check built")  # fmt: skip
 
-        # The fix: the bad cache is gone and the stage is run again; automation completes the rest.
+        # The fix: the bad cache is gone and the stage is run again; automation does the rest.
         cached.unlink()
         fixed_at = time.monotonic()
-        rescored = launch_backfill(port, [key], ["quality_scores"])
-        wait_for_backfill(port, rescored, log, timeout=SETTLE_S)
+        fixed = rescore()
+        assert fixed["status"] == "SUCCESS", fixed
         (latest, *_) = check_executions(port, "quality_scores", QUALITY_CHECK, key)
-        assert latest["status"] == "SUCCEEDED", latest
+        assert latest["status"] == "SUCCEEDED" and latest["runId"] == fixed["runId"], latest
         assert sorted(row["quality_score"] for row in store.rows("quality_scores", key)) == good
 
         def judged_again() -> bool:
-            no_failed_runs(port, log)
+            no_failed_runs(port, log, {bad["runId"]})
             return counts(port, ["filtered_clips"])["filtered_clips"] > before["filtered_clips"]
 
         wait_for("filtered_clips after the fix", judged_again, SETTLE_S, log, pause=2)
-        wait_for("automation settling", lambda: quiet(port, log), SETTLE_S, log, pause=2)
         print(f"fixed: filtered_clips judged again {time.monotonic() - fixed_at:.1f} s after "
-              f"the fix; materializations {before} -> {counts(port, below)}")  # fmt: skip
+              "the fix")  # fmt: skip
+        wait_for("automation settling", lambda: quiet(port, log, {bad["runId"]}), SETTLE_S, log)
+        print(f"materializations {before} -> {counts(port, below)}")
         (judged, *_) = materializations(port, "filtered_clips", key)
-        automated = [run for run in asset_runs(port) if run["runId"] == judged["runId"]]
-        assert automated and automated[0]["runId"] not in launched
-        assert "quality_scores" not in automated[0]["assets"]  # automation's, not the backfill
-        for check in ("every_clip_judged_with_reasons",):
-            (verdict_check, *_) = check_executions(port, "filtered_clips", check, key)
-            assert verdict_check["status"] == "SUCCEEDED", verdict_check
+        (automated,) = [run for run in asset_runs(port) if run["runId"] == judged["runId"]]
+        assert tag(automated, "dagster/from_automation_condition") == "true", automated
+        (verdicts, *_) = check_executions(port, "filtered_clips", VERDICT_CHECK, key)
+        assert verdicts["status"] == "SUCCEEDED" and verdicts["runId"] == judged["runId"]
 
 
 def observed(port: int, since: float, assets: list[str], keys: list[str]) -> bool:

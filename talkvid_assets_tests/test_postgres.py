@@ -179,9 +179,8 @@ def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, mon
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         queue = instance.get_concurrency_config().run_queue_config
         assert queue is not None
-        assert (
-            queue.tag_concurrency_limits
-            == deployed["concurrency"]["runs"]["tag_concurrency_limits"]
+        assert queue.tag_concurrency_limits == deployed["concurrency"]["runs"].get(
+            "tag_concurrency_limits", []
         )
         keys, outcomes = ingest_and_curate(instance, store, paths)
     assert outcomes

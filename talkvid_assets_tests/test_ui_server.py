@@ -3,6 +3,7 @@ Dagster's real webserver and GraphQL API."""
 
 import pytest
 
+from talkvid_assets.core.config import CONFIG_PARTS
 from talkvid_assets_tests.devserver import demo_home, dev_server, graphql, talkvid
 from talkvid_assets_tests.media import SAMPLES
 
@@ -23,8 +24,9 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
         "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
         "bench_strata", "training_split", "clip_files", "review_calibration",
+        *(f"config_{part}" for part in CONFIG_PARTS),
     }  # fmt: skip
-    assert assets["bench_strata"]["partitionKeys"] == ["age", "gender", "ethnicity", "language"]
+    assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}
     assert assets["segments"]["partitionKeys"] == [key]
     jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
     assert "curate" in jobs
