@@ -398,3 +398,16 @@ def wait_for_run(port: int, run_id: str, log: Path, timeout: float = 120) -> dic
         return run if run["status"] in ("SUCCESS", "FAILURE", "CANCELED") else None
 
     return wait_for(f"run {run_id[:8]} to finish", finished, timeout, log)
+
+
+def backfills(port: int) -> list[dict]:
+    """Every backfill (the UI's, and automation's requests over several partitions), newest
+    first: id, status, timestamp and endTimestamp."""
+    data = ask(
+        port,
+        """{ partitionBackfillsOrError { ... on PartitionBackfills { results {
+              id status timestamp endTimestamp } }
+            ... on Error { message } } }""",
+    )["partitionBackfillsOrError"]
+    assert "results" in data, data
+    return data["results"]

@@ -20,6 +20,7 @@ from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
     asset_nodes,
     asset_runs,
+    backfills,
     check_executions,
     check_partition_statuses,
     demo_home,
@@ -52,6 +53,7 @@ QUALITY_CHECK = "every_segment_scored_in_range"
 VERDICT_CHECK = "every_clip_judged_with_reasons"
 IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 FAILED = {"FAILURE", "CANCELED"}
+OPEN = {"REQUESTED", "CANCELING", "FAILING"}  # a backfill still at work
 
 
 def curated_home(tmp_path: Path, names: list[str]) -> tuple[Path, list[str]]:
@@ -91,13 +93,21 @@ def no_failed_runs(port: int, log: Path, expected: set[str] = frozenset()) -> li
 
 
 def quiet(port: int, log: Path, expected: set[str] = frozenset()) -> bool:
-    """No run in progress, and an automation tick that began after the last run ended (and so
-    would have requested whatever was pending) finished with no run of its own."""
+    """No run or backfill in progress (automation requests several partitions as a backfill,
+    and waits while one is open), and an automation tick that began after the last of them
+    ended (so would have requested whatever was pending) finished with no run of its own."""
     ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
     every = no_failed_runs(port, log, expected)
     if any(run["status"] in IN_PROGRESS for run in every):
         return False
-    last = max((run["endTime"] or run["creationTime"] for run in every), default=0)
+    requests = backfills(port)
+    if any(backfill["status"] in OPEN for backfill in requests):
+        return False
+    last = max(
+        [run["endTime"] or run["creationTime"] for run in every]
+        + [backfill["endTimestamp"] or backfill["timestamp"] for backfill in requests]
+        + [0]
+    )
     return any(tick["timestamp"] > last and tick["status"] != "STARTED" for tick in ticks)
 
 
