@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from talkvid_assets.core.config import load_config
 from talkvid_assets.core.scoring import require_ready
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import CORPUS_WIDE, CURATE_JOB, build_definitions
 from talkvid_assets.defs.config_assets import observe_config
 from talkvid_assets.defs.dagster_stale import outdated
@@ -40,13 +41,17 @@ from talkvid_assets.defs.decode_pass import POOL
 from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
 from talkvid_assets.defs.model_stages import GPU_POOL
-from talkvid_assets.defs.partitions import PARTITIONS_PER_RUN, video_partitions
+from talkvid_assets.defs.partitions import video_partitions
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
 HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
 # The assets the decode pass writes: runs selecting one need a slot of its pool.
 DECODING = frozenset({"segments", *(stage.table for stage in STAGES)})
+# A decoding run holds at most this much source (about 40 s of 1080p at 16 Mbit/s, the
+# benchmark's batch: three such videos per run as before) and at most this many videos.
+RUN_BYTES = 3 * 80 * 2**20
+MAX_RUN_VIDEOS = 64
 # A change travels one level of the graph per wave of runs (Dagster calls a child stale only once
 # its parent's data version changed); the graph is six levels deep.
 MAX_WAVES = 8
@@ -272,15 +277,47 @@ def plan(
     todo |= failed_blocking_checks(instance, defs, wanted)
     stale = {key: tuple(asset for asset in assets if (asset, key) in todo) for key in wanted}
     runs = []
+    sizes = source_sizes(home_store(defs), wanted)
     for run in plan_runs(wanted, stale):
-        # A decode is seconds per video: several short runs report progress and isolate a
-        # failure; judging and exporting is milliseconds, so those go in one run.
-        size = PARTITIONS_PER_RUN if DECODING & set(run.assets) else len(run.partitions)
-        runs += [
-            PlannedRun(run.assets, run.partitions[start : start + size])
-            for start in range(0, len(run.partitions), size)
-        ]
+        if DECODING & set(run.assets):
+            runs += split_by_bytes(run, sizes)
+        else:  # judging and exporting is milliseconds per video: one run
+            runs.append(run)
     return runs
+
+
+def split_by_bytes(run: PlannedRun, sizes: Mapping[str, int]) -> list[PlannedRun]:
+    """Decoding runs of at most :data:`RUN_BYTES` of source (and :data:`MAX_RUN_VIDEOS`
+    videos): a run's fixed cost (about a second of Dagster's bookkeeping) is shared by many
+    short videos, while long ones still report progress and isolate a failure every few
+    minutes of decoding."""
+    runs: list[PlannedRun] = []
+    current: list[str] = []
+    total = 0
+    for key in run.partitions:
+        size = sizes.get(key, RUN_BYTES)
+        if current and (total + size > RUN_BYTES or len(current) == MAX_RUN_VIDEOS):
+            runs.append(PlannedRun(run.assets, tuple(current)))
+            current, total = [], 0
+        current.append(key)
+        total += size
+    if current:
+        runs.append(PlannedRun(run.assets, tuple(current)))
+    return runs
+
+
+def home_store(defs: Definitions) -> Store:
+    """The store of the home these definitions were built for."""
+    return defs.resources["talkvid"].store()
+
+
+def source_sizes(store: Store, keys: Sequence[str]) -> dict[str, int]:
+    """Bytes of each video's source file, as registered."""
+    rows = store.query(
+        "SELECT video_id, size_bytes FROM sources WHERE video_id IN (SELECT unnest(:keys))",
+        {"keys": list(keys)},
+    )
+    return {row["video_id"]: row["size_bytes"] or 0 for row in rows}
 
 
 def plan_runs(order: Sequence[str], stale: Mapping[str, Sequence[str]]) -> list[PlannedRun]:
