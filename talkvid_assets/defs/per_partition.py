@@ -20,6 +20,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DataVersion,
 )
@@ -33,6 +34,7 @@ from talkvid_assets.defs.metadata import describe_source
 DATA_VERSION_TAG = "dagster/data_version"
 # Each partition's own content fingerprint, in its materialization's metadata.
 CONTENT_DIGEST = "content_digest"
+FETCH_CHUNK = 500  # storage ids per query
 
 
 def record_partitions(
@@ -57,9 +59,9 @@ def record_partitions(
             asset_key=asset,
             partition_key=key,
         )
-    previous = {key: latest_version(context.instance, asset, key) for key in digests}
-    unchanged = all(previous[key] and previous[key][1] == digest for key, digest in digests.items())
-    versions = {previous[key][0] for key in digests if previous[key]}
+    previous = latest_versions(context.instance, asset, list(digests))
+    unchanged = all(previous.get(key, ("", ""))[1] == digest for key, digest in digests.items())
+    versions = {previous[key][0] for key in digests if key in previous}
     if unchanged and len(versions) == 1:
         return DataVersion(versions.pop())
     if len(digests) == 1:
@@ -67,16 +69,28 @@ def record_partitions(
     return DataVersion(fingerprint(sorted(digests.items())))
 
 
-def latest_version(instance: DagsterInstance, asset: str, partition: str) -> tuple[str, str] | None:
-    """(data version, content digest) of the partition's latest materialization, if any."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
-    event = records[0].asset_materialization if records else None
-    if event is None or CONTENT_DIGEST not in event.metadata:
-        return None
-    version = (event.tags or {}).get(DATA_VERSION_TAG)
-    return (version, event.metadata[CONTENT_DIGEST].value) if version else None
+def latest_versions(
+    instance: DagsterInstance, asset: str, partitions: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """Partition -> (data version, content digest) of its latest materialization, for those
+    that have one: two queries whatever the number of partitions."""
+    key = AssetKey(asset)
+    ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
+    )
+    found: dict[str, tuple[str, str]] = {}
+    chosen = sorted(ids.values())
+    for start in range(0, len(chosen), FETCH_CHUNK):
+        chunk = chosen[start : start + FETCH_CHUNK]
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=key, storage_ids=chunk), limit=len(chunk)
+        ).records
+        for record in records:
+            event = record.asset_materialization
+            version = (event.tags or {}).get(DATA_VERSION_TAG) if event else None
+            if event and version and CONTENT_DIGEST in event.metadata:
+                found[str(event.partition)] = (version, event.metadata[CONTENT_DIGEST].value)
+    return found
 
 
 def check_partitions(
