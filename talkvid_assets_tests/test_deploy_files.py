@@ -1,7 +1,9 @@
 """The deployment files agree with each other and with the code: the compose services share one
 home and one Postgres instance, workers and runs read the same Celery settings, the image has
 the paths the compose file mounts, and the Helm values use only keys the official chart knows.
-`docker compose config` checks the compose file itself where Compose v2 is installed."""
+On the Ray path, the compose override and the KubeRay cluster run the runs' image, mount the same
+home at the same path and listen where TALKVID_RAY_ADDRESS points. `docker compose config` checks
+the compose files themselves where Compose v2 is installed."""
 
 from __future__ import annotations
 
@@ -16,10 +18,17 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from dagster import in_process_executor
 from dagster._core.instance.config import validate_concurrency_config
 
 from talkvid_assets.defs.model_stages import GPU_OP_TAGS
-from talkvid_assets.defs.scale import BROKER_ENV, celery_config, executor_from_env
+from talkvid_assets.defs.scale import (
+    BROKER_ENV,
+    RAY_ADDRESS_ENV,
+    RAY_MODEL_GPUS_ENV,
+    celery_config,
+    executor_from_env,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -27,6 +36,12 @@ COMPOSE = DEPLOY / "docker-compose.yaml"
 DOCKERFILE = DEPLOY / "Dockerfile"
 VALUES = DEPLOY / "helm" / "values.yaml"
 POSTGRES_INSTANCE = DEPLOY / "dagster-postgres.yaml"
+RAY_COMPOSE = DEPLOY / "docker-compose.ray.yaml"
+RAYCLUSTER = DEPLOY / "helm" / "raycluster.yaml"
+SCALE_EXTRA = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+    "optional-dependencies"
+]["scale"]
+RAY_PIN = next(pin.split("==")[1] for pin in SCALE_EXTRA if pin.startswith("ray["))
 TALKVID_SERVICES = ("code", "webserver", "daemon", "worker")
 MODULE = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dagster"]["module_name"]
 
@@ -194,14 +209,16 @@ def compose_v2() -> str | None:
     return docker if probe.returncode == 0 else None
 
 
-def test_docker_compose_accepts_the_file():
+@pytest.mark.parametrize("files", [[COMPOSE], [COMPOSE, RAY_COMPOSE]], ids=["base", "ray"])
+def test_docker_compose_accepts_the_file(files):
     docker = compose_v2()
     if docker is None:
         reason = "`docker compose` (Compose v2) is not available here"
         print(f"\nskipped: {reason}")
         pytest.skip(reason)
+    named = [word for path in files for word in ("-f", str(path))]
     result = subprocess.run(
-        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        [docker, "compose", *named, "config", "--quiet"],
         capture_output=True,
         text=True,
     )
@@ -266,3 +283,72 @@ def test_helm_instance_limits_are_those_of_the_postgres_instance(values):
     assert queued["maxConcurrentRuns"] == local["runs"]["max_concurrent_runs"]
     assert queued.get("tagConcurrencyLimits", []) == local["runs"].get("tag_concurrency_limits", [])
     assert concurrency["default_op_concurrency_limit"] == local["pools"]["default_limit"]
+
+
+def commented_ray_env(text: str) -> dict[str, Any]:
+    """The env lines values.yaml gives, commented out, for the KubeRay path."""
+    lines = re.findall(r"^\s*# (TALKVID_[A-Z_]+: .+)$", text, re.M)
+    return yaml.safe_load("\n".join(lines))
+
+
+def test_compose_ray_override_joins_runs_and_ray_nodes(compose):
+    ray = yaml.safe_load(RAY_COMPOSE.read_text())["services"]
+    code_env = {**compose["services"]["code"]["environment"], **ray["code"]["environment"]}
+    assert executor_from_env(code_env) is in_process_executor
+    address = urlparse(code_env[RAY_ADDRESS_ENV])
+    head, worker = ray["ray-head"], ray["ray-worker"]
+    assert address.scheme == "ray" and address.hostname == "ray-head"
+    assert f"--ray-client-server-port={address.port}" in head["command"]
+    gcs = next(word for word in head["command"] if word.startswith("--port=")).split("=")[1]
+    assert f"--address=ray-head:{gcs}" in worker["command"]
+    home = code_env["TALKVID_HOME"]
+    home_volume = mounts(compose["services"]["code"])[home]
+    for node in (head, worker):
+        assert node["command"][:2] == ["ray", "start"] and "--block" in node["command"]
+        assert node["image"] == compose["services"]["code"]["image"]
+        assert mounts(node)[home] == home_volume and node["environment"]["TALKVID_HOME"] == home
+
+
+def test_kuberay_cluster_matches_the_user_deployment(values):
+    deployment = values["dagster-user-deployments"]["deployments"][0]
+    env = {**deployment["env"], **commented_ray_env(VALUES.read_text())}
+    assert executor_from_env(env) is in_process_executor
+    assert float(env[RAY_MODEL_GPUS_ENV]) > 0
+    cluster = yaml.safe_load(RAYCLUSTER.read_text())
+    assert (cluster["apiVersion"], cluster["kind"]) == ("ray.io/v1", "RayCluster")
+    assert cluster["spec"]["rayVersion"] == RAY_PIN
+    head = cluster["spec"]["headGroupSpec"]
+    address = urlparse(env[RAY_ADDRESS_ENV])
+    assert address.scheme == "ray"
+    # KubeRay's Service for the head is <name>-head-svc; Ray Client listens on 10001 unless set.
+    assert address.hostname == f"{cluster['metadata']['name']}-head-svc"
+    client_port = int(head["rayStartParams"].get("ray-client-server-port", 10001))
+    (head_container,) = head["template"]["spec"]["containers"]
+    head_ports = {port["name"]: port["containerPort"] for port in head_container["ports"]}
+    assert address.port == client_port == head_ports["client"]
+    claim = next(
+        volume["persistentVolumeClaim"]["claimName"]
+        for volume in deployment["volumes"]
+        if volume["name"] == "talkvid-home"
+    )
+    image = f"{deployment['image']['repository']}:{deployment['image']['tag']}"
+    groups = {"head": head, **{g["groupName"]: g for g in cluster["spec"]["workerGroupSpecs"]}}
+    for name, group in groups.items():
+        pod = group["template"]["spec"]
+        (container,) = pod["containers"]
+        # The run's image (a CUDA build of it on GPU nodes): same Ray, Python and talkvid code.
+        assert container["image"].startswith(image), name
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        homes = [m for m in container["volumeMounts"] if m["mountPath"] == env["TALKVID_HOME"]]
+        assert len(homes) == 1, name
+        assert volumes[homes[0]["name"]]["persistentVolumeClaim"]["claimName"] == claim, name
+        gpus = container["resources"].get("limits", {}).get("nvidia.com/gpu", 0)
+        assert int(group["rayStartParams"].get("num-gpus", 0)) == gpus, name
+    assert head["rayStartParams"]["num-cpus"] == "0", "the head decodes nothing"
+    assert any(group["rayStartParams"].get("num-gpus") for group in groups.values())
+
+
+def test_the_image_answers_kuberays_probes():
+    """KubeRay probes a Ray pod with `bash -c "wget ... | grep success"`."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    assert re.search(r"apt-get install [^&]*\bwget\b", text)

@@ -20,7 +20,6 @@ from dagster import (
 )
 
 from talkvid_assets.core.config import CODE_VERSIONS
-from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -29,6 +28,7 @@ from talkvid_assets.defs.metadata import histogram, picture
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.scale import decode_passes
 
 POOL = "decode_pass"
 
@@ -111,7 +111,7 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
         stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
-        record_decode_passes(
+        decode_passes(
             store,
             context.partition_keys,
             backends,

@@ -12,11 +12,11 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.pipeline import record_decode_passes
 from talkvid_assets.core.stages import Stage
 from talkvid_assets.defs.decode_pass import stage_spec, stage_version
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
+from talkvid_assets.defs.scale import model_passes
 
 GPU_POOL = "gpu"
 # dagster-k8s reads this tag: a model step's pod asks the scheduler for one GPU.
@@ -42,14 +42,13 @@ def build_model_stage(stage: Stage) -> AssetsDefinition:
     def model_stage(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name])
-        # One video at a time: the model holds the GPU (or the cores) for a whole pass.
-        record_decode_passes(
+        # One video at a time (the model holds the GPU or the cores for a whole pass), on the
+        # backend's Ray actor with TALKVID_EXECUTOR=ray (defs.scale).
+        model_passes(
             store,
             context.partition_keys,
             backends,
-            workers=1,
             scene_detector=config.scene_detector,
-            segments=False,
             runtime=config.runtime(talkvid.home_path),
         )
         return MaterializeResult(

@@ -1,5 +1,6 @@
 """Which executor runs the curate job's steps: the run's own process, unless the deployment asks
-for Celery workers (``TALKVID_EXECUTOR=celery``) or a Kubernetes pod per step (``k8s``).
+for Celery workers (``TALKVID_EXECUTOR=celery``), a Kubernetes pod per step (``k8s``) or a Ray
+cluster for the heavy work (``ray``).
 
 In-process is the default because a fresh step process imports torch, OpenCV and Dagster again
 (about 4 s) for work that takes about as long. Past one machine, a Celery worker pays that once
@@ -9,20 +10,34 @@ tag ask for a GPU node while the decode pass stays on CPU nodes. Either only cha
 step runs, and only for runs launched through the instance (the webserver, the daemon,
 ``dagster asset materialize``, ``execute_job``): ``execute_in_process`` keeps every step in its
 own process whatever the job's executor.
+
+Ray moves less than a step and more than a process: with ``TALKVID_EXECUTOR=ray`` the steps stay
+in the run's process, but the decode-pass step sends each of its videos to the cluster at
+``$TALKVID_RAY_ADDRESS`` as a Ray task, and a model step sends its videos to an actor that keeps
+the model loaded across videos and runs (core.ray_passes). The run, its events and per-partition
+metadata are those of an in-process run; so is every route, ``talkvid curate`` and
+``execute_in_process`` included, since the switch is read where the step runs.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagster import ExecutorDefinition, in_process_executor
 
+from talkvid_assets.core.pipeline import record_decode_passes
+from talkvid_assets.core.scoring import ScorerBackend
+from talkvid_assets.core.store import Store
+
 EXECUTOR_ENV = "TALKVID_EXECUTOR"
 BROKER_ENV = "TALKVID_CELERY_BROKER"  # e.g. redis://redis:6379/0
 BACKEND_ENV = "TALKVID_CELERY_BACKEND"  # optional: the broker's URL (Redis serves as both)
-IN_PROCESS, CELERY, K8S = "in_process", "celery", "k8s"
+# host:6379 from a Ray node, ray://host:10001 (Ray Client) from anywhere else.
+RAY_ADDRESS_ENV = "TALKVID_RAY_ADDRESS"
+RAY_MODEL_GPUS_ENV = "TALKVID_RAY_MODEL_GPUS"  # GPUs per model actor (0.5 shares one); default 0
+IN_PROCESS, CELERY, K8S, RAY = "in_process", "celery", "k8s", "ray"
 
 
 class ScaleConfigError(ValueError):
@@ -42,18 +57,21 @@ def celery_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
 
 
 def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefinition:
-    """The executor named by ``$TALKVID_EXECUTOR``: ``in_process`` (the default), ``celery`` or
-    ``k8s``.
+    """The executor named by ``$TALKVID_EXECUTOR``: ``in_process`` (the default), ``celery``,
+    ``k8s`` or ``ray`` (the in-process executor: the steps hand their videos to Ray).
 
     The Celery settings are read where the run orchestrates, so the run's process needs the same
     variables as the workers. The Kubernetes executor takes its image, namespace, environment and
     volumes from the K8sRunLauncher and the code location, so it needs no settings here. Raises
-    :class:`ScaleConfigError` for an unknown executor or a Celery executor without a broker, when
-    the definitions load rather than when a run starts.
+    :class:`ScaleConfigError` for an unknown executor, a Celery executor without a broker or Ray
+    without an address, when the definitions load rather than when a run starts.
     """
-    name = environ.get(EXECUTOR_ENV, "").strip() or IN_PROCESS
-    # dagster-celery and dagster-k8s are the `scale` extra: imported only when asked for.
+    name = _selected(environ)
+    # dagster-celery, dagster-k8s and ray are the `scale` extra: imported only when asked for.
     if name == IN_PROCESS:
+        return in_process_executor
+    if name == RAY:
+        ray_address(environ)
         return in_process_executor
     if name == K8S:
         from dagster_k8s import k8s_job_executor
@@ -61,7 +79,8 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefini
         return k8s_job_executor
     if name != CELERY:
         raise ScaleConfigError(
-            f"{EXECUTOR_ENV}={name!r} is not an executor: use {IN_PROCESS!r}, {CELERY!r} or {K8S!r}"
+            f"{EXECUTOR_ENV}={name!r} is not an executor: use {IN_PROCESS!r}, {CELERY!r}, "
+            f"{K8S!r} or {RAY!r}"
         )
     if not environ.get(BROKER_ENV):
         raise ScaleConfigError(
@@ -71,3 +90,54 @@ def executor_from_env(environ: Mapping[str, str] = os.environ) -> ExecutorDefini
     from dagster_celery import celery_executor
 
     return celery_executor.configured(celery_config(environ))
+
+
+def _selected(environ: Mapping[str, str]) -> str:
+    return environ.get(EXECUTOR_ENV, "").strip() or IN_PROCESS
+
+
+def ray_address(environ: Mapping[str, str] = os.environ) -> str:
+    """The Ray cluster's address, or :class:`ScaleConfigError` saying what to set."""
+    address = environ.get(RAY_ADDRESS_ENV, "").strip()
+    if not address:
+        raise ScaleConfigError(
+            f"{EXECUTOR_ENV}={RAY} needs {RAY_ADDRESS_ENV}, the Ray cluster's address "
+            "(ray://ray-head:10001 through Ray Client, or host:6379 from a Ray node)"
+        )
+    return address
+
+
+def decode_passes(
+    store: Store,
+    video_ids: Sequence[str],
+    backends: Mapping[str, ScorerBackend],
+    environ: Mapping[str, str] = os.environ,
+    **options: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """The decode-pass step's videos: a Ray task each on the cluster when ``$TALKVID_EXECUTOR``
+    is ``ray``, else threads of this process (:func:`record_decode_passes`). Same arguments,
+    same tables written, same result."""
+    if _selected(environ) != RAY:
+        return record_decode_passes(store, video_ids, backends, **options)
+    from talkvid_assets.core.ray_passes import ray_decode_passes
+
+    return ray_decode_passes(store, video_ids, backends, ray_address(environ), **options)
+
+
+def model_passes(
+    store: Store,
+    video_ids: Sequence[str],
+    backends: Mapping[str, ScorerBackend],
+    environ: Mapping[str, str] = os.environ,
+    **options: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """A model step's videos, one at a time, from the recorded cuts: on the backend's actor on
+    the Ray cluster (the model stays loaded) when ``$TALKVID_EXECUTOR`` is ``ray``, else in this
+    process with a backend built for this step."""
+    options = {**options, "segments": False}
+    if _selected(environ) != RAY:
+        return record_decode_passes(store, video_ids, backends, workers=1, **options)
+    from talkvid_assets.core.ray_passes import ray_model_passes
+
+    gpus = float(environ.get(RAY_MODEL_GPUS_ENV) or 0)
+    return ray_model_passes(store, video_ids, backends, ray_address(environ), gpus, **options)
