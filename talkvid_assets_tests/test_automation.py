@@ -78,7 +78,7 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
 
         def copy_seen() -> bool:
             cursor = sensors(port)["inbox_sensor"]["sensorState"]["typeSpecificData"]
-            done = json.loads(cursor.get("lastCursor") or "{}").get("done", [])
+            done = json.loads(cursor.get("lastCursor") or "{}").get("recent", [])
             return any(stamp.startswith(f"{copy}:") for stamp in done)
 
         wait_for("the inbox sensor settling the copy", copy_seen, 60, log)

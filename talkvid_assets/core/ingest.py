@@ -1,23 +1,82 @@
-"""Source discovery and the content-derived partition key of a source video."""
+"""Source discovery, the inbox's bookkeeping, and the content-derived partition key of a source.
+
+The inbox is looked at every few seconds and may hold a corpus of 100,000 files, so a look costs
+what changed, not what is there: one ``os.scandir`` walk gives every file's size and modification
+time, a file already handled is recognised by its path, size and mtime (:class:`HandledFiles`),
+and only a file new or changed since is ever read, within a deadline (:func:`video_key`).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from talkvid_assets.core.store import Store
 
 KEY_HEX_DIGITS = 16  # 64 bits of SHA-256: collisions are not a concern at dataset scale
+CHUNK_BYTES = 1 << 20  # the deadline is checked between reads of this size (~1 ms each)
+REMEMBERED_DIGESTS = 4096
 
 
-def video_key(path: str | Path) -> str:
+class HashDeadline(TimeoutError):
+    """A hash stopped at its deadline; the file was not fully read."""
+
+
+_digests: OrderedDict[tuple[int, ...], str] = OrderedDict()
+_digests_lock = threading.Lock()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    # ctime changes with every write, chmod or rename of the inode and cannot be set back by a
+    # user: with device, inode, size and mtime it names one state of one file's bytes.
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def video_key(path: str | Path, deadline: float | None = None) -> str:
     """The partition key of a source: a prefix of the SHA-256 of its bytes.
 
     Derived from content, never from the name, so it is safe in any URL or path, and the same
     file ingested twice (under any name) maps to the same partition.
+
+    ``deadline`` (a ``time.monotonic()`` value) bounds the hash: past it, reading stops with
+    :class:`HashDeadline`, so a caller with a time limit (the inbox sensor, Dagster's 60 s per
+    tick) never overruns it. The key of a file hashed lately in this process and unchanged since
+    (same device, inode, size, mtime and ctime) is remembered, not read again: the inbox sensor
+    hashes under its deadline and then registers the file, which asks for the key once more.
     """
     with open(path, "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-    return digest.hexdigest()[:KEY_HEX_DIGITS]
+        identity = _identity(os.fstat(handle.fileno()))
+        with _digests_lock:
+            if identity in _digests:
+                _digests.move_to_end(identity)
+                return _digests[identity]
+        digest = hashlib.sha256()
+        buffer = bytearray(CHUNK_BYTES)
+        view = memoryview(buffer)
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise HashDeadline(f"hashing {path} did not finish by its deadline")
+            count = handle.readinto(buffer)
+            if not count:
+                break
+            digest.update(view[:count])
+        unchanged = _identity(os.fstat(handle.fileno())) == identity
+    key = digest.hexdigest()[:KEY_HEX_DIGITS]
+    if unchanged:  # written to while we read: the bytes hashed may be no state of the file
+        with _digests_lock:
+            _digests[identity] = key
+            while len(_digests) > REMEMBERED_DIGESTS:
+                _digests.popitem(last=False)
+    return key
 
 
 def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -38,27 +97,174 @@ def discover(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise FileNotFoundError(f"no such file or folder: {path}")
 
 
-def discover_settled(
-    folders: Iterable[Path], previous: Mapping[str, list[int]]
-) -> tuple[list[tuple[Path, str]], dict[str, list[int]]]:
-    """Files below ``folders`` whose size and modification time are what they were at the
-    previous look (``previous``): a file still being copied in is left for a later look.
+class InboxFile(NamedTuple):
+    """One regular file below an inbox folder as one look saw it."""
 
-    Returns the settled files, each with a stamp naming this exact content state, and the
-    sizes seen now (the next look's ``previous``). Missing folders are skipped.
+    path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @property
+    def state(self) -> list[int]:
+        """What two looks compare: the file has settled when this is the same at both."""
+        return [self.size, self.mtime_ns]
+
+    @property
+    def stamp(self) -> str:
+        """This exact content state of this path, e.g. a run key for ingesting it."""
+        return f"{self.path}:{self.size}:{self.mtime_ns}"
+
+
+def scan_inbox(folders: Iterable[Path]) -> Iterator[InboxFile]:
+    """Every regular file below ``folders`` with its size and times, as ``discover`` would find
+    them (hidden files skipped; symlinked folders not followed).
+
+    One ``os.scandir`` walk: the names come with their types, so a stat per file is the only
+    other system call, and nothing is sorted (a tick over 100,000 handled files takes 0.35 s of
+    CPU, where ``rglob``, ``stat`` and ``sorted`` took 2.2 s). Missing folders and files removed
+    while we look are skipped.
     """
-    seen: dict[str, list[int]] = {}
-    settled = []
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in discover([folder]):
+    stack = [str(folder) for folder in folders]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue  # missing, removed while we looked, or unreadable
+        for entry in entries:
             try:
-                stat = path.stat()
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file() and not entry.name.startswith("."):
+                    stat = entry.stat()
+                    yield InboxFile(entry.path, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
             except OSError:
-                continue  # removed while we looked
-            stamp = [stat.st_size, stat.st_mtime_ns]
-            seen[str(path)] = stamp
-            if previous.get(str(path)) == stamp:
-                settled.append((path, f"{path}:{stamp[0]}:{stamp[1]}"))
-    return settled, seen
+                continue
+
+
+@dataclass
+class InboxLook:
+    """What one look at the inbox found, against the previous look's ``pending``."""
+
+    settled: list[InboxFile]  # not handled yet, unchanged since the previous look; oldest first
+    pending: dict[str, list[int]]  # the next look's previous states: followed, not handled yet
+    fresh: list[InboxFile]  # not handled, not followed yet; oldest first
+    files: int  # every file seen
+
+    def admit(self, cap: int) -> int:
+        """Follow fresh files from now on, oldest first, while ``pending`` holds fewer than
+        ``cap``; returns how many are left waiting for a place."""
+        room = max(cap - len(self.pending), 0)
+        self.pending.update((file.path, file.state) for file in self.fresh[:room])
+        return max(len(self.fresh) - room, 0)
+
+
+_OLDEST_FIRST = attrgetter("mtime_ns", "path")
+
+
+def triage(
+    files: Iterable[InboxFile],
+    pending: Mapping[str, Sequence[int]],
+    handled: Callable[[InboxFile], bool],
+) -> InboxLook:
+    """Split one look at the inbox by the settle rule: a file not ``handled`` yet is settled
+    when its size and mtime are what ``pending`` recorded at the previous look.
+
+    Only files not handled yet are followed to the next look, and only as many as the caller
+    admits (:meth:`InboxLook.admit`, after it handled the settled ones), so the record between
+    looks stays small however large the inbox or the drop: a file already followed keeps its
+    place (a copy still growing is followed to its end), and free places go to the other files
+    oldest first (a steady stream of new files cannot starve an old one).
+    """
+    kept: dict[str, list[int]] = {}
+    fresh: list[InboxFile] = []
+    settled: list[InboxFile] = []
+    count = 0
+    for file in files:
+        count += 1
+        if handled(file):
+            continue
+        before = pending.get(file.path)
+        if before is None:
+            fresh.append(file)
+            continue
+        kept[file.path] = file.state
+        if list(before) == file.state:
+            settled.append(file)
+    fresh.sort(key=_OLDEST_FIRST)
+    settled.sort(key=_OLDEST_FIRST)
+    return InboxLook(settled, kept, fresh, count)
+
+
+_homes: dict[Path, HandledFiles] = {}
+_homes_lock = threading.Lock()
+
+
+class HandledFiles:
+    """The inbox files already handled in one home: path -> (size, mtime_ns) of the state handled.
+
+    Filled from the ``sources`` table once per process (a registered source is handled), then
+    kept by the sensor as it registers files, so a look needs no query and no cursor entry per
+    file. What the table cannot tell lives only here: a second name for content already
+    registered (``sources`` keeps one path per video), and a file that could not be read (with
+    its ctime, so a ``chmod`` makes it worth another try). After a restart those are hashed once
+    more, under the same time limits. The table is read on a thread of its own, while ticks
+    skip: over 100,000 uncompacted partition files the query takes about 40 s (0.5 s compacted).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._states: dict[str, tuple[int, int]] = {}
+        self._failed: dict[str, tuple[int, int, int]] = {}
+        self._error: BaseException | None = None
+        self._loaded = threading.Event()
+        self._thread = threading.Thread(
+            target=self._load, args=(store,), name="talkvid-inbox-sources", daemon=True
+        )
+        self._thread.start()
+
+    @classmethod
+    def of(cls, store: Store) -> HandledFiles:
+        """The handled files of ``store``'s home, shared by every tick in this process."""
+        with _homes_lock:
+            found = _homes.get(store.home)
+            if found is None:
+                found = _homes[store.home] = cls(store)
+            return found
+
+    def _load(self, store: Store) -> None:
+        try:
+            rows = store.query("SELECT source_path, size_bytes, mtime_ns FROM sources")
+            self._states.update(
+                (row["source_path"], (row["size_bytes"], row["mtime_ns"])) for row in rows
+            )
+        except BaseException as exc:  # handed to the tick that waits for it
+            self._error = exc
+        finally:
+            self._loaded.set()
+
+    def ready(self, timeout_s: float) -> bool:
+        """Whether the registered sources are in, waiting at most ``timeout_s`` for them; the
+        load's error is raised here (and the next call starts a new load)."""
+        if not self._loaded.wait(timeout_s):
+            return False
+        if self._error is not None:
+            with _homes_lock:
+                for home, found in list(_homes.items()):
+                    if found is self:
+                        del _homes[home]
+            raise self._error
+        return True
+
+    def __contains__(self, file: InboxFile) -> bool:
+        if self._states.get(file.path) == (file.size, file.mtime_ns):
+            return True
+        return self._failed.get(file.path) == (file.size, file.mtime_ns, file.ctime_ns)
+
+    def add(self, file: InboxFile) -> None:
+        """``file`` is registered (or is a second name for registered content)."""
+        self._states[file.path] = (file.size, file.mtime_ns)
+        self._failed.pop(file.path, None)
+
+    def fail(self, file: InboxFile) -> None:
+        """``file`` cannot be ingested as it is: not again until it changes (ctime included)."""
+        self._failed[file.path] = (file.size, file.mtime_ns, file.ctime_ns)
