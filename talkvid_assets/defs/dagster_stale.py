@@ -2,9 +2,9 @@
 ``staleStatusByPartition`` show, asked by `talkvid curate` so the CLI and the UI agree.
 
 Dagster 1.13 offers no public Python API for it (the GraphQL field needs a running webserver,
-and the resolver behind it lives in ``dagster._core``). This module is the one place product code
-imports Dagster internals; an upgrade that moves them breaks here, and test_staleness compares
-its answers with the UI's.
+and the resolver behind it lives in ``dagster._core``). This module and one class in
+defs.per_partition are where product code imports Dagster internals; an upgrade that moves them
+breaks there, and test_staleness / test_dev_automation compare the answers with the UI's.
 
 The resolver answers one asset partition at a time (about 6 ms each here), so asking it about
 every partition of a 100,000-video corpus would take minutes. :func:`outdated` first narrows the

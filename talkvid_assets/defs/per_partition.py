@@ -23,6 +23,14 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DataVersion,
+    EventLogRecord,
+)
+
+# Which materialization a check evaluation describes. Dagster 1.13 does not export this class:
+# a check result it records itself gets the pointer internally, an evaluation logged per
+# partition has to carry it (see check_partitions).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
 )
 
 from talkvid_assets.core.config import fingerprint
@@ -73,12 +81,26 @@ def latest_versions(
     instance: DagsterInstance, asset: str, partitions: Sequence[str]
 ) -> dict[str, tuple[str, str]]:
     """Partition -> (data version, content digest) of its latest materialization, for those
-    that have one: two queries whatever the number of partitions."""
+    that have one."""
+    found: dict[str, tuple[str, str]] = {}
+    for partition, record in latest_materializations(instance, asset, partitions).items():
+        event = record.asset_materialization
+        version = (event.tags or {}).get(DATA_VERSION_TAG) if event else None
+        if event and version and CONTENT_DIGEST in event.metadata:
+            found[partition] = (version, event.metadata[CONTENT_DIGEST].value)
+    return found
+
+
+def latest_materializations(
+    instance: DagsterInstance, asset: str, partitions: Sequence[str]
+) -> dict[str, EventLogRecord]:
+    """Partition -> its latest materialization record: two queries whatever the number of
+    partitions."""
     key = AssetKey(asset)
     ids = instance.event_log_storage.get_latest_storage_id_by_partition(
         key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(partitions)
     )
-    found: dict[str, tuple[str, str]] = {}
+    found: dict[str, EventLogRecord] = {}
     chosen = sorted(ids.values())
     for start in range(0, len(chosen), FETCH_CHUNK):
         chunk = chosen[start : start + FETCH_CHUNK]
@@ -86,10 +108,8 @@ def latest_versions(
             AssetRecordsFilter(asset_key=key, storage_ids=chunk), limit=len(chunk)
         ).records
         for record in records:
-            event = record.asset_materialization
-            version = (event.tags or {}).get(DATA_VERSION_TAG) if event else None
-            if event and version and CONTENT_DIGEST in event.metadata:
-                found[str(event.partition)] = (version, event.metadata[CONTENT_DIGEST].value)
+            if record.asset_materialization is not None:
+                found[str(record.asset_materialization.partition)] = record
     return found
 
 
@@ -98,23 +118,37 @@ def check_partitions(
     problems: Mapping[str, Sequence[str]],
     severity: AssetCheckSeverity,
 ) -> AssetCheckResult:
-    """The check's result, with one evaluation per partition when the run covers a range.
+    """The check's result, with one evaluation per partition unless the run is of a single
+    partition key.
 
-    A run over one partition records its result under that partition by itself. Over a range,
-    Dagster records the step's result without a partition (each checked partition would read
-    "Skipped"), so each partition's own evaluation is logged first; the step's result is the
+    A run of one partition key records its result under that partition by itself. A run over
+    a range (a backfill's range of one included) records the step's result without a partition,
+    so each partition's own evaluation is logged first, pointing at that partition's latest
+    materialization: without that pointer Dagster takes the evaluation for an outdated one (the
+    UI lists no status, and automation's ``check_passed`` stays false). The step's result is the
     range's, which blocks the range's downstream steps in this run when any partition failed.
     """
     keys = list(problems)
-    if len(keys) > 1:
+    if len(keys) > 1 or not context.has_partition_key:
         (spec,) = context.check_specs
+        targets = latest_materializations(context.instance, spec.asset_key.to_user_string(), keys)
         for key in keys:
+            target = targets.get(key)
             context.op_execution_context.log_event(
                 AssetCheckEvaluation(
                     asset_key=spec.asset_key,
                     check_name=spec.name,
                     passed=not problems[key],
                     metadata=problem_metadata(problems[key]),
+                    target_materialization_data=(
+                        AssetCheckEvaluationTargetMaterializationData(
+                            storage_id=target.storage_id,
+                            run_id=target.run_id,
+                            timestamp=target.timestamp,
+                        )
+                        if target
+                        else None
+                    ),
                     severity=severity,
                     blocking=spec.blocking,
                     partition=key,
