@@ -42,9 +42,11 @@ from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-# How long an idle home is watched for runs. The issue asks for 10 minutes; 60 s is six
-# automation ticks (AUTOMATION_INTERVAL_S = 10), which shows the same thing in a test.
+# How long an idle home is watched for runs. The issue asks for 10 minutes; 60 s and at least
+# five automation ticks (AUTOMATION_INTERVAL_S = 10 s, about 15 s apart on a busy machine) show
+# the same thing in a test.
 IDLE_S = 60
+IDLE_TICKS = 5
 SETTLE_S = 120  # an edit of curation.yaml carried out, or a fixed partition re-curated
 HOLD_S = 35  # three automation ticks over a failed blocking check
 TICKS_HELD = 3
@@ -92,10 +94,10 @@ def no_failed_runs(port: int, log: Path, expected: set[str] = frozenset()) -> li
     return every
 
 
-def quiet(port: int, log: Path, expected: set[str] = frozenset()) -> bool:
+def quiet(port: int, log: Path, expected: set[str] = frozenset(), tick: bool = True) -> bool:
     """No run or backfill in progress (automation requests several partitions as a backfill,
-    and waits while one is open), and an automation tick that began after the last of them
-    ended (so would have requested whatever was pending) finished with no run of its own."""
+    and waits while one is open), and (with ``tick``) an automation tick that began after the
+    last of them ended (so would have requested whatever was pending) finished with no run."""
     ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
     every = no_failed_runs(port, log, expected)
     if any(run["status"] in IN_PROGRESS for run in every):
@@ -103,6 +105,8 @@ def quiet(port: int, log: Path, expected: set[str] = frozenset()) -> bool:
     requests = backfills(port)
     if any(backfill["status"] in OPEN for backfill in requests):
         return False
+    if not tick:
+        return True
     last = max(
         [run["endTime"] or run["creationTime"] for run in every]
         + [backfill["endTimestamp"] or backfill["timestamp"] for backfill in requests]
@@ -133,29 +137,33 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
 
         # (a) An idle home: the sensors tick, and no run is created at all.
         since, started = time.time(), time.monotonic()
-        while time.monotonic() - started < IDLE_S:
+
+        def idle_long_enough() -> bool:
             new = [run for run in asset_runs(port) if run["runId"] not in curated]
             assert not new, f"an idle home ran {new}"
-            time.sleep(5)
+            ticks = automation_ticks_since(port, since)
+            return time.monotonic() - started >= IDLE_S and len(ticks) >= IDLE_TICKS
+
+        wait_for("an idle home's automation ticks", idle_long_enough, 3 * IDLE_S, log, pause=5)
         ticks = automation_ticks_since(port, since)
         print(f"idle: no run in {time.monotonic() - started:.0f} s, {len(ticks)} automation ticks")
-        assert len(ticks) >= 5, ticks
 
-        def carry_out(what: str, expected: str) -> float:
+        def carry_out(what: str, expected: str, corpus: bool) -> None:
+            """Wait for the verdicts of ``expected``, and (with ``corpus``) for the corpus-wide
+            assets following them."""
             edited = time.monotonic()
 
             def done() -> bool:
-                return digests(home) == [expected] and quiet(port, log)
+                return digests(home) == [expected] and quiet(port, log, tick=corpus)
 
             wait_for(what, done, SETTLE_S, log, pause=2)
             print(f"{what}: settled {time.monotonic() - edited:.1f} s after the edit")
-            return edited
 
         # (b) A threshold no clip reaches: the verdicts follow with no reload, nothing decodes.
         configure(home, "demo", thresholds="{quality_score: 9.9}")
         strict = load_config(home).digest
         assert strict != first
-        carry_out("the stricter threshold carried out", strict)
+        carry_out("the stricter threshold carried out", strict, corpus=False)
         assert passing(home) == 0
         every = no_failed_runs(port, log)
         edits = [run for run in every if run["runId"] not in curated]
@@ -171,7 +179,7 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
         configure(home, "demo")
         assert load_config(home).digest == first
         seen = {run["runId"] for run in every}
-        settled = carry_out("the threshold edit undone", first)
+        carry_out("the threshold edit undone", first, corpus=True)
         assert passing(home) == passed_first
         undo = [run for run in no_failed_runs(port, log) if run["runId"] not in seen]
         print(f"undo: {len(undo)} run(s): {[run['assets'] for run in undo]}")
@@ -187,7 +195,6 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
             time.sleep(1)
         assert digests(home) == [first]
         assert all(run["status"] == "SUCCESS" for run in no_failed_runs(port, log))
-        print(f"edits carried out and undone in {time.monotonic() - settled:.1f} s (undo)")
 
 
 def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_path):
