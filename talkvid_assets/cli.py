@@ -323,8 +323,10 @@ def cmd_sql(home: Path, query: str) -> None:
 
     from talkvid_assets.core.store import Store
 
+    store = Store(home)
+    store.compact()  # nothing below 200 files per table; else one query reads a few files
     try:
-        with Store(home).engine().connect() as connection:
+        with store.engine().connect() as connection:
             result = connection.execute(sa.text(query))
             rows = list(result)
             print("\t".join(result.keys()))

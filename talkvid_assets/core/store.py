@@ -7,12 +7,18 @@ replace exactly that partition's rows and never leave a half-written file. ``tal
 holds only views over those files (created once per home, under a file lock), so SQL users
 always see every committed partition, and ``Store.query`` reads the same views in memory. All SQL
 goes through SQLAlchemy with duckdb-engine, so any SQLAlchemy tool can use ``Store.engine``.
+
+A view over one file per video costs a footer per video per query, so :meth:`Store.compact`
+merges a table's partition files into a few large sorted ones; a partition's own file, when it
+has one, still wins over its compacted rows (``core.compaction`` has the layout and the locks).
+Every file of a table is written with its schema in ``TABLES``, so views read them without
+``union_by_name`` (which opens every footer whenever a query binds).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
+import logging
 import os
 import re
 import tempfile
@@ -23,9 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from talkvid_assets.core.compaction import (
+    COMPACTED,
+    SCHEMA_FILE,
+    TablesLock,
+    atomic_parquet,
+    compact_table,
+    compacted_rows,
+    ensure_layout,
+    file_lock,
+    normalize,
+    read_file,
+    table_view_sql,
+)
 from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
@@ -37,6 +55,20 @@ DATABASE_FILE = "talkvid.duckdb"
 CIRCUMSTANTIAL_COLUMNS = frozenset({"ingested_at", *(f"{part}_cpu_s" for part in CPU_PARTS)})
 SCORE_CACHE_DIR = "score_cache"
 SCHEMA_VERSION = 5
+# How a table's files are laid out and read: 1, one file per partition read with union_by_name;
+# 2, plus compacted generations (core.compaction), every file in its table's schema.
+LAYOUT = 2
+LAYOUT_FILE = ".layout"  # under tables/: the layout and columns the files were last made for
+COMPACT_LOCK_FILE = ".compact.lock"  # under tables/: one compaction (or layout upgrade) at a time
+# compact()'s default: a table is compacted once it has this many partition files. Each one
+# left costs every query over its table a footer read (well under a millisecond).
+COMPACT_MIN_FILES = 200
+# How long compaction waits for readers (queries, open ``engine()`` connections) to let go
+# before it leaves the table as it was, for a later call.
+COMPACT_TIMEOUT_S = 60.0  # also how long an upgrade of the files (normalize) waits
+# Runs of a query that a concurrent write failed (see Store.query).
+QUERY_ATTEMPTS = 5
+_log = logging.getLogger(__name__)
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
@@ -238,6 +270,8 @@ class Store:
         self.tables_dir = self.home / "tables"
         self.database_path = self.home / DATABASE_FILE
         self._connections: dict[int, sa.Connection] = {}
+        self._lock = TablesLock(self.tables_dir)
+        self._layout_ready = False
 
     def _table_dir(self, table: str) -> Path:
         if table not in TABLES:
@@ -245,25 +279,29 @@ class Store:
         return self.tables_dir / table
 
     def write(self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Replace ``video_id``'s rows of ``table`` with ``rows`` (possibly none), atomically."""
-        return self._write_rows(
-            table, video_id, rows, self._table_dir(table) / f"{video_id}.parquet"
-        )
+        """Replace ``video_id``'s rows of ``table`` with ``rows`` (possibly none), atomically.
 
-    def _write_rows(
-        self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]], path: Path
-    ) -> int:
+        The rows go to the partition's own file, which wins over any compacted copy of its
+        rows (an empty one removes them); the rename happens under the store's lock held
+        shared, so a compaction never deletes a file it has not read.
+        """
+        data = self._table_rows(table, video_id, rows)
+        path = self._table_dir(table) / f"{video_id}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_parquet(data, path, guard=self._lock.shared)
+        return data.num_rows
+
+    def _table_rows(self, table: str, video_id: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        """``rows`` as a table with exactly ``table``'s schema: every file of a table has its
+        columns and types, which is what lets the views skip ``union_by_name``."""
         schema = TABLES[table]
         column = FILE_KEYS.get(table, "video_id")
         for row in rows:
             if column and row.get(column) != video_id:
                 raise ValueError(f"row for {row.get(column)!r} written under {video_id!r}")
-        data = pa.Table.from_pylist(
+        return pa.Table.from_pylist(
             [{name: row.get(name) for name in schema.names} for row in rows], schema
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_parquet(data, path)
-        return data.num_rows
 
     def preview_path(self, video_id: str) -> Path:
         """The contact sheet of a video's clips (PNG), written by the decode pass."""
@@ -278,26 +316,97 @@ class Store:
     ) -> None:
         """Keep a stage's scores under ``key`` (backend build + clips), outside the views: a
         backend switched back, or a stage re-run, reuses them instead of decoding again."""
-        self._write_rows(table, video_id, rows, self._cache_file(table, video_id, key))
+        path = self._cache_file(table, video_id, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_parquet(self._table_rows(table, video_id, rows), path)
 
     def cached_scores(self, table: str, video_id: str, key: str) -> list[dict[str, Any]] | None:
         """Scores kept under ``key`` by :meth:`cache_scores`, or None."""
         path = self._cache_file(table, video_id, key)
-        return pq.read_table(path).to_pylist() if path.exists() else None
+        return read_file(path).to_pylist() if path.exists() else None
 
     def _ensure_schema_files(self) -> None:
-        """An empty file per table fixes its columns, so views work before any partition ran."""
-        for table, schema in TABLES.items():
-            path = self._table_dir(table) / "_schema.parquet"
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_parquet(schema.empty_table(), path)
+        """Give every table its schema file and compacted generation, so views work before
+        any partition ran, and rewrite files written with other columns (a home made before
+        a column was added, or by layout 1) once, so the views can read them as they are.
+
+        One small file read once per Store; the upgrade runs once per home and change, under
+        the compaction lock (it waits for a running compaction).
+        """
+        if self._layout_ready:
+            return
+        marker = self.tables_dir / LAYOUT_FILE
+        if not self._layout_current(marker):
+            self.tables_dir.mkdir(parents=True, exist_ok=True)
+            with file_lock(self.tables_dir / COMPACT_LOCK_FILE):
+                if not self._layout_current(marker):
+                    recorded = _recorded_layout(marker)
+                    try:
+                        for table, schema in TABLES.items():
+                            ensure_layout(self._table_dir(table), schema)
+                            if recorded.get(table) != _layout()[table]:
+                                normalize(
+                                    self._table_dir(table), schema, self._lock, COMPACT_TIMEOUT_S
+                                )
+                    except TimeoutError:  # a reader held on: the next Store tries again
+                        _log.warning("files of %s left to upgrade: readers busy", self.home)
+                        return
+                    write_atomic(marker, json.dumps(_layout(), sort_keys=True).encode())
+        self._layout_ready = True
+
+    def _layout_current(self, marker: Path) -> bool:
+        if _recorded_layout(marker) != _layout():
+            return False
+        return all(
+            os.path.islink(folder / COMPACTED) and (folder / SCHEMA_FILE).exists()
+            for folder in (self._table_dir(table) for table in TABLES)
+        )
+
+    def compact(
+        self, min_files: int = COMPACT_MIN_FILES, *, timeout_s: float = COMPACT_TIMEOUT_S
+    ) -> dict[str, int]:
+        """Merge each table's partition files into its compacted files once it has at least
+        ``min_files`` of them; returns the number of files merged per table compacted.
+
+        Queries then read a few large sorted files instead of a footer per video. Safe beside
+        writers and readers of any process (see ``core.compaction``); rows, digests and query
+        results are the same before and after. When another process is compacting, returns
+        ``{}`` at once; when readers hold the store longer than ``timeout_s`` (an open
+        ``engine()`` connection), leaves the remaining tables for a later call. Its cost grows
+        with the partition files merged plus at most one half-full compacted file per table
+        (and the compacted files that lose rewritten partitions).
+        """
+        if self._lock.held_here():
+            raise RuntimeError("compact() called while this thread reads the store")
+        self._ensure_schema_files()
+        merged: dict[str, int] = {}
+        try:
+            with file_lock(self.tables_dir / COMPACT_LOCK_FILE, timeout_s=0):
+                for table, schema in TABLES.items():
+                    key = FILE_KEYS.get(table, "video_id")
+                    if key is None:
+                        continue  # one corpus file: nothing to merge
+                    try:
+                        count = compact_table(
+                            self._table_dir(table), schema, key, self._lock,
+                            min_files=max(1, min_files), timeout_s=timeout_s,
+                        )  # fmt: skip
+                    except TimeoutError:
+                        _log.warning("compaction of %s left for later: readers busy", self.home)
+                        break
+                    if count:
+                        merged[table] = count
+        except TimeoutError:
+            return merged  # another process is compacting this home
+        return merged
 
     def _view_statements(self) -> list[str]:
         statements = [
-            f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet("
-            f"'{_sql_string(_glob_literal(str(self._table_dir(table))))}/*.parquet', "
-            "union_by_name = true)"
+            f"CREATE OR REPLACE VIEW {table} AS "
+            + table_view_sql(
+                _sql_string(_glob_literal(str(self._table_dir(table)))),
+                FILE_KEYS.get(table, "video_id"),
+            )
             for table in TABLES
         ]
         statements += [
@@ -314,11 +423,13 @@ class Store:
         the pipeline and ``talkvid sql`` never read them from the file.
         """
         marker = self.home / f".{DATABASE_FILE}.views"
-        stamp = json.dumps({"schema": SCHEMA_VERSION, "tables": str(self.tables_dir)})
+        stamp = json.dumps(
+            {"schema": SCHEMA_VERSION, "layout": LAYOUT, "tables": str(self.tables_dir)}
+        )
         if self._published(marker, stamp):
             return self.database_path
         self.home.mkdir(parents=True, exist_ok=True)
-        with _file_lock(self.home / f".{DATABASE_FILE}.lock"):
+        with file_lock(self.home / f".{DATABASE_FILE}.lock"):
             if self._published(marker, stamp):
                 return self.database_path
             self._ensure_schema_files()
@@ -347,7 +458,9 @@ class Store:
         so it works wherever the home was moved and whoever holds ``talkvid.duckdb``. It can
         read the home's tables and nothing else: file access outside ``tables/``
         (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and the
-        configuration is locked so a query cannot turn it back on.
+        configuration is locked so a query cannot turn it back on. A connection holds the
+        store's lock shared while it is checked out, so close it when done: a compaction waits
+        for it (up to ``COMPACT_TIMEOUT_S``, then leaves the files for a later call).
         """
         self._ensure_schema_files()
         engine = sa.create_engine("duckdb:///:memory:")
@@ -361,14 +474,27 @@ class Store:
 
         def confine(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
-            for statement in views:
-                cursor.execute(statement)
+            with self._lock.shared():  # binding a view reads a footer
+                for statement in views:
+                    cursor.execute(statement)
             cursor.execute(f"SET allowed_directories = [{allowed}]")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
             cursor.close()
 
+        def hold(_connection: Any, record: Any, _proxy: Any) -> None:
+            # DuckDB streams results: files are read until the rows are fetched, so the lock
+            # is held from checkout to checkin, not around each execute.
+            record.info["talkvid_lock"] = self._lock.hold()
+
+        def release(_connection: Any, record: Any) -> None:
+            held = record.info.pop("talkvid_lock", None)
+            if held is not None:
+                held.close()
+
         sa.event.listen(engine, "connect", confine)
+        sa.event.listen(engine, "checkout", hold)
+        sa.event.listen(engine, "checkin", release)
         return engine
 
     @contextmanager
@@ -378,29 +504,64 @@ class Store:
         Steps read through this rather than the database file, so no reader ever holds the
         file's lock while another process publishes. The views read the Parquet files at query
         time, so one connection per Store (and thread) serves every query and always sees every
-        committed partition.
+        committed partition. The store's lock is held shared inside the block, so a compaction
+        waits for it: do not compact (or wait on a process that does) inside it.
         """
+        self._ensure_schema_files()
         key = threading.get_ident()
-        connection = self._connections.get(key)
-        if connection is None:
-            self._ensure_schema_files()
-            engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
-            connection = engine.connect()
-            for statement in self._view_statements():
-                connection.exec_driver_sql(statement)
-            self._connections[key] = connection
-        yield connection
+        with self._lock.shared():
+            connection = self._connections.get(key)
+            if connection is None:
+                engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
+                connection = engine.connect()
+                for statement in self._view_statements():
+                    connection.exec_driver_sql(statement)
+                connection.commit()
+                self._connections[key] = connection
+            yield connection
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Rows of ``sql`` (named ``:parameters``) over the store's views, as dictionaries."""
-        with self.connect() as connection:
-            result = connection.execute(sa.text(sql), dict(params or {}))
-            return [dict(row) for row in result.mappings()]
+        """Rows of ``sql`` (named ``:parameters``) over the store's views, as dictionaries.
+
+        DuckDB opens a Parquet file more than once in a scan, so a writer renaming a new file
+        over one a query reads can fail it ("Invalid data"); the query is then run again, as
+        long as some table's folder changed meanwhile (at most ``QUERY_ATTEMPTS`` runs). Each
+        query ends its transaction, so a failed one leaves the connection usable.
+        """
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            clock = self._clock()
+            with self.connect() as connection:
+                try:
+                    result = connection.execute(sa.text(sql), dict(params or {}))
+                    return [dict(row) for row in result.mappings()]
+                except sa.exc.DBAPIError:
+                    if attempt == QUERY_ATTEMPTS or self._clock() == clock:
+                        raise
+                finally:
+                    connection.rollback()
+        raise AssertionError("unreachable")
+
+    def _clock(self) -> list[int]:
+        """When each table's folder last gained or lost a file (a write renames one in)."""
+        clock = []
+        for table in TABLES:
+            try:
+                clock.append(os.stat(self.tables_dir / table).st_mtime_ns)
+            except FileNotFoundError:
+                clock.append(0)
+        return clock
 
     def rows(self, table: str, video_id: str) -> list[dict[str, Any]]:
-        """``video_id``'s rows of ``table``, read straight from its partition file."""
+        """``video_id``'s current rows of ``table``, in the order written: its partition file
+        when it has one, else its rows in the compacted files (only the row groups whose
+        ``video_id`` range holds it are read), never a view over every partition."""
         path = self._table_dir(table) / f"{video_id}.parquet"
-        return pq.read_table(path).to_pylist() if path.exists() else []
+        key = FILE_KEYS.get(table, "video_id")
+        with self._lock.shared():
+            if path.exists():
+                return read_file(path).to_pylist()
+            data = compacted_rows(path.parent, key, video_id) if key else None
+        return data.to_pylist() if data is not None else []
 
     def digest(self, table: str, video_id: str) -> str:
         """A fingerprint of ``video_id``'s rows of ``table``, circumstantial columns left out:
@@ -422,17 +583,19 @@ def _sql_string(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _atomic_parquet(data: pa.Table, path: Path) -> None:
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp"
-    )
-    os.close(descriptor)
+def _layout() -> dict[str, Any]:
+    """What the layout marker records: the layout and each table's columns."""
+    return {
+        "layout": LAYOUT,
+        **{table: fingerprint(str(schema)) for table, schema in TABLES.items()},
+    }
+
+
+def _recorded_layout(marker: Path) -> dict[str, Any]:
     try:
-        pq.write_table(data, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        return json.loads(marker.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -449,13 +612,3 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

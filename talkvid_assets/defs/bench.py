@@ -78,6 +78,7 @@ def build_bench() -> list[AssetsDefinition]:
     def speakers(talkvid: TalkvidResource) -> MaterializeResult:
         """A speaker id per annotated clip, clustered across the corpus (incrementally)."""
         store = talkvid.store()
+        store.compact()  # the corpus-wide run merges the videos' small files (core.compaction)
         counts = assign_speakers(store)
         return MaterializeResult(
             metadata=counts, data_version=DataVersion(store.digest("speakers", CORPUS))

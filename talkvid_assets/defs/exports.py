@@ -38,7 +38,8 @@ def latest_judging(store: Store) -> float:
     """When any video's verdicts were last written (0 before any): the dataset records it
     before reading the clips, so a later verdict is one it may not include. The files' times,
     not Dagster's events: a verdict is written before its materialization is recorded."""
-    files = (store.tables_dir / "filtered_clips").glob("*.parquet")
+    folder = store.tables_dir / "filtered_clips"
+    files = [*folder.glob("*.parquet"), *folder.glob("_compacted/*.parquet")]
     return max((path.stat().st_mtime for path in files), default=0.0)
 
 
@@ -79,6 +80,7 @@ def build_exports() -> list[AssetsDefinition]:
     def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
         """``exports/talkvid.json``: every passing clip of the home in one TalkVid JSON file."""
         store = talkvid.store()
+        store.compact()  # whichever corpus-wide asset runs first merges; the other returns
         judged_at = latest_judging(store)  # before reading: see dataset_check
         records = export_records(store)
         path = store.home / DATASET_FILE
