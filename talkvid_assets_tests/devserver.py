@@ -139,19 +139,8 @@ def materialized(port: int, asset: str) -> list[str]:
 
 
 def runs(port: int, tags: dict[str, str] | None = None) -> list[dict]:
-    selector = ", ".join(
-        f'{{key: "{key}", value: "{value}"}}' for key, value in (tags or {}).items()
-    )
-    filter_arg = f"(filter: {{tags: [{selector}]}})" if tags else ""
-    data = ask(
-        port,
-        f"""{{ runsOrError{filter_arg} {{
-              ... on Runs {{ results {{ runId status startTime endTime tags {{ key value }} }} }}
-              ... on Error {{ message }} }} }}""",
-    )
-    result = data["runsOrError"]
-    assert "results" in result, f"runsOrError: {result}"
-    return result["results"]
+    """Runs (newest first) with their status, times and tags (see :func:`asset_runs`)."""
+    return asset_runs(port, tags)
 
 
 def tag(run: dict, key: str) -> str | None:
@@ -411,3 +400,14 @@ def backfills(port: int) -> list[dict]:
     )["partitionBackfillsOrError"]
     assert "results" in data, data
     return data["results"]
+
+
+def wait_for_process(
+    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen, log: Path
+) -> None:
+    """Poll ``check``; fail with the log's tail if ``process`` exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert process.poll() is None, f"{what}: it exited\n{log.read_text()[-4000:]}"
+        assert time.monotonic() < deadline, f"{what}: not in {timeout} s\n{log.read_text()[-4000:]}"
+        time.sleep(0.3)

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,7 +42,7 @@ from talkvid_assets.defs.scale import (
 )
 from talkvid_assets.launch import plan, register_partitions
 from talkvid_assets_tests.conftest import configure, ingest_and_curate, project_instance
-from talkvid_assets_tests.devserver import free_port
+from talkvid_assets_tests.devserver import free_port, wait_for_process
 from talkvid_assets_tests.media import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,7 +98,7 @@ def redis_server(binary: str, log: Path) -> Iterator[tuple[subprocess.Popen, str
             start_new_session=True,
         )
     try:
-        _wait_for(lambda: _answers(port), 30, "redis-server", server, log)
+        wait_for_process(lambda: _answers(port), 30, "redis-server", server, log)
         yield server, f"redis://127.0.0.1:{port}/0"
     finally:
         _stop(server)
@@ -111,17 +111,6 @@ def _answers(port: int) -> bool:
             return connection.recv(16).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def _wait_for(
-    check: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen, log: Path
-) -> None:
-    """Poll ``check``; fail with the log's tail if ``process`` exits or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert process.poll() is None, f"{what}: it exited\n{log.read_text()[-4000:]}"
-        assert time.monotonic() < deadline, f"{what}: not in {timeout} s\n{log.read_text()[-4000:]}"
-        time.sleep(0.3)
 
 
 @contextmanager
@@ -144,7 +133,7 @@ def celery_worker(
             start_new_session=True,
         )
     try:
-        _wait_for(lambda: " ready." in log.read_text(), 120, "celery worker", worker, log)
+        wait_for_process(lambda: " ready." in log.read_text(), 120, "celery worker", worker, log)
         yield worker
     finally:
         _stop(worker)

@@ -35,9 +35,8 @@ from talkvid_assets.defs.scale import (
     model_passes,
 )
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
-from talkvid_assets_tests.devserver import free_port
+from talkvid_assets_tests.devserver import free_port, wait_for_process
 from talkvid_assets_tests.media import SAMPLES
-from talkvid_assets_tests.test_celery import _wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
@@ -86,7 +85,7 @@ def ray_node(command: list[str], log: Path, head: bool = False) -> Iterator[subp
             reason = f"Ray cannot start here: {log.read_text()[-600:]}"
             print(f"\nskipped: {reason}")
             pytest.skip(reason)
-        _wait_for(started, NODE_START_S, "ray start", node, log)
+        wait_for_process(started, NODE_START_S, "ray start", node, log)
         yield node
     finally:
         _stop(node)
@@ -129,7 +128,9 @@ def ray_cluster(logs: Path) -> Iterator[str]:
             assert signal.getsignal(signal.SIGTERM) is handler, "Ray took the SIGTERM handler"
             try:
                 alive = lambda: sum(node["Alive"] for node in ray.nodes()) == 2  # noqa: E731
-                _wait_for(alive, NODE_START_S, "2 Ray nodes", worker_node, logs / "ray-worker.log")
+                wait_for_process(
+                    alive, NODE_START_S, "2 Ray nodes", worker_node, logs / "ray-worker.log"
+                )
                 yield address
             finally:
                 ray.shutdown()
