@@ -116,6 +116,12 @@ def test_export_is_talkvid_records_of_passing_clips(curated):
     }  # fmt: skip
     assert set(record["info"]) >= {"Person ID", "Ethnicity", "Age Group", "Gender", "Language"}
     assert record["talkvid_assets"]["quality_backend"] == "frame-stats"
+    # Embedded backends: the release's model-named fields stay null, the stand-ins' scores
+    # travel under their own names.
+    (clip,) = [c for c in clips_of(store, keys["talk_demo.mp4"]) if c["passed"]]
+    assert record["dover_scores"] is None and record["cotracker_ratio"] is None
+    assert record["talkvid_assets"]["frame_stats_quality_score"] == clip["quality_score"]
+    assert record["talkvid_assets"]["lk_motion_ratio"] == clip["motion_ratio"]
     assert export_records(store, [keys["talk_demo.mp4"]], speakers=False) == [record]
     (merged,) = export_records(store, [keys["talk_demo.mp4"]])
     assert merged["info"]["Person ID"].startswith("spk-"), "the merged dataset names speakers"

@@ -75,3 +75,20 @@ def test_an_unknown_or_unfetched_backend_says_so(tmp_path):
     probe = VideoProbe("mp4", "h264", 1920, 1080, 30.0, 60.0, 1800, True, "aac")
     with pytest.raises(BackendUnavailable, match="talkvid models fetch dover"):
         dover.new_clip(probe)
+
+
+def test_release_profile_is_stricter_than_the_codes_thresholds():
+    """A DOVER 6.0 clip passes the code's threshold (5) and fails the release's edge (7.5); a
+    static clip (every tracked point visible) passes paper's one-sided rule, not release's."""
+    release = get_profile("release")
+    models = {**GOOD_CLIP, "quality_backend": "dover", "motion_backend": "cotracker3"}
+    dover_6 = {**models, "quality_score": 6.0, "motion_ratio": 0.95}
+    assert PAPER.clip.reasons(dover_6) == []
+    assert release.clip.reasons(dover_6) == ["quality_score=6.00 (needs >= 7.5 for dover)"]
+    static = {**models, "quality_score": 8.0, "motion_ratio": 1.0}
+    assert PAPER.clip.reasons(static) == []
+    assert release.clip.reasons(static) == [
+        "motion_ratio=1.0000 (needs < 1.0 for cotracker3: static)"
+    ]
+    assert release.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) == []
+    assert PAPER.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) != []

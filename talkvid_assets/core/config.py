@@ -35,12 +35,12 @@ SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
     "raw_videos": "probe-2",
-    "segments": "segments-2",
+    "segments": "segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
     **{stage.table: "scores-2" for stage in STAGES},
-    "filtered_clips": "verdict-2",
+    "filtered_clips": "verdict-3",  # two-sided motion rule (release)
     "annotations": "annotations-1-dlib-resnet",
-    "talkvid_export": "talkvid-json-2",  # info and description from the annotations
-    "talkvid_dataset": "talkvid-json-2",
+    "talkvid_export": "talkvid-json-3",  # stand-ins under their own names, full-precision times
+    "talkvid_dataset": "talkvid-json-3",
     "speakers": "speakers-1",
     "bench_strata": "bench-2",  # one asset over every dimension
     "training_split": "bench-1",
@@ -63,7 +63,7 @@ TEMPLATE = """\
 # `talkvid curate --stale`, or let `talkvid dev` notice it within seconds (no reload): only what
 # the edit changes is recomputed, e.g. a threshold edit re-judges clips without decoding again.
 
-# paper | demo | reference (see the README's "Profiles")
+# {profiles} (see the README's "Profiles")
 profile: {profile}
 
 # Overrides of the profile's clip thresholds, keyed by the `clips` view's columns (a clip
@@ -183,7 +183,11 @@ def default_text(profile: str = "paper") -> str:
     choices = "; ".join(f"{stage.name}: {', '.join(stage.backends)}" for stage in STAGES)
     keys = ", ".join(THRESHOLD_RANGES)
     return TEMPLATE.format(
-        profile=profile, threshold_keys=keys, stage_choices=choices, backends=backends
+        profile=profile,
+        profiles=" | ".join(PROFILES),
+        threshold_keys=keys,
+        stage_choices=choices,
+        backends=backends,
     )
 
 

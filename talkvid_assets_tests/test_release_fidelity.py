@@ -1,0 +1,108 @@
+"""What a user reads out of an export means what the TalkVid release's fields mean: a field named
+after a model holds that model's numbers only, and every documented score range is the one the
+stage declares."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from talkvid_assets.core.export import talkvid_record
+from talkvid_assets.core.export_formats import CardInfo, write_export
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+QUALITY, MOTION = STAGES_BY_NAME["quality"], STAGES_BY_NAME["motion"]
+
+
+def _row(quality_backend: str, motion_backend: str, **changes: Any) -> dict[str, Any]:
+    """A row as EXPORT_SQL returns it, scored by the named backends."""
+    row = {
+        "clip_id": "0123456789abcdef-0001",
+        "source_path": "/data/talk.mp4",
+        "height": 1080,
+        "width": 1920,
+        "fps": 29.97,
+        "start_time": 1.2345678901,
+        "start_frame": 28,
+        "end_time": 9.8765432109,
+        "end_frame": 296,
+        "duration_s": 8.6,
+        "quality_score": 6.94,
+        "motion_ratio": 0.5957,
+        **{key: 90.0 for key in HEAD_DETAIL_KEYS},
+        "quality_backend": quality_backend,
+        "motion_backend": motion_backend,
+        "head_detail_backend": "retinaface",
+        "profile": "demo",
+        "config_digest": "abc",
+    }
+    return {**row, **changes}
+
+
+def test_stand_in_scores_never_go_under_a_models_name() -> None:
+    record = talkvid_record(_row("frame-stats", "lk"))
+    assert record["dover_scores"] is None and record["cotracker_ratio"] is None
+    assert record["talkvid_assets"]["frame_stats_quality_score"] == 6.94
+    assert record["talkvid_assets"]["lk_motion_ratio"] == 0.5957
+    model = talkvid_record(_row("dover", "cotracker3", quality_score=8.55, motion_ratio=0.92))
+    assert (model["dover_scores"], model["cotracker_ratio"]) == (8.55, 0.92)
+    assert model["talkvid_assets"]["frame_stats_quality_score"] is None
+    assert model["talkvid_assets"]["lk_motion_ratio"] is None
+
+
+@pytest.mark.parametrize("stage", [QUALITY, MOTION], ids=lambda stage: stage.name)
+def test_a_field_named_after_a_model_is_filled_by_that_model_only(stage) -> None:
+    """Every backend of the stage, run through the export: the release field is non-null for
+    the paper's model only, and each stand-in's number appears under its own name."""
+    assert stage.release_backends <= stage.model_backends, "a stand-in declared as the release's"
+    for backend in stage.backends:
+        others = {s.backend_column: s.default_backend for s in STAGES}
+        row = {**_row("frame-stats", "lk"), **others, stage.backend_column: backend}
+        record = talkvid_record(row)
+        value = row[stage.summary_column]
+        released = record[stage.export_field]
+        assert released == (value if backend in stage.model_backends else None), backend
+        own = {name: record["talkvid_assets"][stage.own_field(name)] for name in stage.stand_ins}
+        assert own == {name: value if name == backend else None for name in stage.stand_ins}
+
+
+def test_exported_times_keep_full_precision() -> None:
+    record = talkvid_record(_row("frame-stats", "lk"))
+    assert (record["start-time"], record["end-time"]) == (1.2345678901, 9.8765432109)
+
+
+def _readme_rows() -> dict[tuple[str, str], list[str]]:
+    rows = {}
+    for line in README.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 5 and re.fullmatch(r"`[\w-]+`", cells[1]) and cells[0] in STAGES_BY_NAME:
+            rows[cells[0], cells[1].strip("`")] = cells
+    return rows
+
+
+def test_documented_score_ranges_are_the_declared_ones(tmp_path: Path) -> None:
+    """The README's score table and the dataset card state, per backend, the field and the
+    range the stage declares; nothing calls DOVER's fused score a 0-10 scale."""
+    rows = _readme_rows()
+    card_path = write_export(
+        "hf", [talkvid_record(_row("frame-stats", "lk"))], tmp_path, "all", CardInfo("demo", "a")
+    )
+    card = (card_path / "README.md").read_text()
+    declared = [(s, name, scale) for s in STAGES for name, scale in s.scales.items()]
+    assert {(s.name, name) for s, name, _ in declared} == set(rows)
+    for stage, name, scale in declared:
+        _, _, field, documented, _ = rows[stage.name, name]
+        expected_field = (
+            stage.export_field
+            if name in stage.release_backends
+            else f"talkvid_assets.{stage.own_field(name)}"
+        )
+        assert field == f"`{expected_field}`", name
+        assert documented == f"{scale.low:g} to {scale.high:g}", name
+        assert f"`{name}` → `{expected_field}`, {scale.low:g} to {scale.high:g}: " in card
+    assert "DOVER's 0\N{EN DASH}10" not in README.read_text()
