@@ -277,3 +277,29 @@ def test_segments_materializations_show_where_the_cpu_went(curated):
     (report,) = store.rows("decode_reports", partition)
     # a ranged run shows the sum over its videos: at least this video's share
     assert shown["motion"] >= (report["motion_cpu_s"] or 0.0) - 0.01
+
+
+def test_fixed_frames_run_gives_release_shaped_records(curated):
+    """The on-demand fixed-frames asset over talk_demo's one passing clip (15.6 s at 30 fps,
+    468 frames) in 121-frame windows: three windows from the start and one ending at the
+    clip's end, ids and durations as the release writes them."""
+    store, instance, keys, _ = curated
+    key = keys["talk_demo.mp4"]
+    (parent,) = export_records(store, [key], speakers=False)
+    job = build_definitions(store.home).resolve_implicit_global_asset_job_def()
+    ops = {"fixed_frame_records": {"config": {"window_frames": 121}}}
+    result = job.execute_in_process(
+        run_config={"ops": ops},
+        instance=instance,
+        partition_key=key,
+        asset_selection=[AssetKey("fixed_frame_records")],
+    )
+    assert result.success
+    windows = json.loads((store.home / "exports" / "fixed_frames" / f"{key}.json").read_text())
+    assert [w["id"] for w in windows] == [f"video{parent['id']}-scene{n}" for n in (1, 2, 3, 4)]
+    assert {w["durations"] for w in windows} == {"4.033s"}  # round(121 / 30, 3)
+    assert windows[0]["start-time"] == pytest.approx(parent["start-time"])
+    assert windows[-1]["end-time"] == pytest.approx(parent["end-time"], abs=1 / 30)
+    assert windows[1]["start-frame"] == windows[0]["end-frame"]
+    assert all(w["dover_scores"] is None for w in windows)
+    assert {w["talkvid_assets"]["parent_id"] for w in windows} == {parent["id"]}

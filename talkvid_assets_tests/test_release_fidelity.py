@@ -12,6 +12,7 @@ import pytest
 
 from talkvid_assets.core.export import talkvid_record
 from talkvid_assets.core.export_formats import CardInfo, write_export
+from talkvid_assets.core.fixed_frames import fixed_frame_windows, window_records
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
 
@@ -106,3 +107,17 @@ def test_documented_score_ranges_are_the_declared_ones(tmp_path: Path) -> None:
         assert documented == f"{scale.low:g} to {scale.high:g}", name
         assert f"`{name}` → `{expected_field}`, {scale.low:g} to {scale.high:g}: " in card
     assert "DOVER's 0\N{EN DASH}10" not in README.read_text()
+
+
+def test_fixed_frame_windows_follow_the_reference() -> None:
+    """Windows from the first frame, and one more ending at the last frame when frames are
+    left over; a clip shorter than a window is one window."""
+    assert fixed_frame_windows(363, 121) == [(0, 121), (121, 242), (242, 363)]
+    assert fixed_frame_windows(400, 121) == [(0, 121), (121, 242), (242, 363), (279, 400)]
+    assert fixed_frame_windows(100, 121) == [(0, 100)]
+    record = talkvid_record(_row("frame-stats", "lk", fps=24.0, start_time=2.0, end_time=12.5))
+    windows = window_records(record, 121)  # 252 frames at 24 fps
+    assert [w["id"] for w in windows] == [f"video{record['id']}-scene{n}" for n in (1, 2, 3)]
+    assert [w["durations"] for w in windows] == ["5.042s"] * 3  # the release's example
+    assert [w["start-frame"] for w in windows] == [48, 169, 179]
+    assert windows[-1]["end-time"] == pytest.approx(12.5)

@@ -45,6 +45,7 @@ CODE_VERSIONS: dict[str, str] = {
     "bench_strata": "bench-2",  # one asset over every dimension
     "training_split": "bench-1",
     "clip_files": "clips-h264-aac-1",
+    "fixed_frame_records": "fixed-frames-1",
 }
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {

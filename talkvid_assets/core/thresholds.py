@@ -46,6 +46,8 @@ class Prefilter:
     # The shortest source whose one scene, trimmed by 0.3 s + 0.1 s, can exceed 5.0 s.
     min_duration_s: float = 5.4
     max_duration_s: float | None = None
+    # Ours, not the reference's (which filters no frame rate): below 15 fps head motion and
+    # the 2 fps motion sampling lose meaning; above 120 fps is a capture format, not a talk.
     min_fps: float = 15.0
     max_fps: float = 120.0
     audio_required: bool = True
