@@ -92,3 +92,15 @@ def test_release_profile_is_stricter_than_the_codes_thresholds():
     ]
     assert release.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) == []
     assert PAPER.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) != []
+
+
+def test_head_detail_resolution_thresholds_are_per_face_backend():
+    """dlib-hog's boxes cover 0.72x retinaface's area (benchmarks/head_detail_agreement.py):
+    the same face passes each backend's resolution check at its own scale."""
+    small = {**GOOD_CLIP, "avg_resolution": 40.0, "min_resolution": 35.0}
+    assert PAPER.clip.reasons({**small, "head_detail_backend": "retinaface"}) == [
+        "avg_resolution=40.00 (needs >= 50.0)",
+        "min_resolution=35.00 (needs >= 40.0)",
+    ]
+    assert PAPER.clip.reasons({**small, "head_detail_backend": "dlib-hog"}) == []
+    assert PAPER.clip.head_detail_for("dlib-hog")["avg_resolution"] == 36.0

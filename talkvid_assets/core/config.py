@@ -140,7 +140,12 @@ class CurationConfig:
             elif key in per_backend:
                 changes[per_backend[key]] = dict.fromkeys(getattr(clip, per_backend[key]), value)
             else:
+                # An override is the user's number for every backend.
                 changes.setdefault("head_detail", dict(clip.head_detail))[key] = value
+                changes["head_detail_backends"] = {
+                    backend: {k: v for k, v in keys.items() if k not in self.thresholds}
+                    for backend, keys in clip.head_detail_backends.items()
+                }
         return dataclasses.replace(profile, clip=dataclasses.replace(clip, **changes))
 
     @property
