@@ -23,7 +23,7 @@ import yaml
 from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import DEVICES, Runtime
-from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
+from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME, Stage
 from talkvid_assets.core.thresholds import PROFILES, Profile
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
+MODEL_INPUTS = ("source", "clip")
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
@@ -80,6 +81,11 @@ backends:
 # (a shot-boundary network, weights in its pip package; on the GPU when `device` allows).
 scene_detector: histogram
 
+# What the paper's models (dover, cotracker3, the torch RetinaFace and insightface backends)
+# score: source (frames decoded from the source) or clip (each clip re-encoded with libx264
+# preset medium first, as the reference scores its clip files; slower, and DOVER reacts to it).
+model_input: source
+
 # Where model backends run: auto (a GPU when torch/onnxruntime see one), cuda or cpu. Their
 # weights live under this home's models/ folder (`talkvid models list`, `talkvid models fetch`).
 device: auto
@@ -116,6 +122,9 @@ class CurationConfig:
         default_factory=lambda: {stage.name: stage.default_backend for stage in STAGES}
     )
     scene_detector: str = "histogram"
+    # What the paper's models score: frames of the source, or each clip re-encoded as the
+    # reference cuts it (core/reencoded.py).
+    model_input: str = "source"
     device: str = "auto"
     gpu_slots: int = 1
     inbox: tuple[str, ...] = ("inbox",)
@@ -242,6 +251,9 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
         thresholds=_thresholds(raw.get("thresholds") or {}),
         backends={**defaults.backends, **_backends(raw.get("backends") or {})},
         scene_detector=detector,
+        model_input=_choice(
+            raw.get("model_input", defaults.model_input), "model_input", MODEL_INPUTS
+        ),
         device=_choice(raw.get("device", defaults.device), "device", DEVICES),
         gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots"),
         inbox=_folders(raw.get("inbox", list(defaults.inbox)), "inbox"),
@@ -338,11 +350,18 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
             "scene_detector": config.scene_detector,
             "integer_downscale": profile.integer_downscale,
         },
-        **{stage.name: backend_tags[stage.name] for stage in STAGES},
+        **{stage.name: _stage_part(config, stage, backend_tags[stage.name]) for stage in STAGES},
         # The verdicts record the whole configuration's digest, so they follow any edit of it.
         "thresholds": {"clip": dataclasses.asdict(profile.clip), "config_digest": config.digest},
         "bench": {"quotas": config.bench_quotas, "seed": config.bench_seed},
     }
+
+
+def _stage_part(config: CurationConfig, stage: Stage, tag: str) -> str:
+    """A stage's part: its backend build, and for a model stage what it scores."""
+    if config.model_input == "source" or config.backends[stage.name] not in stage.model_backends:
+        return tag
+    return f"{tag} on {config.model_input}"
 
 
 def model_stages(config: CurationConfig) -> tuple[str, ...]:
