@@ -70,7 +70,7 @@ FIELD_NOTES = {
     "dover_scores": "DOVER's fused quality score (see below); null unless DOVER made it",
     "cotracker_ratio": "CoTracker3's visible-point share (below); null unless CoTracker3 made it",
     "head_detail": "head movement, rotation, completeness, resolution and orientation scores",
-    "talkvid_assets": "the backends, speaker, profile and configuration digest behind a record",
+    "talkvid_assets": "backends, stand-in scores, speaker, profile, config digest of a record",
 }
 
 
@@ -389,8 +389,14 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
         "holds speech, and reaches the thresholds of every scoring stage:",
         "",
         *(
-            f"- `{stage.export_field}`: {stage.description}; backend "
-            + ", ".join(sorted({f"`{p[stage.backend_column]}`" for p in provenance}) or ["-"])
+            f"- {stage.name}, {stage.description}: "
+            + (
+                "; ".join(
+                    f"backend `{name}`, in `{_score_field(stage, name)}`"
+                    for name in sorted({str(p[stage.backend_column]) for p in provenance})
+                )
+                or "no records"
+            )
             for stage in STAGES
         ),
         "",

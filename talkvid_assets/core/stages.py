@@ -147,7 +147,7 @@ STAGES: tuple[Stage, ...] = (
             "dover": "talkvid_assets.core.quality.dover:quality_backend",
         },
         default_backend="frame-stats",
-        description="video quality (the paper's model: DOVER, fused as TalkVid keeps it)",
+        description="video quality: DOVER's fused score, or a stand-in on its own scale",
         model_backends=frozenset({"dover"}),
         release_backends=frozenset({"dover"}),
         scales={
