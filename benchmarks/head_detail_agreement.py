@@ -56,9 +56,10 @@ from talkvid_assets.core.head_detail import (
     rotation,
 )
 from talkvid_assets.core.runtime import cpu_runtime
+from talkvid_assets_tests.media import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-TALK = ROOT.parent / "shared" / "media" / "talk_demo.mp4"
+TALK = SAMPLES / "talk_demo.mp4"
 README = ROOT / "README.md"
 MARKERS = ("<!-- head-detail-agreement:start -->", "<!-- head-detail-agreement:end -->")
 SECONDS = (1, 5, 9, 13)
