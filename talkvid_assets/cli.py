@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from talkvid_assets.launch import RunOutcome
 
 from talkvid_assets.core.splits import FORMATS, SPLITS
+from talkvid_assets.core.thresholds import PROFILES
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 PUBLIC_VIEWS = "videos, clips (and the per-asset tables: sources, raw_videos, segments, ...)"
@@ -471,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     curate_cmd.add_argument(
         "--profile",
-        choices=["paper", "demo", "reference"],
+        choices=list(PROFILES),
         default=None,
         help="profile of a new home; on an existing home it must match curation.yaml",
     )

@@ -116,6 +116,12 @@ def test_export_is_talkvid_records_of_passing_clips(curated):
     }  # fmt: skip
     assert set(record["info"]) >= {"Person ID", "Ethnicity", "Age Group", "Gender", "Language"}
     assert record["talkvid_assets"]["quality_backend"] == "frame-stats"
+    # Embedded backends: the release's model-named fields stay null, the stand-ins' scores
+    # travel under their own names.
+    (clip,) = [c for c in clips_of(store, keys["talk_demo.mp4"]) if c["passed"]]
+    assert record["dover_scores"] is None and record["cotracker_ratio"] is None
+    assert record["talkvid_assets"]["frame_stats_quality_score"] == clip["quality_score"]
+    assert record["talkvid_assets"]["lk_motion_ratio"] == clip["motion_ratio"]
     assert export_records(store, [keys["talk_demo.mp4"]], speakers=False) == [record]
     (merged,) = export_records(store, [keys["talk_demo.mp4"]])
     assert merged["info"]["Person ID"].startswith("spk-"), "the merged dataset names speakers"
@@ -271,3 +277,29 @@ def test_segments_materializations_show_where_the_cpu_went(curated):
     (report,) = store.rows("decode_reports", partition)
     # a ranged run shows the sum over its videos: at least this video's share
     assert shown["motion"] >= (report["motion_cpu_s"] or 0.0) - 0.01
+
+
+def test_fixed_frames_run_gives_release_shaped_records(curated):
+    """The on-demand fixed-frames asset over talk_demo's one passing clip (15.6 s at 30 fps,
+    468 frames) in 121-frame windows: three windows from the start and one ending at the
+    clip's end, ids and durations as the release writes them."""
+    store, instance, keys, _ = curated
+    key = keys["talk_demo.mp4"]
+    (parent,) = export_records(store, [key], speakers=False)
+    job = build_definitions(store.home).resolve_implicit_global_asset_job_def()
+    ops = {"fixed_frame_records": {"config": {"window_frames": 121}}}
+    result = job.execute_in_process(
+        run_config={"ops": ops},
+        instance=instance,
+        partition_key=key,
+        asset_selection=[AssetKey("fixed_frame_records")],
+    )
+    assert result.success
+    windows = json.loads((store.home / "exports" / "fixed_frames" / f"{key}.json").read_text())
+    assert [w["id"] for w in windows] == [f"video{parent['id']}-scene{n}" for n in (1, 2, 3, 4)]
+    assert {w["durations"] for w in windows} == {"4.033s"}  # round(121 / 30, 3)
+    assert windows[0]["start-time"] == pytest.approx(parent["start-time"])
+    assert windows[-1]["end-time"] == pytest.approx(parent["end-time"], abs=1 / 30)
+    assert windows[1]["start-frame"] == windows[0]["end-frame"]
+    assert all(w["dover_scores"] is None for w in windows)
+    assert {w["talkvid_assets"]["parent_id"] for w in windows} == {parent["id"]}

@@ -33,6 +33,19 @@ def test_content_detector_streams_megamind_cuts():
     assert [clip.scene.start_frame for clip in clips[1:]] == [s.frame_num for s, _ in reference[1:]]
 
 
+def test_content_detector_keeps_pyscenedetects_merge_flash_filter(tmp_path):
+    """Shots of 40, 10, 10 and 40 frames: PySceneDetect's default flash filter (MERGE) merges
+    the two cuts closer than 15 frames, so it cuts at frame 40 only (SUPPRESS: 40 and 60)."""
+    shots = [(40, 1), (10, 2), (10, 3), (40, 4)]
+    still = {seed: np.random.default_rng(seed).integers(0, 255, (144, 176, 3), np.uint8)
+             for _, seed in shots}  # fmt: skip
+    path = write_video(tmp_path / "shots.mp4", (still[s] for n, s in shots for _ in range(n)), 25.0)
+    clips = decode_pass(path, probe(path), {}, scene_detector="content").clips
+    reference = detect(str(path), ContentDetector(threshold=10.0))
+    assert [clip.scene.start_frame for clip in clips] == [s.frame_num for s, _ in reference]
+    assert [s.frame_num for s, _ in reference] == [0, 40]
+
+
 def test_clip_bounds_and_recorded_duration_follow_the_reference():
     scene = Scene(index=0, start_frame=30, end_frame=210, fps=30.0)
     assert scene.clip_start_s == pytest.approx(1.3)

@@ -207,7 +207,7 @@ def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refu
         (key,) = keys.values()
         job = build_definitions(store.home).resolve_job_def("curate")
         assert job.execute_in_process(instance=instance, partition_key=key).success
-        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v1"}
+        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v2"}
         contrary = {
             "resources": {"talkvid": {"config": {"home": str(store.home), "profile": "paper"}}}
         }
@@ -217,4 +217,4 @@ def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refu
         assert not refused.success
         (failure,) = [event for event in refused.all_events if event.is_step_failure]
         assert "curated with one configuration" in str(failure.step_failure_data.error)
-        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v1"}
+        assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v2"}

@@ -75,3 +75,32 @@ def test_an_unknown_or_unfetched_backend_says_so(tmp_path):
     probe = VideoProbe("mp4", "h264", 1920, 1080, 30.0, 60.0, 1800, True, "aac")
     with pytest.raises(BackendUnavailable, match="talkvid models fetch dover"):
         dover.new_clip(probe)
+
+
+def test_release_profile_is_stricter_than_the_codes_thresholds():
+    """A DOVER 6.0 clip passes the code's threshold (5) and fails the release's edge (7.5); a
+    static clip (every tracked point visible) passes paper's one-sided rule, not release's."""
+    release = get_profile("release")
+    models = {**GOOD_CLIP, "quality_backend": "dover", "motion_backend": "cotracker3"}
+    dover_6 = {**models, "quality_score": 6.0, "motion_ratio": 0.95}
+    assert PAPER.clip.reasons(dover_6) == []
+    assert release.clip.reasons(dover_6) == ["quality_score=6.00 (needs >= 7.5 for dover)"]
+    static = {**models, "quality_score": 8.0, "motion_ratio": 1.0}
+    assert PAPER.clip.reasons(static) == []
+    assert release.clip.reasons(static) == [
+        "motion_ratio=1.0000 (needs < 1.0 for cotracker3: static)"
+    ]
+    assert release.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) == []
+    assert PAPER.clip.reasons({**models, "quality_score": 8.0, "motion_ratio": 0.87}) != []
+
+
+def test_head_detail_resolution_thresholds_are_per_face_backend():
+    """dlib-hog's boxes cover 0.72x retinaface's area (benchmarks/head_detail_agreement.py):
+    the same face passes each backend's resolution check at its own scale."""
+    small = {**GOOD_CLIP, "avg_resolution": 40.0, "min_resolution": 35.0}
+    assert PAPER.clip.reasons({**small, "head_detail_backend": "retinaface"}) == [
+        "avg_resolution=40.00 (needs >= 50.0)",
+        "min_resolution=35.00 (needs >= 40.0)",
+    ]
+    assert PAPER.clip.reasons({**small, "head_detail_backend": "dlib-hog"}) == []
+    assert PAPER.clip.head_detail_for("dlib-hog")["avg_resolution"] == 36.0

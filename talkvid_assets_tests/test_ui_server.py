@@ -23,7 +23,7 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
     assert set(assets) == {
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
         "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
-        "bench_strata", "training_split", "clip_files", "review_calibration",
+        "bench_strata", "training_split", "clip_files", "fixed_frame_records", "review_calibration",
         *(f"config_{part}" for part in CONFIG_PARTS),
     }  # fmt: skip
     assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}

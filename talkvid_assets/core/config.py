@@ -23,7 +23,7 @@ import yaml
 from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import DEVICES, Runtime
-from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
+from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME, Stage
 from talkvid_assets.core.thresholds import PROFILES, Profile
 
 if TYPE_CHECKING:
@@ -31,20 +31,22 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
+MODEL_INPUTS = ("source", "clip")
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
     "raw_videos": "probe-2",
-    "segments": "segments-2",
+    "segments": "segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
     **{stage.table: "scores-2" for stage in STAGES},
-    "filtered_clips": "verdict-2",
+    "filtered_clips": "verdict-3",  # two-sided motion rule (release)
     "annotations": "annotations-1-dlib-resnet",
-    "talkvid_export": "talkvid-json-2",  # info and description from the annotations
-    "talkvid_dataset": "talkvid-json-2",
+    "talkvid_export": "talkvid-json-3",  # stand-ins under their own names, full-precision times
+    "talkvid_dataset": "talkvid-json-3",
     "speakers": "speakers-1",
     "bench_strata": "bench-2",  # one asset over every dimension
     "training_split": "bench-1",
     "clip_files": "clips-h264-aac-1",
+    "fixed_frame_records": "fixed-frames-1",
 }
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
@@ -63,7 +65,7 @@ TEMPLATE = """\
 # `talkvid curate --stale`, or let `talkvid dev` notice it within seconds (no reload): only what
 # the edit changes is recomputed, e.g. a threshold edit re-judges clips without decoding again.
 
-# paper | demo | reference (see the README's "Profiles")
+# {profiles} (see the README's "Profiles")
 profile: {profile}
 
 # Overrides of the profile's clip thresholds, keyed by the `clips` view's columns (a clip
@@ -78,6 +80,11 @@ backends:
 # Scene cuts: PySceneDetect's histogram (the reference's) or content detector, or TransNetV2
 # (a shot-boundary network, weights in its pip package; on the GPU when `device` allows).
 scene_detector: histogram
+
+# What the paper's models (dover, cotracker3, the torch RetinaFace and insightface backends)
+# score: source (frames decoded from the source) or clip (each clip re-encoded with libx264
+# preset medium first, as the reference scores its clip files; slower, and DOVER reacts to it).
+model_input: source
 
 # Where model backends run: auto (a GPU when torch/onnxruntime see one), cuda or cpu. Their
 # weights live under this home's models/ folder (`talkvid models list`, `talkvid models fetch`).
@@ -115,6 +122,9 @@ class CurationConfig:
         default_factory=lambda: {stage.name: stage.default_backend for stage in STAGES}
     )
     scene_detector: str = "histogram"
+    # What the paper's models score: frames of the source, or each clip re-encoded as the
+    # reference cuts it (core/reencoded.py).
+    model_input: str = "source"
     device: str = "auto"
     gpu_slots: int = 1
     inbox: tuple[str, ...] = ("inbox",)
@@ -139,7 +149,12 @@ class CurationConfig:
             elif key in per_backend:
                 changes[per_backend[key]] = dict.fromkeys(getattr(clip, per_backend[key]), value)
             else:
+                # An override is the user's number for every backend.
                 changes.setdefault("head_detail", dict(clip.head_detail))[key] = value
+                changes["head_detail_backends"] = {
+                    backend: {k: v for k, v in keys.items() if k not in self.thresholds}
+                    for backend, keys in clip.head_detail_backends.items()
+                }
         return dataclasses.replace(profile, clip=dataclasses.replace(clip, **changes))
 
     @property
@@ -183,7 +198,11 @@ def default_text(profile: str = "paper") -> str:
     choices = "; ".join(f"{stage.name}: {', '.join(stage.backends)}" for stage in STAGES)
     keys = ", ".join(THRESHOLD_RANGES)
     return TEMPLATE.format(
-        profile=profile, threshold_keys=keys, stage_choices=choices, backends=backends
+        profile=profile,
+        profiles=" | ".join(PROFILES),
+        threshold_keys=keys,
+        stage_choices=choices,
+        backends=backends,
     )
 
 
@@ -232,6 +251,9 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
         thresholds=_thresholds(raw.get("thresholds") or {}),
         backends={**defaults.backends, **_backends(raw.get("backends") or {})},
         scene_detector=detector,
+        model_input=_choice(
+            raw.get("model_input", defaults.model_input), "model_input", MODEL_INPUTS
+        ),
         device=_choice(raw.get("device", defaults.device), "device", DEVICES),
         gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots"),
         inbox=_folders(raw.get("inbox", list(defaults.inbox)), "inbox"),
@@ -328,11 +350,18 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
             "scene_detector": config.scene_detector,
             "integer_downscale": profile.integer_downscale,
         },
-        **{stage.name: backend_tags[stage.name] for stage in STAGES},
+        **{stage.name: _stage_part(config, stage, backend_tags[stage.name]) for stage in STAGES},
         # The verdicts record the whole configuration's digest, so they follow any edit of it.
         "thresholds": {"clip": dataclasses.asdict(profile.clip), "config_digest": config.digest},
         "bench": {"quotas": config.bench_quotas, "seed": config.bench_seed},
     }
+
+
+def _stage_part(config: CurationConfig, stage: Stage, tag: str) -> str:
+    """A stage's part: its backend build, and for a model stage what it scores."""
+    if config.model_input == "source" or config.backends[stage.name] not in stage.model_backends:
+        return tag
+    return f"{tag} on {config.model_input}"
 
 
 def model_stages(config: CurationConfig) -> tuple[str, ...]:

@@ -2,9 +2,12 @@
 
 Field names and formats follow the dataset release. Demographic ``info`` fields and the
 ``description`` caption come from the annotation stage; until a clip is annotated they are null.
-Because ``dover_scores`` and ``cotracker_ratio`` may come from the embedded stand-ins rather than
-the paper's models, each record also names the backends and profile behind it under
-``talkvid_assets``, so a score is never mistaken for one it is not.
+A release field named after a model (``dover_scores``, ``cotracker_ratio``) carries that model's
+number only; with an embedded stand-in it is null and the stand-in's score travels under its own
+name in ``talkvid_assets`` (``frame_stats_quality_score``, ``lk_motion_ratio``), beside the
+backends, profile and configuration behind the record. Which backend may fill which field is
+the stage's declaration (``core/stages.py``), not a choice made here. Times are written at full
+precision, as the reference writes them.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
-from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import write_atomic
 
 # The release lists ten head-detail scores; face consistency is a filter input only.
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
+# Stages whose release field is one number (quality, motion); head detail's is nested below.
+SCALAR_STAGES = tuple(stage for stage in STAGES if len(stage.score_columns) == 1)
 
 EXPORT_SQL = """
     SELECT c.*, coalesce(s.source_path, v.source_path) AS source_path, v.width, v.height, v.fps,
@@ -46,6 +51,18 @@ INFO_COLUMNS = {
 }
 
 
+def release_score(stage: Stage, row: Mapping[str, Any]) -> Any:
+    """The stage's score for its release field: only a release backend's number, else null."""
+    if row[stage.backend_column] in stage.release_backends:
+        return row[stage.summary_column]
+    return None
+
+
+def own_score(stage: Stage, backend: str, row: Mapping[str, Any]) -> Any:
+    """The stand-in ``backend``'s score under its own name: null unless it made this row's."""
+    return row[stage.summary_column] if row[stage.backend_column] == backend else None
+
+
 def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     """Write records as a JSON array, atomically: a reader never sees half a file."""
     write_atomic(path, json.dumps(records, indent=2, ensure_ascii=False).encode())
@@ -60,18 +77,22 @@ def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "height": row["height"],
         "width": row["width"],
         "fps": row["fps"],
-        "start-time": round(row["start_time"], 3),
+        "start-time": row["start_time"],
         "start-frame": row["start_frame"],
-        "end-time": round(row["end_time"], 3),
+        "end-time": row["end_time"],
         "end-frame": row["end_frame"],
         "durations": f"{row['duration_s']:.1f}s",
         "info": info,
         "description": row.get("description"),
-        "dover_scores": None if row["quality_score"] is None else round(row["quality_score"], 2),
-        "cotracker_ratio": row["motion_ratio"],
+        **{stage.export_field: release_score(stage, row) for stage in SCALAR_STAGES},
         "head_detail": {"scores": {key: row[key] for key in EXPORTED_HEAD_DETAIL}},
         "talkvid_assets": {
             **{stage.backend_column: row[stage.backend_column] for stage in STAGES},
+            **{
+                stage.own_field(backend): own_score(stage, backend, row)
+                for stage in SCALAR_STAGES
+                for backend in stage.stand_ins
+            },
             "speaker_id": row.get("speaker_id"),
             "profile": row["profile"],
             "config_digest": row["config_digest"],

@@ -39,7 +39,7 @@ import yaml
 from talkvid_assets.core.clip_files import AUDIO_SUFFIX
 from talkvid_assets.core.export import talkvid_record, write_records
 from talkvid_assets.core.splits import FORMATS
-from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import TABLES, write_atomic
 from talkvid_assets.core.thresholds import PROFILES
 
@@ -67,10 +67,10 @@ FIELD_NOTES = {
     "durations": 'clip duration as text, one decimal and an "s"',
     "info": "speaker and video labels; null until annotated, except the video link",
     "description": "caption; null until annotated",
-    "dover_scores": "video quality on DOVER's scale",
-    "cotracker_ratio": "share of tracked points kept: low means camera motion",
+    "dover_scores": "DOVER's fused quality score (see below); null unless DOVER made it",
+    "cotracker_ratio": "CoTracker3's visible-point share (below); null unless CoTracker3 made it",
     "head_detail": "head movement, rotation, completeness, resolution and orientation scores",
-    "talkvid_assets": "the backends, speaker, profile and configuration digest behind a record",
+    "talkvid_assets": "backends, stand-in scores, speaker, profile, config digest of a record",
 }
 
 
@@ -86,11 +86,17 @@ class CardInfo:
 def record_schema() -> pa.Schema:
     """The Arrow schema of a TalkVid record, nested as the record is.
 
-    It is what :func:`talkvid_record` makes of a row holding a typed value in every column of
-    the store's tables, so the record's one definition also decides its column types.
+    It is what :func:`talkvid_record` makes of rows holding a typed value in every column of
+    the store's tables, one row per backend (a score field is filled by some backends only), so
+    the record's one definition also decides its column types.
     """
     row = {column.name: _example(column.type) for table in TABLES.values() for column in table}
-    return pa.Table.from_pylist([talkvid_record(row)]).schema
+    backends = [name for stage in STAGES for name in stage.backends]
+    examples = [
+        talkvid_record({**row, **{stage.backend_column: name for stage in STAGES}})
+        for name in backends
+    ]
+    return pa.Table.from_pylist(examples).schema
 
 
 def _example(kind: pa.DataType) -> Any:
@@ -383,9 +389,25 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
         "holds speech, and reaches the thresholds of every scoring stage:",
         "",
         *(
-            f"- `{stage.export_field}`: {stage.description}; backend "
-            + ", ".join(sorted({f"`{p[stage.backend_column]}`" for p in provenance}) or ["-"])
+            f"- {stage.name}, {stage.description}: "
+            + (
+                "; ".join(
+                    f"backend `{name}`, in `{_score_field(stage, name)}`"
+                    for name in sorted({str(p[stage.backend_column]) for p in provenance})
+                )
+                or "no records"
+            )
             for stage in STAGES
+        ),
+        "",
+        "What each backend's score is, and the field that carries it (a field named after a "
+        "model holds that model's numbers only; a stand-in's go under `talkvid_assets`):",
+        "",
+        *(
+            f"- `{name}` → `{_score_field(stage, name)}`, {scale.low:g} to {scale.high:g}: "
+            f"{scale.meaning}"
+            for stage in STAGES
+            for name, scale in stage.scales.items()
         ),
         "",
         f"- Profile: {', '.join(f'`{name}`' for name in profiles)}"
@@ -396,6 +418,12 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
         settings = yaml.safe_dump(dict(card_info.settings), sort_keys=False, allow_unicode=True)
         lines += ["", "Settings:", "", "```yaml", settings.rstrip(), "```"]
     return "\n".join(lines)
+
+
+def _score_field(stage: Stage, backend: str) -> str:
+    if backend in stage.release_backends:
+        return stage.export_field
+    return f"talkvid_assets.{stage.own_field(backend)}"
 
 
 def read_hf(folder: Path, split_name: str) -> list[dict[str, Any]]:

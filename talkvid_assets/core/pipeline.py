@@ -26,9 +26,10 @@ from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, dec
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.pictures import contact_sheet_png
+from talkvid_assets.core.reencoded import score_reencoded
 from talkvid_assets.core.runtime import Runtime
-from talkvid_assets.core.scoring import ScorerBackend
-from talkvid_assets.core.stages import STORE, get_stage
+from talkvid_assets.core.scoring import ScorerBackend, Scores
+from talkvid_assets.core.stages import STORE, Stage, get_stage
 from talkvid_assets.core.store import Store, write_atomic
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
 from talkvid_assets.core.thresholds import Profile
@@ -130,14 +131,17 @@ def record_decode_pass(
     integer_downscale: bool = False,
     decoder_threads: int = 0,
     cancel: threading.Event | None = None,
+    reencoded: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Segments and the scores of the given stages of a video, from at most one decode.
 
     ``backends`` holds the stages to score. With ``segments`` the scenes, speech and decode
     report are recomputed too; without, the recorded cuts are replayed, so only the chosen
-    scorers run. Scores already computed by the same backend version on the same segments are
-    taken from the score cache instead, and a decode happens only if something is left to
-    compute. Writes the tables it computed (empty ones for a rejected video) and returns them.
+    scorers run, on frames of the source or, with ``reencoded``, of each clip re-encoded as the
+    reference cuts it (``core/reencoded.py``). Scores already computed by the same backend
+    version on the same segments and input are taken from the score cache instead, and a decode
+    happens only if something is left to compute. Writes the tables it computed (empty ones for
+    a rejected video) and returns them.
     """
     video = store.rows("raw_videos", video_id)
     tables: dict[str, list[dict[str, Any]]] = {get_stage(name).table: [] for name in backends}
@@ -157,13 +161,15 @@ def record_decode_pass(
             cached = (
                 None
                 if not known
-                else store.cached_scores(table, video_id, _cache_key(backend, known))
+                else store.cached_scores(table, video_id, _cache_key(backend, known, reencoded))
             )
             if cached is not None:
                 tables[table] = cached
                 del todo[name]
-        result = None
-        if segments or (todo and known):
+        result: DecodePassResult | bool | None = None
+        if not segments and reencoded and todo and known:
+            result = _reencoded_into(tables, video[0], todo, known)
+        elif segments or (todo and known):
             result = _decode_into(
                 tables,
                 report,
@@ -177,15 +183,14 @@ def record_decode_pass(
                 cancel,
             )
         writing = time.thread_time()
-        if result is not None:
-            if segments:
+        if result:
+            if isinstance(result, DecodePassResult) and segments:
                 _write_contact_sheet(store, video_id, result)
             clips = tables["segments"] if segments else known
             for name in todo:
                 table = get_stage(name).table
-                store.cache_scores(
-                    table, video_id, _cache_key(backends[name], clips), tables[table]
-                )
+                key = _cache_key(backends[name], clips, reencoded and not segments)
+                store.cache_scores(table, video_id, key, tables[table])
     for table, rows in tables.items():
         store.write(table, video_id, rows)
     if segments:
@@ -337,6 +342,41 @@ def _decode_into(
     return result
 
 
+def _reencoded_into(
+    tables: dict[str, list[dict[str, Any]]],
+    video: Mapping[str, Any],
+    backends: Mapping[str, ScorerBackend],
+    known: list[dict[str, Any]],
+) -> bool:
+    """Fill ``tables`` with the recorded clips' scores from their re-encoded files; False when
+    the source could not be decoded (the tables stay empty, as after a failed decode pass)."""
+    try:
+        scored = score_reencoded(video["source_path"], _video_probe(video), known, backends)
+    except (av.error.FFmpegError, OSError):
+        return False
+    for row, scores in zip(known, scored, strict=True):
+        for name, backend in backends.items():
+            stage = get_stage(name)
+            values = scores[name] if scores else dict.fromkeys(c.name for c in stage.score_columns)
+            tables[stage.table].append(
+                _score_row(row["video_id"], row["clip_id"], stage, backend, values)
+            )
+    return True
+
+
+def _score_row(
+    video_id: str, clip_id: str, stage: Stage, backend: ScorerBackend, scores: Scores
+) -> dict[str, Any]:
+    """A row of ``stage``'s table: the clip's scores and the backend build behind them."""
+    return {
+        "clip_id": clip_id,
+        "video_id": video_id,
+        **scores,
+        stage.backend_column: backend.name,
+        "backend_version": backend.version,
+    }
+
+
 def _write_contact_sheet(store: Store, video_id: str, result: DecodePassResult) -> None:
     """The first frame of each clip (at most 24), for people browsing a curation."""
     shown = [clip for clip in result.clips if clip.thumbnail is not None][:24]
@@ -348,10 +388,12 @@ def _write_contact_sheet(store: Store, video_id: str, result: DecodePassResult) 
     write_atomic(path, contact_sheet_png([clip.thumbnail for clip in shown], labels))
 
 
-def _cache_key(backend: ScorerBackend, segments: list[dict[str, Any]]) -> str:
-    """Scores are reusable for the same backend build on the same clips."""
+def _cache_key(
+    backend: ScorerBackend, segments: list[dict[str, Any]], reencoded: bool = False
+) -> str:
+    """Scores are reusable for the same backend build on the same clips and input."""
     bounds = [(row["clip_id"], row["start_frame"], row["end_frame"]) for row in segments]
-    return fingerprint([backend_tag(backend), bounds])
+    return fingerprint([backend_tag(backend), bounds, *(["reencoded"] if reencoded else [])])
 
 
 def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> None:
@@ -414,12 +456,7 @@ def _decode_pass_rows(
         for name, scores in clip.scores.items():
             stage = get_stage(name)
             tables[stage.table].append(
-                {
-                    **keys,
-                    **scores,
-                    stage.backend_column: backends[name].name,
-                    "backend_version": backends[name].version,
-                }
+                _score_row(video_id, keys["clip_id"], stage, backends[name], scores)
             )
     return tables
 

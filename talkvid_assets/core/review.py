@@ -51,7 +51,8 @@ def thresholds(config: CurationConfig, clip: Mapping[str, Any]) -> dict[str, flo
     """The threshold of each reviewable check for ``clip`` (quality and motion depend on the
     backend that scored it)."""
     profile = config.judging_profile().clip
-    found = {"speech_ratio": profile.min_speech_ratio, **profile.head_detail}
+    head_detail = profile.head_detail_for(clip.get("head_detail_backend"))
+    found = {"speech_ratio": profile.min_speech_ratio, **head_detail}
     quality = profile.min_quality.get(clip.get("quality_backend") or "")
     motion = profile.min_motion.get(clip.get("motion_backend") or "")
     if quality is not None:

@@ -2,7 +2,8 @@
 
 A stage (quality, motion, head detail) is named once here: its table (also its Dagster asset),
 its score columns, the column that names the backend behind a score, the TalkVid record field it
-fills, and its backends. The backend registry, the store's tables, the clip-score view, the
+fills and which backends' numbers that field may carry, its backends, and what each backend's
+score is (range, head, fusion). The backend registry, the store's tables, the clip-score view, the
 decode multi-asset's specs, the curation config and the export are all derived from this, so a
 new stage or backend is one edit. Backends are named by import path and imported only when a run
 asks for one, so commands that only read metadata never import OpenCV, dlib or torch.
@@ -11,7 +12,8 @@ asks for one, so commands that only read metadata never import OpenCV, dlib or t
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
@@ -23,6 +25,17 @@ if TYPE_CHECKING:
 
 class BackendUnavailable(RuntimeError):
     """A backend was asked for that cannot run here; the message says why and what to do."""
+
+
+class ScoreScale(NamedTuple):
+    """What one backend's summary score is: the range its formula allows and how it is made.
+
+    Documentation (README, dataset card, module docstrings) states these ranges; a test holds
+    the README to them."""
+
+    low: float
+    high: float
+    meaning: str
 
 
 class ScoreColumn(NamedTuple):
@@ -63,13 +76,37 @@ class Stage:
     table: str
     score_columns: tuple[ScoreColumn, ...]
     summary_column: str  # the score a person looks at first (asset metadata, histograms)
-    export_field: str  # the TalkVid record field the stage fills
+    export_field: str  # the TalkVid release's record field the stage fills
     backends: dict[str, str]  # backend name -> "module:factory", the factory taking a Runtime
     default_backend: str
     description: str
     # Backends that run one of the paper's models: their step runs apart from the decode pass,
     # in the GPU pool (defs.model_stages).
     model_backends: frozenset[str] = frozenset()
+    # Backends whose numbers ``export_field`` may carry: a release field named after a model
+    # (``dover_scores``) holds that model's numbers only. Any other backend is a stand-in: its
+    # summary score travels under :meth:`own_field` and the release field is null.
+    release_backends: frozenset[str] = frozenset()
+    # Per backend, what its summary score is (a backend absent here: the columns' ranges).
+    scales: Mapping[str, ScoreScale] = field(default_factory=dict)
+
+    @property
+    def stand_ins(self) -> tuple[str, ...]:
+        """The backends whose numbers never go under the release's field."""
+        return tuple(name for name in self.backends if name not in self.release_backends)
+
+    def own_field(self, backend: str) -> str:
+        """The record field of a stand-in's summary score, named after the backend and the
+        score (``frame_stats_quality_score``, ``lk_motion_ratio``), never after a model."""
+        return f"{backend.replace('-', '_')}_{self.summary_column}"
+
+    def scale(self, backend: str | None, column: str) -> tuple[float, float]:
+        """The range ``column`` may take when ``backend`` computed it."""
+        declared = self.scales.get(backend or "")
+        if declared is not None and column == self.summary_column:
+            return declared.low, declared.high
+        found = self.column(column)
+        return found.low, found.high
 
     @property
     def backend_column(self) -> str:
@@ -101,9 +138,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="quality",
         table="quality_scores",
-        # DOVER's score is a mean of z-scores against five reference sets (spec): about 8.5 on
-        # the release, unbounded in principle; +-50 is far outside anything a video reaches.
-        # The embedded scorer keeps to 0..10.
+        # The widest of the backends' scales below.
         score_columns=(ScoreColumn("quality_score", "float64", -50.0, 50.0),),
         summary_column="quality_score",
         export_field="dover_scores",
@@ -112,8 +147,28 @@ STAGES: tuple[Stage, ...] = (
             "dover": "talkvid_assets.core.quality.dover:quality_backend",
         },
         default_backend="frame-stats",
-        description="video quality on DOVER's scale (the paper keeps clips >= 5)",
+        description="video quality: DOVER's fused score, or a stand-in on its own scale",
         model_backends=frozenset({"dover"}),
+        release_backends=frozenset({"dover"}),
+        scales={
+            # Spec, stage 2a: unbounded in principle (the release averages 8.55, its histogram
+            # ends near 11.5); +-50 is far outside anything a video reaches.
+            "dover": ScoreScale(
+                -50.0,
+                50.0,
+                "DOVER's fused score: the mean over DOVER's five reference prediction sets of "
+                "the z-score of ONNX output 0 (the aesthetic head in DOVER's export order) "
+                "against each set's `fragments` predictions, rounded to 2 decimals; an "
+                "unbounded mean of z-scores, not a 0-10 scale",
+            ),
+            "frame-stats": ScoreScale(
+                0.0,
+                10.0,
+                "embedded stand-in, not DOVER: 10 x sharpness (blur of Crete-Roffet et al. on "
+                "native-resolution fragments) x a blockiness penalty, mean of one frame per "
+                "second; 0-10, on no scale of DOVER's",
+            ),
+        },
     ),
     Stage(
         name="motion",
@@ -126,8 +181,24 @@ STAGES: tuple[Stage, ...] = (
             "cotracker3": "talkvid_assets.core.motion.cotracker3:motion_backend",
         },
         default_backend="lk",
-        description="camera motion: share of a tracked point grid still visible (CoTracker's)",
+        description="camera motion: share of a tracked point grid still visible",
         model_backends=frozenset({"cotracker3"}),
+        release_backends=frozenset({"cotracker3"}),
+        scales={
+            "cotracker3": ScoreScale(
+                0.0,
+                1.0,
+                "CoTracker3 offline: share of a 100x100 query grid visible (sigmoid > 0.9) "
+                "over each window's 2 fps frames, minimum over up to three 6 s windows",
+            ),
+            "lk": ScoreScale(
+                0.0,
+                1.0,
+                "embedded stand-in, not CoTracker3: share of a 50x50 grid that pyramidal "
+                "Lucas-Kanade keeps tracking with a forward-backward check, minimum over the "
+                "same windows; lower than CoTracker3's on the same clip",
+            ),
+        },
     ),
     Stage(
         name="head_detail",
@@ -151,6 +222,12 @@ STAGES: tuple[Stage, ...] = (
         default_backend="retinaface",
         description="the reference's eleven head-detail scores on one frame per second",
         model_backends=frozenset({"retinaface-torch", "retinaface-torch-r50", "insightface"}),
+        # The eleven scores are the reference's formulas over any detector's boxes, key points
+        # and pose, so every backend fills the release's field; how far each sits from the
+        # reference's insightface is measured in the README (head-detail agreement).
+        release_backends=frozenset(
+            {"retinaface", "dlib-hog", "retinaface-torch", "retinaface-torch-r50", "insightface"}
+        ),
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}

@@ -1,8 +1,10 @@
 """Curation profiles: the source prefilter and the clip thresholds, versioned, with reasons.
 
-A profile is data. ``paper`` restates the reference's numbers (spec) and fills in what the paper
-leaves open with documented choices; ``demo`` is the same profile with the source-resolution
-floor lowered and audio optional, so the small bundled samples go through the whole graph.
+A profile is data. ``paper`` restates the thresholds of the reference's code (spec) and fills in
+what the code leaves open with documented choices; ``release`` reproduces the edges the released
+dataset shows, which are stricter than that code (each number says where it was read); ``demo``
+is ``paper`` with the source-resolution floor lowered and audio optional, so the small bundled
+samples go through the whole graph.
 Thresholds are per backend where the backends' scales differ: an embedded score is never judged
 by a threshold calibrated for the paper's model. Bump ``version`` whenever a number changes; it
 is recorded with every verdict.
@@ -33,6 +35,14 @@ PAPER_HEAD_DETAIL = {
     "face_consistency": 80.0,
 }
 
+# dlib-hog's resolution thresholds: the paper's x 0.72, its measured box-area ratio to
+# retinaface's (benchmarks/head_detail_agreement.py).
+DLIB_HOG_BOX_AREA_RATIO = 0.72
+DLIB_HOG_RESOLUTION = {
+    key: round(PAPER_HEAD_DETAIL[key] * DLIB_HOG_BOX_AREA_RATIO, 1)
+    for key in ("avg_resolution", "min_resolution")
+}
+
 
 @dataclass(frozen=True)
 class Prefilter:
@@ -44,6 +54,8 @@ class Prefilter:
     # The shortest source whose one scene, trimmed by 0.3 s + 0.1 s, can exceed 5.0 s.
     min_duration_s: float = 5.4
     max_duration_s: float | None = None
+    # Ours, not the reference's (which filters no frame rate): below 15 fps head motion and
+    # the 2 fps motion sampling lose meaning; above 120 fps is a capture format, not a talk.
     min_fps: float = 15.0
     max_fps: float = 120.0
     audio_required: bool = True
@@ -83,7 +95,21 @@ class ClipThresholds:
     # 0.9 sits just under its released example (0.927). LK loses points CoTracker keeps, so its
     # scale is lower: handheld talking heads measure about 0.6, street pans about 0.1.
     min_motion: Mapping[str, float] = field(default_factory=lambda: {"cotracker3": 0.9, "lk": 0.5})
+    # Per motion backend, an exclusive upper bound: a clip whose every tracked point stays
+    # visible is static ("No Motion"), which the release removed; the code has no such rule.
+    max_motion: Mapping[str, float] = field(default_factory=dict)
     head_detail: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_HEAD_DETAIL))
+    # Per face backend, head-detail thresholds that replace those above where its scale
+    # differs: measured by benchmarks/head_detail_agreement.py (README, "Head-detail
+    # agreement"), dlib-hog's face box covers 0.72x the area of retinaface's on the same faces,
+    # so its resolution thresholds are the paper's x 0.72. Movement, rotation and orientation
+    # agree within a few points and keep the paper's. retinaface (and the torch ports of it)
+    # keeps the paper's numbers, which insightface's SCRFD boxes were calibrated on: how far
+    # RetinaFace's boxes sit from SCRFD's is unmeasured (insightface's weights cannot be
+    # fetched here).
+    head_detail_backends: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: {"dlib-hog": DLIB_HOG_RESOLUTION}
+    )
 
     def reasons(self, clip: Mapping[str, Any]) -> list[str]:
         """Every check ``clip`` fails. ``clip`` holds the segment and score columns plus the
@@ -94,15 +120,20 @@ class ClipThresholds:
         found += self._voice_reasons(clip)
         found += _backend_check(clip, "quality_score", "quality_backend", self.min_quality)
         found += _backend_check(clip, "motion_ratio", "motion_backend", self.min_motion)
+        found += _static_check(clip, self.max_motion)
         if clip.get("face_consistency") is None:
             found.append("head_detail missing: no sampled frame with exactly one face")
         else:
             found += [
                 f"{key}={clip[key]:.2f} (needs >= {minimum})"
-                for key, minimum in self.head_detail.items()
+                for key, minimum in self.head_detail_for(clip.get("head_detail_backend")).items()
                 if clip[key] < minimum
             ]
         return found
+
+    def head_detail_for(self, backend: str | None) -> dict[str, float]:
+        """The head-detail thresholds for scores ``backend`` computed."""
+        return {**self.head_detail, **self.head_detail_backends.get(backend or "", {})}
 
     def _voice_reasons(self, clip: Mapping[str, Any]) -> list[str]:
         if self.voice_rule == "subtitle":
@@ -130,6 +161,13 @@ def _backend_check(
     return []
 
 
+def _static_check(clip: Mapping[str, Any], maximums: Mapping[str, float]) -> list[str]:
+    value, maximum = clip.get("motion_ratio"), maximums.get(clip.get("motion_backend") or "")
+    if value is None or maximum is None or value < maximum:
+        return []
+    return [f"motion_ratio={value:.4f} (needs < {maximum} for {clip['motion_backend']}: static)"]
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -146,10 +184,42 @@ class Profile:
         return f"{self.name}@v{self.version}"
 
 
-PAPER = Profile("paper", 1, "TalkVid's published thresholds; sources must be >= 1080p with audio")
+PAPER = Profile(
+    "paper",
+    2,
+    "the thresholds of TalkVid's published code (DOVER >= 5, one-sided motion, the head-detail "
+    "thresholds); sources must be >= 1080p with audio",
+)
+# The released dataset's observed edges, read from TalkVid's assets/data_distribution.png and
+# assets/data_filter.png (commit b3e15e6; 2769x1053 and 1630x439 px), by locating the bars'
+# edges against the axis ticks' pixel columns:
+# - DOVER: the histogram's leftmost bar starts at x=943 px, with ticks 10 and 11 at x=1224 and
+#   1337 (112.5 px per unit, so 8 at 999): 8 - 56/112.5 = 7.50. Its bins are 0.08 wide (50 over
+#   7.5..11.5) and the first holds about 4,900 clips, a hard edge, not a tail: >= 7.5.
+# - CoTracker: the leftmost bar starts at x=1606 px, ticks 0.850 and 1.000 at x=1604 and 2055
+#   (3,007 px per unit): 0.851, a hard edge (first bin about 3,300 clips): >= 0.85.
+# - Static clips: the motion filter's "Much/No Motion" box (1,578.75 h, 23.3 %) says it removed
+#   clips without motion too. The histogram's last bar ends at x=2051 px (0.999) and holds
+#   about 750 clips on a smooth decline, so no upper edge below 1.0 can be read at its 0.003 bin
+#   width; the rule kept is the narrowest one the figures support: a ratio of exactly 1.0 (every
+#   tracked point visible throughout: nothing moved) fails. The same bound applies to LK.
+# - The embedded stand-ins' thresholds stay the paper profile's: the release's figures are on
+#   DOVER's and CoTracker3's scales, which theirs are not.
+RELEASE_QUALITY = {"dover": 7.5, "frame-stats": 4.0}
+RELEASE_MIN_MOTION = {"cotracker3": 0.85, "lk": 0.5}
+RELEASE_MAX_MOTION = {"cotracker3": 1.0, "lk": 1.0}
+RELEASE = Profile(
+    "release",
+    1,
+    "the edges the released dataset shows (DOVER >= 7.5, CoTracker 0.85 <= ratio < 1.0, read "
+    "from TalkVid's data_distribution.png and data_filter.png), otherwise paper",
+    clip=ClipThresholds(
+        min_quality=RELEASE_QUALITY, min_motion=RELEASE_MIN_MOTION, max_motion=RELEASE_MAX_MOTION
+    ),
+)
 DEMO = Profile(
     "demo",
-    1,
+    2,
     "paper thresholds on clips, but sources down to 128 px high, without audio or shorter than "
     "a clip are admitted, so every bundled sample is scored; their clips then fail the voice or "
     "duration check with that reason",
@@ -159,13 +229,13 @@ DEMO = Profile(
 )
 REFERENCE = Profile(
     "reference",
-    2,
+    3,
     "the paper profile with the reference's subtitle voice rule instead of silero-vad, and "
     "scenedetect 0.6.4's integer downscale factor",
     clip=dataclasses.replace(PAPER.clip, voice_rule="subtitle"),
     integer_downscale=True,
 )
-PROFILES = {profile.name: profile for profile in (PAPER, DEMO, REFERENCE)}
+PROFILES = {profile.name: profile for profile in (PAPER, RELEASE, DEMO, REFERENCE)}
 
 
 def get_profile(name: str) -> Profile:

@@ -89,10 +89,10 @@ def score_problems(store: Store, video_id: str, stage: Stage) -> list[str]:
     for row in rows:
         for column in stage.score_columns:
             value = row.get(column.name)
-            if value is not None and not column.low <= value <= column.high:
+            low, high = stage.scale(row.get(stage.backend_column), column.name)
+            if value is not None and not low <= value <= high:
                 problems.append(
-                    f"{row['clip_id']}: {column.name}={value} "
-                    f"outside {column.low:g}..{column.high:g}"
+                    f"{row['clip_id']}: {column.name}={value} outside {low:g}..{high:g}"
                 )
     return _listed(problems)
 

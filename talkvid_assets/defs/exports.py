@@ -9,6 +9,7 @@ from collections import Counter
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
+    Config,
     DataVersion,
     MaterializeResult,
     asset,
@@ -17,6 +18,7 @@ from dagster import (
 from talkvid_assets.core.clip_files import cut_passing_clips
 from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
 from talkvid_assets.core.export import write_records
+from talkvid_assets.core.fixed_frames import DEFAULT_WINDOW_FRAMES, window_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
@@ -25,6 +27,7 @@ from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 VIDEO_EXPORT_DIR = "exports/talkvid"
+FIXED_FRAMES_DIR = "exports/fixed_frames"
 CLIPS_DIR = "clips"
 DATASET = "talkvid_dataset"
 # Assets tagged so are left out of curation runs and automation: materialized on request only.
@@ -120,4 +123,47 @@ def build_exports() -> list[AssetsDefinition]:
             }
         )
 
-    return [talkvid_export, talkvid_dataset, clip_files]
+    @asset(
+        partitions_def=video_partitions,
+        backfill_policy=backfill_policy,
+        group_name="exports",
+        deps=["talkvid_export"],
+        kinds={"json"},
+        tags={ON_DEMAND_TAG: "true"},
+        code_version=CODE_VERSIONS["fixed_frame_records"],
+    )
+    def fixed_frame_records(
+        context: AssetExecutionContext, config: FixedFramesConfig, talkvid: TalkvidResource
+    ) -> MaterializeResult:
+        """``exports/fixed_frames/<video_id>.json``: the release's second pass, each passing
+        clip in windows of ``window_frames`` frames with release-style ids and durations
+        (``core/fixed_frames.py``). On demand only, like the reference's own pass."""
+        store = talkvid.store()
+        records = export_records(store, context.partition_keys, speakers=False)
+        digests, metadata = {}, {}
+        for key in context.partition_keys:
+            windows = [
+                window
+                for record in records
+                if record["id"].startswith(f"{key}-")
+                for window in window_records(record, config.window_frames)
+            ]
+            path = store.home / FIXED_FRAMES_DIR / f"{key}.json"
+            write_records(path, windows)
+            digests[key] = fingerprint([config.window_frames, windows])
+            metadata[key] = {
+                "records": len(windows),
+                "window_frames": config.window_frames,
+                "path": str(path),
+            }
+        return MaterializeResult(
+            data_version=record_partitions(context, store, "fixed_frame_records", digests, metadata)
+        )
+
+    return [talkvid_export, talkvid_dataset, clip_files, fixed_frame_records]
+
+
+class FixedFramesConfig(Config):
+    """The fixed-frames pass's one setting (the reference publishes no value for it)."""
+
+    window_frames: int = DEFAULT_WINDOW_FRAMES  # at least 1

@@ -50,6 +50,7 @@ def build_model_stage(stage: Stage) -> AssetsDefinition:
             backends,
             scene_detector=config.scene_detector,
             runtime=config.runtime(talkvid.home_path),
+            reencoded=config.model_input == "clip",
         )
         return MaterializeResult(
             metadata={"backend": config.backends[stage.name]},

@@ -10,8 +10,11 @@ from one frame per second. Two classic measures are taken on them:
 - blockiness = mean absolute step across 8-pixel block boundaries divided by the mean step
   inside blocks; about 1 for clean video, well above 1 when the codec starved.
 
-score = 10 * clamp((sharpness - 0.10) / 0.35, 0, 1) * exp(-4 * max(0, blockiness - 1)), on the
-0-10 scale of DOVER's overall technical score. Calibration on the bundled samples: pristine
+score = 10 * clamp((sharpness - 0.10) / 0.35, 0, 1) * exp(-4 * max(0, blockiness - 1)), from 0
+to 10 (the range ``core/stages.py`` declares for this backend). It is a stand-in on its own
+scale, not DOVER's: DOVER's fused score, which TalkVid keeps, is an unbounded mean of z-scores of
+DOVER's aesthetic head (``core/quality/dover.py``), so the two are never compared and an export
+never writes this score under ``dover_scores``. Calibration on the bundled samples: pristine
 carphone 7.5, its 7 KB re-encode 2.0, talk_demo 6.7, bikes 4.8, the animated Megamind 1.8.
 """
 
@@ -69,7 +72,7 @@ def blockiness(patch: np.ndarray) -> tuple[float, float]:
 
 
 def frame_quality(luma: np.ndarray) -> float:
-    """The 0-10 technical score of one luma plane."""
+    """The 0-10 stand-in score of one luma plane (blur and blockiness)."""
     patches = fragments(luma)
     lost, total = map(sum, zip(*(sharpness(p) for p in patches), strict=True))
     across, inside = map(sum, zip(*(blockiness(p) for p in patches), strict=True))

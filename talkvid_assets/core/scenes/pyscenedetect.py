@@ -12,7 +12,6 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 from scenedetect import ContentDetector, FrameTimecode, HistogramDetector, SceneDetector
-from scenedetect.detector import FlashFilter
 from scenedetect.scene_manager import DEFAULT_MIN_WIDTH, compute_downscale_factor
 
 from talkvid_assets.core.video import Frame
@@ -46,15 +45,15 @@ def bgr_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
 
 
 # Reference settings (spec, stage 1): the configured default and the documented alternative,
-# each with the cheapest frame view that gives the detector what it reads.
+# each with the cheapest frame view that gives the detector what it reads. Each detector keeps
+# PySceneDetect's defaults beyond the threshold, as the reference constructs it: for
+# ContentDetector that is the MERGE flash filter, which merges cuts closer than min_scene_len
+# (15 frames) and so reports a cut up to 15 frames late (its latency); SUPPRESS would report
+# it at once but keeps later cuts MERGE drops (A 40 frames, B 10, C 10, D 40: MERGE cuts at 40,
+# SUPPRESS at 40 and 60).
 REFERENCE_DETECTORS: dict[str, tuple[Callable[[], SceneDetector], FrameView]] = {
     "histogram": (lambda: HistogramDetector(threshold=0.085), luma_view),
-    # ContentDetector's default MERGE flash filter reports a cut min_scene_len frames late;
-    # SUPPRESS reports it on the frame it is found, which keeps its latency at 0.
-    "content": (
-        lambda: ContentDetector(threshold=10.0, filter_mode=FlashFilter.Mode.SUPPRESS),
-        bgr_view,
-    ),
+    "content": (lambda: ContentDetector(threshold=10.0), bgr_view),
 }
 
 
@@ -95,7 +94,8 @@ class PySceneDetectCuts:
     @property
     def latency(self) -> int:
         """Frames a cut may be reported late: the detector's own event buffer, which SceneManager
-        sizes its frame buffer by (0 for both reference detectors as configured)."""
+        sizes its frame buffer by (0 for the histogram detector, min_scene_len for content's
+        MERGE flash filter)."""
         return self._detector.event_buffer_length
 
     def push(self, frame: Frame) -> list[int]:
