@@ -257,13 +257,26 @@ class SignalLatch:
         return self._seen
 
 
-def cmd_export(home: Path, out: Path, format: str = "talkvid-json", split: str = "all") -> int:
-    """Write the passing clips of ``split`` in ``format``; the merged records carry speakers."""
+def cmd_export(
+    home: Path,
+    out: Path,
+    format: str = "talkvid-json",
+    split: str = "all",
+    with_media: bool = False,
+) -> int:
+    """Write the passing clips of ``split`` in ``format``; the merged records carry speakers.
+
+    A WebDataset sample carries its clip file (``KEY.mp4``, and ``KEY.m4a`` in the split
+    layout) wherever one was cut at the clip's current bounds; ``with_media`` cuts the missing
+    ones into the home's ``clips/`` first.
+    """
     from talkvid_assets.core.config import load_config
     from talkvid_assets.core.export_formats import CardInfo, write_export
     from talkvid_assets.core.labelling import split_clip_ids
     from talkvid_assets.core.pipeline import export_records
 
+    if with_media and format != "webdataset":
+        raise UserError(f"--with-media needs --format webdataset ({format} holds records only)")
     store = _store(home)
     judged = store.query("SELECT count(*) AS n FROM filtered_clips")[0]["n"]
     if not judged:
@@ -272,30 +285,65 @@ def cmd_export(home: Path, out: Path, format: str = "talkvid-json", split: str =
     if wanted is not None and not wanted:
         raise UserError(f"the {split} split is empty in {home}: `talkvid curate` builds it")
     records = [r for r in export_records(store) if wanted is None or r["id"] in wanted]
+    media = (
+        _export_media(store, [r["id"] for r in records], with_media)
+        if format == "webdataset"
+        else {}
+    )
     config = load_config(home)
     card = CardInfo(config.judging_profile().tag, config.digest, {"backends": config.backends})
     try:
-        written = write_export(format, records, out, split, card_info=card)
+        written = write_export(format, records, out, split, clip_files=media, card_info=card)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     print(f"wrote {len(records)} {split} records as {format} ({judged} clips judged) to {written}")
+    if format == "webdataset":
+        bare = len(records) - len(media)
+        hint = f"; `talkvid cut` or `export --with-media` cuts the other {bare}" if bare else ""
+        print(f"{len(media)} of {len(records)} samples carry their clip file{hint}")
     return len(records)
 
 
-def cmd_cut(home: Path, out: Path, split: str, layout: str, clip_ids: Sequence[str]) -> None:
-    """Cut clip files of the passing clips of ``split`` (or the named clips) into ``out``."""
-    from talkvid_assets.core.clip_files import cut_passing_clips
+def _export_media(store: Store, clip_ids: Sequence[str], cut_missing: bool) -> dict[str, Path]:
+    """The clip files the export's samples carry, cutting the missing ones first if asked."""
+    from talkvid_assets.core.clip_files import CLIPS_DIR, clip_media, cut_passing_clips
+
+    media = clip_media(store, clip_ids)
+    missing = set(clip_ids) - set(media)
+    if cut_missing and missing:
+        cuts = cut_passing_clips(store, store.home / CLIPS_DIR, missing)
+        _report_skipped(cuts.skipped)
+        media = clip_media(store, clip_ids)
+    return media
+
+
+def _report_skipped(skipped: Sequence[tuple[str, str]]) -> None:
+    for clip_id, reason in skipped:
+        print(f"skipped {clip_id}: {reason}", file=sys.stderr)
+
+
+def cmd_cut(home: Path, out: Path | None, split: str, layout: str, clip_ids: Sequence[str]) -> bool:
+    """Cut clip files of the passing clips of ``split`` (or the named clips) into ``out`` (by
+    default the home's ``clips/``); False when a clip had to be skipped (each is named)."""
+    from talkvid_assets.core.clip_files import CLIPS_DIR, cut_passing_clips
     from talkvid_assets.core.labelling import split_clip_ids
 
     store = _store(home)
+    out = out or home / CLIPS_DIR
     wanted = set(clip_ids) or split_clip_ids(store, split)
-    made = cut_passing_clips(store, out, wanted, layout=layout)
-    missing = sorted(set(clip_ids) - {clip_id for clip_id, _ in made})
-    for clip_id, cut in made:
+    cuts = cut_passing_clips(store, out, wanted, layout=layout)
+    done = {clip_id for clip_id, _ in cuts.made} | {clip_id for clip_id, _ in cuts.skipped}
+    missing = sorted(set(clip_ids) - done)
+    for clip_id, cut in cuts.made:
         print(f"{clip_id}\t{cut.mode}\t{cut.frames} frames\t{cut.files[0]}")
     if missing:
         raise UserError(f"not a passing clip: {', '.join(missing)}")
-    print(f"cut {len(made)} clip(s) into {out}")
+    _report_skipped(cuts.skipped)
+    print(
+        f"cut {len(cuts.made)} clip(s) into {out}"
+        + (f"; skipped {len(cuts.skipped)}" if cuts.skipped else "")
+    )
+    return not cuts.skipped
 
 
 def cmd_demo(home: Path) -> bool:
@@ -466,8 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=list(FORMATS), default="talkvid-json")
     export.add_argument("--split", choices=list(SPLITS), default="all")
     export.add_argument("--out", type=Path, required=True, help="a file (json, parquet) or folder")
+    export.add_argument(
+        "--with-media",
+        action="store_true",
+        help="webdataset: cut the clip files not cut yet, so every sample carries KEY.mp4",
+    )
     cut = commands.add_parser("cut", help="write clip files (H.264 + AAC) of passing clips")
-    cut.add_argument("--out", type=Path, required=True, help="folder for the clip files")
+    cut.add_argument(
+        "--out", type=Path, help="folder for the clip files (default: clips/ under the home)"
+    )
     cut.add_argument("--split", choices=list(SPLITS), default="all")
     cut.add_argument(
         "--layout",
@@ -506,9 +561,9 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "curate":
         return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":
-        cmd_export(home, args.out, args.format, args.split)
+        cmd_export(home, args.out, args.format, args.split, args.with_media)
     elif args.command == "cut":
-        cmd_cut(home, args.out, args.split, args.layout, args.clip_ids)
+        return 0 if cmd_cut(home, args.out, args.split, args.layout, args.clip_ids) else 1
     elif args.command == "sql":
         cmd_sql(home, args.query)
     elif args.command == "config":

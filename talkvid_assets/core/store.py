@@ -203,6 +203,17 @@ TABLES: dict[str, pa.Schema] = {
         ]
     ),
     "training_split": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string())]),
+    # Clip files cut from a passing clip (core.clip_files), with the bounds they were cut at:
+    # an export carries a file only while its clip still has those bounds.
+    "clip_files": pa.schema(
+        [
+            *_CLIP_KEYS,
+            ("path", pa.string()),
+            ("start_time", pa.float64()),
+            ("end_time", pa.float64()),
+            ("mode", pa.string()),  # "copy" or "encode"
+        ]
+    ),
     # People's verdicts on clips near each threshold (core.review), one corpus file.
     "review_labels": pa.schema(
         [
