@@ -147,7 +147,7 @@ def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:
         "SELECT status, source_path FROM videos WHERE video_id = :key", {"key": key}
     )
     status = video[0]["status"] if video else "missing"
-    name = Path(video[0]["source_path"]).name if video else "?"
+    name = Path(video[0]["source_path"] or "?").name if video else "?"
     state = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
     return (
         f"{key} {status:8s} clips={counts['clips']} passed={counts['passed']} "
@@ -365,6 +365,19 @@ def cmd_demo(home: Path) -> bool:
     return ok
 
 
+def cmd_remove(home: Path, names: Sequence[str]) -> None:
+    """Remove videos (partition keys or source paths) from the home and its instance."""
+    from talkvid_assets.core.removal import UnknownVideo
+    from talkvid_assets.defs.removal import remove_videos_from
+
+    try:
+        removed = remove_videos_from(_instance(home), _store(home), names)
+    except UnknownVideo as exc:
+        raise UserError(str(exc)) from None
+    for key, files in removed.items():
+        print(f"removed {key}: its rows, Dagster partition and {files} file(s)")
+
+
 def cmd_sql(home: Path, query: str) -> None:
     """Print the rows of a read-only query over the home's views, tab-separated with a header."""
     import sqlalchemy as sa
@@ -531,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="split: video MP4 plus a separate .m4a, as the reference writes them",
     )
     cut.add_argument("clip_ids", nargs="*", metavar="CLIP_ID", help="only these clips")
+    remove = commands.add_parser(
+        "remove", help="remove videos: their rows, exports, clip files and Dagster partitions"
+    )
+    remove.add_argument("videos", nargs="+", metavar="KEY|PATH", help="partition key or source")
     commands.add_parser("demo", help="ingest the bundled samples, curate, export, summarise")
     sql = commands.add_parser("sql", help=f"read-only SQL over the DuckDB views: {PUBLIC_VIEWS}")
     sql.add_argument("query")
@@ -566,6 +583,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         return 0 if cmd_cut(home, args.out, args.split, args.layout, args.clip_ids) else 1
     elif args.command == "sql":
         cmd_sql(home, args.query)
+    elif args.command == "remove":
+        cmd_remove(home, args.videos)
     elif args.command == "config":
         cmd_config(home)
     elif args.command == "reap":

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import av
 import pytest
+from dagster import AssetKey, DagsterInstance
 
 from talkvid_assets.cli import main
-from talkvid_assets.core.store import Store
+from talkvid_assets.core.store import TABLES, Store
+from talkvid_assets.defs.build import build_definitions
+from talkvid_assets.launch import instance_dir
 from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
@@ -96,3 +99,88 @@ def test_webdataset_shards_carry_decodable_clips_beside_their_records(home, tmp_
         assert record["id"] == sample["__key__"]
         fps, seconds = record["fps"], record["end-time"] - record["start-time"]
         assert decoded_frames(sample["mp4"]) == pytest.approx(seconds * fps, abs=2)
+
+
+def instance_of(home: Path) -> DagsterInstance:
+    return DagsterInstance.from_config(str(instance_dir(home)))
+
+
+def traces_of(store: Store, key: str) -> dict[str, int]:
+    """Rows naming the video in every view of the store (per-video and corpus-wide)."""
+    found = {}
+    for table in TABLES:
+        column = "video_id" if "video_id" in TABLES[table].names else "clip_id"
+        if column not in TABLES[table].names:
+            continue
+        (row,) = store.query(
+            f"SELECT count(*) AS n FROM {table} WHERE starts_with({column}, :key)", {"key": key}
+        )
+        found[table] = row["n"]
+    for view in ("videos", "clips"):
+        sql = f"SELECT count(*) AS n FROM {view} WHERE video_id = :key"
+        found[view] = store.query(sql, {"key": key})[0]["n"]
+    return {name: count for name, count in found.items() if count}
+
+
+def test_remove_leaves_nothing_of_the_video_in_views_exports_or_dagster(home, tmp_path):
+    home, keys = home
+    talk, carphone = keys["talk_demo.mp4"], keys["carphone_pristine.mp4"]
+    store = Store(home)
+    assert main(["--home", str(home), "cut"]) == 0
+    assert {"videos", "clips", "annotations", "speakers", "clip_files"} <= set(
+        traces_of(store, talk)
+    )
+    assert (home / "previews" / f"{talk}.png").exists()
+
+    assert main(["--home", str(home), "remove", talk]) == 0
+    assert traces_of(Store(home), talk) == {}
+    # exports, clip files, contact sheet, score cache (tables/ keeps empty files that hide
+    # compacted rows: traces_of saw none)
+    left = [path for path in home.rglob(f"*{talk}*") if path.relative_to(home).parts[0] != "tables"]
+    assert left == []
+    assert json.loads((home / "exports" / "talkvid.json").read_text()) == []
+    with instance_of(home) as instance:
+        assert instance.get_dynamic_partitions("videos") == [carphone]
+    assert traces_of(Store(home), carphone)  # the other video is untouched
+
+    # by the path it was ingested from, and then it is unknown: one line, exit 1
+    source = str(home.parent / "sources" / "carphone_pristine.mp4")
+    assert main(["--home", str(home), "remove", source]) == 0
+    assert traces_of(Store(home), carphone) == {}
+    assert main(["--home", str(home), "remove", source]) == 1
+
+
+def test_a_vanished_source_is_missing_never_exported_and_cut_skips_it(home, tmp_path, capsys):
+    home, keys = home
+    talk = keys["talk_demo.mp4"]
+    source = home.parent / "sources" / "talk_demo.mp4"
+    source.unlink()
+    assert main(["--home", str(home), "cut"]) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {talk}-0000: source is gone: {source}" in err and "Traceback" not in err
+    out = tmp_path / "all.json"
+    assert main(["--home", str(home), "export", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == []
+    (video,) = Store(home).query(
+        "SELECT status, reject_reason FROM videos WHERE video_id = :k", {"k": talk}
+    )
+    assert video == {"status": "missing", "reject_reason": f"source is gone: {source}"}
+
+
+def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home):
+    home, keys = home
+    with instance_of(home) as instance:
+        instance.add_dynamic_partitions("videos", ["my_new_video"])
+    curated = talkvid(home, "curate", "--partition", "my_new_video")
+    assert curated.returncode == 0, curated.stderr
+    (video,) = Store(home).query(
+        "SELECT status, reject_reason FROM videos WHERE video_id = 'my_new_video'"
+    )
+    assert video["status"] == "rejected"
+    assert video["reject_reason"].startswith("no source registered for this partition")
+    with instance_of(home) as instance:
+        job = build_definitions(home).resolve_job_def("remove_videos")
+        config = {"ops": {"remove_videos": {"config": {"videos": ["my_new_video"]}}}}
+        assert job.execute_in_process(run_config=config, instance=instance).success
+        assert sorted(instance.get_dynamic_partitions("videos")) == sorted(keys.values())
+    assert traces_of(Store(home), "my_new_video") == {}

@@ -82,6 +82,9 @@ TABLES: dict[str, pa.Schema] = {
             ("size_bytes", pa.int64()),
             ("mtime_ns", pa.int64()),  # with size: a cheap test that the keyed content is there
             ("ingested_at", pa.string()),
+            # Why the keyed content is no longer at source_path (gone, or overwritten), as last
+            # found (pipeline.source_problem); `videos` then says status "missing".
+            ("missing_reason", pa.string()),
         ]
     ),
     "raw_videos": pa.schema(
@@ -254,12 +257,14 @@ def _clip_scores_sql() -> str:
 # backends behind them: what the verdict and the export read; `videos` and `clips` are public.
 DERIVED_VIEWS = {
     "clip_scores": _clip_scores_sql(),
-    # A video whose decode failed after it passed the prefilter is rejected with that error.
+    # A video whose decode failed after it passed the prefilter is rejected with that error;
+    # one whose source vanished since is missing, with the reason (never exported).
     # The source path follows `sources`: a re-ingested copy replaces a deleted original.
     "videos": """
         SELECT v.video_id, coalesce(s.source_path, v.source_path) AS source_path,
-               CASE WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
-               coalesce(v.reject_reason, d.error) AS reject_reason,
+               CASE WHEN s.missing_reason IS NOT NULL THEN 'missing'
+                    WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
+               coalesce(s.missing_reason, v.reject_reason, d.error) AS reject_reason,
                v.width, v.height, v.fps, v.duration_s, v.has_audio
         FROM raw_videos v
         LEFT JOIN decode_reports d USING (video_id)

@@ -123,7 +123,8 @@ def verdict_problems(store: Store, video_ids: Sequence[str]) -> list[str]:
 def export_problems(
     store: Store, export_files: Sequence[Path], video_ids: Sequence[str] | None
 ) -> list[str]:
-    """The export files together hold exactly the passing clips (of ``video_ids``, or all)."""
+    """The export files together hold exactly the passing clips (of ``video_ids``, or all),
+    less those of videos whose source went missing (never exported)."""
     exported: Counter[str] = Counter()
     for export_file in export_files:
         if not export_file.exists():
@@ -132,7 +133,10 @@ def export_problems(
             exported.update(record["id"] for record in json.loads(export_file.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             return [f"{export_file} is not a TalkVid record list: {exc}"]
-    sql = "SELECT clip_id FROM clips WHERE passed"
+    sql = (
+        "SELECT clip_id FROM clips WHERE passed "
+        "AND video_id NOT IN (SELECT video_id FROM videos WHERE status = 'missing')"
+    )
     params: dict[str, Any] = {}
     if video_ids is not None:
         sql += " AND video_id IN (SELECT unnest(:ids))"

@@ -16,7 +16,7 @@ from dagster import (
 
 from talkvid_assets.core.clip_files import CLIPS_DIR, cut_passing_clips
 from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
-from talkvid_assets.core.export import write_records
+from talkvid_assets.core.export import DATASET_FILE, VIDEO_EXPORT_DIR, write_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
@@ -24,11 +24,9 @@ from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
-VIDEO_EXPORT_DIR = "exports/talkvid"
 DATASET = "talkvid_dataset"
 # Assets tagged so are left out of curation runs and automation: materialized on request only.
 ON_DEMAND_TAG = "talkvid/on_demand"
-DATASET_FILE = "exports/talkvid.json"
 # The dataset's metadata: when the latest verdict it may include was written (epoch seconds).
 JUDGED_AT = "judged_at"
 
