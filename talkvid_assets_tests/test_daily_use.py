@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import DagsterInstance
 
 from talkvid_assets.cli import main
 from talkvid_assets.core.store import TABLES, Store
