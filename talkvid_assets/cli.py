@@ -13,7 +13,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -98,7 +98,23 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
         if registered and source in labels:
             _record_labels(store, registered, manifest, labels[source])
     register_partitions(_instance(home), keys)
+    print(_profile_note(home), file=sys.stderr)  # stdout stays one KEY<TAB>PATH line per file
     return keys, ok
+
+
+def _profile_note(home: Path) -> str:
+    """Which profile will judge the sources: a user first meets it here, and a new home's
+    default (`paper`) rejects anything under 1080p or without audio."""
+    from talkvid_assets.core.config import config_path, load_config
+    from talkvid_assets.core.thresholds import PAPER
+
+    if config_path(home).exists():
+        profile = load_config(home).profile
+        return f"profile {profile!r} will judge them ({config_path(home)})"
+    return (
+        f"profile {PAPER.name!r} (a new home's default) will judge them: {PAPER.description}, "
+        "so 720p and silent files are rejected; `talkvid curate --profile demo` admits them"
+    )
 
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
@@ -283,7 +299,7 @@ def cmd_export(
         raise UserError(f"nothing curated yet in {home}: run `talkvid curate` first")
     wanted = split_clip_ids(store, split)
     if wanted is not None and not wanted:
-        raise UserError(f"the {split} split is empty in {home}: `talkvid curate` builds it")
+        raise UserError(_empty_split_reason(store, split))
     records = [r for r in export_records(store) if wanted is None or r["id"] in wanted]
     media = (
         _export_media(store, [r["id"] for r in records], with_media)
@@ -302,6 +318,19 @@ def cmd_export(
         hint = f"; `talkvid cut` or `export --with-media` cuts the other {bare}" if bare else ""
         print(f"{len(media)} of {len(records)} samples carry their clip file{hint}")
     return len(records)
+
+
+def _empty_split_reason(store: Store, split: str) -> str:
+    """Why ``split`` holds no clip: TalkVid-Bench (and the training split beside it) draws
+    only on labelled clips, so a home without manifest labels has none."""
+    labelled = store.query("SELECT count(*) AS n FROM labels")[0]["n"]
+    if not labelled:
+        return (
+            f"the {split} split is empty in {store.home}: no video has labels; TalkVid-Bench "
+            "strata come from a labelled manifest (`talkvid ingest --manifest FILE.csv`), "
+            "then `talkvid curate --stale`"
+        )
+    return f"the {split} split is empty in {store.home}: `talkvid curate --stale` builds it"
 
 
 def _export_media(store: Store, clip_ids: Sequence[str], cut_missing: bool) -> dict[str, Path]:
@@ -347,8 +376,13 @@ def cmd_cut(home: Path, out: Path | None, split: str, layout: str, clip_ids: Seq
 
 
 def cmd_demo(home: Path) -> bool:
-    print("demo profile: paper clip thresholds; sources down to 128 px and without audio admitted")
+    from talkvid_assets.core.config import load_config
+
     _check_profile(home, "demo")
+    config = load_config(home)
+    print(demo_banner(config.thresholds))
+    for folder in config.inbox_folders(home):  # where `make dev` picks up dropped files
+        folder.mkdir(parents=True, exist_ok=True)
     keys, _ = cmd_ingest(home, [str(SAMPLES_DIR)], None)
     ok = cmd_curate(home, keys, "demo", stale=False)
     rows = _store(home).query(SUMMARY_SQL, {"keys": keys})
@@ -378,6 +412,16 @@ def cmd_remove(home: Path, names: Sequence[str]) -> None:
         print(f"removed {key}: its rows, Dagster partition and {files} file(s)")
 
 
+def demo_banner(overrides: Mapping[str, float]) -> str:
+    """What the demo judges with: the paper's clip thresholds, unless curation.yaml overrides
+    some (then named), on sources the demo profile admits."""
+    thresholds = "paper clip thresholds"
+    if overrides:
+        shown = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items()))
+        thresholds = f"paper clip thresholds except {shown} (curation.yaml)"
+    return f"demo profile: {thresholds}; sources down to 128 px and without audio admitted"
+
+
 def cmd_sql(home: Path, query: str) -> None:
     """Print the rows of a read-only query over the home's views, tab-separated with a header."""
     import sqlalchemy as sa
@@ -395,7 +439,17 @@ def cmd_sql(home: Path, query: str) -> None:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"SQL error: {first}") from None
     for row in rows:
-        print("\t".join("" if value is None else str(value) for value in row))
+        print("\t".join(_cell(value) for value in row))
+
+
+def _cell(value: object) -> str:
+    """A value as text; a float with 15 significant digits, the most a double always keeps,
+    so a sum like 0.1 + 0.2 prints as 0.3 rather than 0.30000000000000004."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".15g")
+    return str(value)
 
 
 def cmd_reap(home: Path, run_ids: Sequence[str]) -> None:
@@ -492,6 +546,8 @@ def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Dagster UI for {home}: open http://{shown}:{port} once it is up", flush=True)
     os.execv(argv[0], argv)
 
 
@@ -507,7 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest = commands.add_parser("ingest", help="register source videos as partitions")
     ingest.add_argument("paths", nargs="*", help="video files or folders")
-    ingest.add_argument("--manifest", type=Path, help="file with one source path per line")
+    ingest.add_argument(
+        "--manifest",
+        type=Path,
+        help="a labelled CSV or JSON Lines manifest (columns path, video_link, licence, "
+        "person_id, ethnicity, age_group, gender, language, category, description: see the "
+        "README), or a text file with one source path per line",
+    )
     curate_cmd = commands.add_parser(
         "curate", help="materialize what is missing (or stale) for ingested videos"
     )

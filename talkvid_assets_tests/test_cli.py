@@ -43,6 +43,7 @@ def test_demo_then_incremental_commands(tmp_path):
     records = json.loads((home / "exports" / "talkvid.json").read_text())
     assert [record["durations"] for record in records] == ["15.6s"]
     assert (home / "dagster" / "dagster.yaml").exists()
+    assert (home / "inbox").is_dir()  # where `make dev` picks up dropped files
 
     again = talkvid(home, "ingest", str(SAMPLES))
     lines = [line.split("\t") for line in again.stdout.splitlines()]

@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
+import signal
+import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +19,8 @@ import av
 import pytest
 from dagster import DagsterInstance
 
-from talkvid_assets.cli import main
-from talkvid_assets.core.store import TABLES, Store
+from talkvid_assets.cli import build_parser, demo_banner, main
+from talkvid_assets.core.store import TABLES, Store, umask
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import instance_dir
 from talkvid_assets_tests.media import SAMPLES
@@ -184,3 +188,96 @@ def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home
         assert job.execute_in_process(run_config=config, instance=instance).success
         assert sorted(instance.get_dynamic_partitions("videos")) == sorted(keys.values())
     assert traces_of(Store(home), "my_new_video") == {}
+
+
+def test_exports_clips_and_previews_follow_the_umask(home, tmp_path):
+    home, keys = home
+    talk = keys["talk_demo.mp4"]
+    fixture_mask = umask()  # the curation in the fixture ran under it
+    assert stat.S_IMODE((home / "previews" / f"{talk}.png").stat().st_mode) == 0o666 & ~fixture_mask
+    previous = os.umask(0o002)  # a shared group folder
+    try:
+        assert main(["--home", str(home), "cut"]) == 0
+        out = tmp_path / "out"
+        for format in ("talkvid-json", "webdataset"):
+            target = out / format
+            assert (
+                main(["--home", str(home), "export", "--format", format, "--out", str(target)]) == 0
+            )
+    finally:
+        os.umask(previous)
+    modes = {
+        path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for path in [*out.rglob("*"), *(home / "clips").iterdir()]
+    }
+    modes = {"home/clips" if "clips" in name else name: mode for name, mode in modes.items()}
+    assert modes == {
+        "out/talkvid-json": 0o664,
+        "out/webdataset": 0o775,
+        "out/webdataset/all": 0o775,
+        "out/webdataset/all/records-000000.tar": 0o664,
+        "home/clips": 0o664,
+    }
+
+
+def test_sql_prints_floats_without_their_binary_noise(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "--home",
+                str(tmp_path / "h"),
+                "sql",
+                "SELECT 0.1::DOUBLE + 0.2::DOUBLE AS x, 1/3 AS y",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == "x\ty\n0.3\t0.333333333333333\n"
+
+
+def test_a_newcomer_is_told_the_profile_labels_and_where_to_look(home, tmp_path, capsys):
+    home, _ = home
+    ingest_help = build_parser()._subparsers._group_actions[0].choices["ingest"].format_help()
+    assert "labelled CSV or JSON Lines" in " ".join(ingest_help.split())
+
+    fresh = tmp_path / "fresh"
+    assert main(["--home", str(fresh), "ingest", str(SAMPLES / "carphone_pristine.mp4")]) == 0
+    note = capsys.readouterr().err.splitlines()[-1]
+    assert note.startswith("profile 'paper' (a new home's default)") and "720p" in note
+    assert not (fresh / "curation.yaml").exists()  # `curate --profile demo` is still possible
+
+    out = tmp_path / "bench.json"
+    assert main(["--home", str(home), "export", "--split", "bench", "--out", str(out)]) == 1
+    assert "no video has labels" in capsys.readouterr().err
+
+    assert demo_banner({}) == (
+        "demo profile: paper clip thresholds; sources down to 128 px and without audio admitted"
+    )
+    assert "except quality_score 6.0 (curation.yaml)" in demo_banner({"quality_score": 6.0})
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    homes = re.findall(r"DAGSTER_HOME=(\S+)", readme)
+    assert homes and all(value.startswith(("$PWD/", "/")) for value in homes), homes
+
+
+def test_dev_prints_the_url_to_open(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TALKVID_HOME": str(tmp_path / "h")}
+    env.pop("DAGSTER_HOME", None)
+    dev = subprocess.Popen(
+        [str(BIN / "talkvid"), "dev", "--port", str(port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        first = dev.stdout.readline()
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.wait()
+    assert first.strip().endswith(f"open http://127.0.0.1:{port} once it is up"), first

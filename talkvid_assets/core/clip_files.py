@@ -35,7 +35,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from talkvid_assets.core.pipeline import source_problem
-from talkvid_assets.core.store import Store
+from talkvid_assets.core.store import Store, follow_umask
 from talkvid_assets.core.video import TIME_EPS, FrameClock, probe
 
 LAYOUTS = ("mp4", "split")
@@ -443,6 +443,7 @@ def _staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
             descriptor, name = tempfile.mkstemp(
                 dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
             )
+            follow_umask(descriptor)
             os.close(descriptor)
             temporaries.append(Path(name))
         yield temporaries

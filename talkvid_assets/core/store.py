@@ -614,14 +614,38 @@ def _recorded_layout(marker: Path) -> dict[str, Any]:
         return {}
 
 
+def umask() -> int:
+    """The process's file mode creation mask, read without changing it where Linux tells it
+    (``os.umask`` sets the mask to read it, which another thread creating a file could see)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path | int, directory: bool = False) -> None:
+    """Give a file or folder made by ``tempfile`` (always 0600 or 0700, private) the mode the
+    umask grants anything new, as ``open`` or ``mkdir`` would: exports, clip files and contact
+    sheets are meant to be shared (a group folder with umask 002 gets them group-writable)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a uniquely named temporary file and a rename, so a
-    reader never sees half a file and concurrent writers never share a temporary name."""
+    reader never sees half a file and concurrent writers never share a temporary name. The
+    file gets the mode the umask allows (not ``tempfile``'s private 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        follow_umask(descriptor)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
         os.replace(temporary, path)
