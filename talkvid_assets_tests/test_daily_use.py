@@ -20,6 +20,9 @@ import pytest
 from dagster import DagsterInstance
 
 from talkvid_assets.cli import build_parser, demo_banner, main
+from talkvid_assets.core.export_formats import SAFE_KEY
+from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.store import TABLES, Store, umask
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import instance_dir
@@ -281,3 +284,23 @@ def test_dev_prints_the_url_to_open(tmp_path):
             os.killpg(dev.pid, signal.SIGKILL)
             dev.wait()
     assert first.strip().endswith(f"open http://127.0.0.1:{port} once it is up"), first
+
+
+def test_partition_keys_carry_the_file_name_and_the_content_stays_the_identity(tmp_path):
+    store = Store(tmp_path / "home")
+    content = video_key(SAMPLES / "talk_demo.mp4")
+    assert register_source(store, SAMPLES / "talk_demo.mp4") == (f"talk_demo-{content}", True)
+    renamed = tmp_path / "my talk.v2 (final).mp4"
+    shutil.copyfile(SAMPLES / "talk_demo.mp4", renamed)
+    assert register_source(store, renamed) == (f"talk_demo-{content}", False)
+    other = tmp_path / "Ünïcode clip.v2 (final).mp4"
+    shutil.copyfile(SAMPLES / "carphone_pristine.mp4", other)
+    key, _ = register_source(store, other)
+    assert key == f"n_code_clip_v2_final-{video_key(other)}"
+    assert SAFE_KEY.fullmatch(f"{key}-0000")  # a clip id is a WebDataset sample key
+
+    # a home made when keys were bare content keys keeps them
+    old = Store(tmp_path / "old")
+    bare = video_key(SAMPLES / "bikes.mp4")
+    old.write("sources", bare, [{"video_id": bare, "source_path": str(SAMPLES / "bikes.mp4")}])
+    assert register_source(old, SAMPLES / "bikes.mp4")[0] == bare

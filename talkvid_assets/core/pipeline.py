@@ -25,6 +25,12 @@ from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
 from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import (
+    content_key,
+    known_key,
+    partition_key,
+    remember_key,
+)
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import ScorerBackend
@@ -39,17 +45,20 @@ TRUNCATION_TOLERANCE = 0.95
 
 
 def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
-    """Record ``path`` under its content key; returns (key, newly registered).
+    """Record ``path`` under its partition key (its name and content key); returns (key, newly
+    registered).
 
-    Re-ingesting the same content is a no-op, unless the first registered path has since
-    disappeared, in which case the source moves to the new path.
+    Re-ingesting the same content, under any name, is a no-op, unless the first registered path
+    has since disappeared, in which case the source moves to the new path (same key).
     """
     path = Path(path).resolve()
-    key = video_key(path)
+    content = video_key(path)
+    key = known_key(store, content) or partition_key(path, content)
     known = store.rows("sources", key)
     if known and Path(known[0]["source_path"]).exists():
         return key, False
     _record_source(store, key, path)
+    remember_key(store, content, key)
     return key, not known
 
 
@@ -95,7 +104,7 @@ def _check_source(store: Store, source: Mapping[str, Any]) -> str | None:
     else:
         if (stat.st_size, stat.st_mtime_ns) != (source["size_bytes"], source.get("mtime_ns")):
             current = video_key(path)
-            if current == video_id:
+            if current == content_key(video_id):
                 _record_source(store, video_id, path)
                 return None
             problem = (

@@ -19,6 +19,7 @@ from pathlib import Path
 from talkvid_assets.core.clip_files import AUDIO_SUFFIX, CLIPS_DIR
 from talkvid_assets.core.export import DATASET_FILE, VIDEO_EXPORT_DIR, write_records
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import forget_key, known_key
 from talkvid_assets.core.store import CORPUS, FILE_KEYS, SCORE_CACHE_DIR, TABLES, Store
 
 
@@ -38,8 +39,8 @@ def resolve_video(store: Store, name: str, partitions: Iterable[str] = ()) -> st
     if rows:
         return rows[0]["video_id"]
     if path.is_file():
-        key = video_key(path)
-        if store.rows("sources", key):
+        key = known_key(store, video_key(path))
+        if key:
             return key
     raise UnknownVideo(f"{name}: neither a partition key nor the path of an ingested source")
 
@@ -75,6 +76,7 @@ def remove_video(store: Store, video_id: str) -> list[Path]:
         path.unlink()
     for cache in (store.home / SCORE_CACHE_DIR).glob(f"*/{video_id}"):
         shutil.rmtree(cache)
+    forget_key(store, video_id)
     return deleted
 
 
