@@ -91,13 +91,18 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
         sources += _read_manifest(manifest)
     labels = {str(row.path): row for row in labelled}
     keys: list[str] = []
+    relabelled: list[str] = []
     ok = True
     for source in sources:
         registered = _register(store, source, keys)
         ok = ok and registered is not None
-        if registered and source in labels:
-            _record_labels(store, registered, manifest, labels[source])
-    register_partitions(_instance(home), keys)
+        changed = registered and source in labels
+        if changed and _record_labels(store, registered, manifest, labels[source]):
+            relabelled.append(registered)
+    instance = _instance(home)
+    register_partitions(instance, keys)
+    if relabelled:
+        _relabel(instance, home, relabelled)
     print(_profile_note(home), file=sys.stderr)  # stdout stays one KEY<TAB>PATH line per file
     return keys, ok
 
@@ -140,12 +145,27 @@ def _register(store: Store, source: str, keys: list[str]) -> str | None:
     return key
 
 
-def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestRow) -> None:
+def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestRow) -> bool:
+    """Record a source's manifest labels; True when they differ from those it had."""
+    before = [{k: r[k] for k in row.labels} for r in store.rows("labels", key)]
     store.write(
         "labels",
         key,
         [{"video_id": key, "manifest": str(manifest), "manifest_row": row.row, **row.labels}],
     )
+    return before != [dict(row.labels)]
+
+
+def _relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> None:
+    """Bring curated videos' annotations, exports and TalkVid-Bench up to their new labels."""
+    from talkvid_assets.launch import relabel
+
+    outcomes = relabel(instance, home, keys)
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    for outcome in failed:
+        print(f"relabelling failed (run {outcome.run_id[:8]}): {outcome.error}", file=sys.stderr)
+    if outcomes and not failed:
+        print(f"relabelled {len(keys)} curated video(s): annotations, exports and bench updated")
 
 
 def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:

@@ -414,6 +414,24 @@ def curate(
     return outcomes
 
 
+def relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> list[RunOutcome]:
+    """Carry new manifest labels of annotated videos into their annotations, then into what
+    that makes stale (the exports, speakers, TalkVid-Bench and training split).
+
+    Labels are written by `talkvid ingest --manifest`, outside any asset, so Dagster cannot see
+    them change: the annotations of those videos are re-run (from cached face descriptors, no
+    decode), and their new data versions make the rest stale the usual way.
+    """
+    annotated = instance.get_materialized_partitions(AssetKey("annotations"))
+    order = instance.get_dynamic_partitions(video_partitions.name)
+    stale = {key: ("annotations",) for key in keys if key in annotated}
+    if not stale:
+        return []
+    defs = build_definitions(home)
+    outcomes = [_execute(instance, defs, run, "CRITICAL") for run in plan_runs(order, stale)]
+    return outcomes + curate(instance, home, list(stale))
+
+
 def _execute(
     instance: DagsterInstance, defs: Definitions, run: PlannedRun, log_level: str
 ) -> RunOutcome:

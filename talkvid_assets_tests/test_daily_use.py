@@ -304,3 +304,38 @@ def test_partition_keys_carry_the_file_name_and_the_content_stays_the_identity(t
     bare = video_key(SAMPLES / "bikes.mp4")
     old.write("sources", bare, [{"video_id": bare, "source_path": str(SAMPLES / "bikes.mp4")}])
     assert register_source(old, SAMPLES / "bikes.mp4")[0] == bare
+
+
+def test_relabelling_through_a_manifest_updates_labels_bench_and_exports(home, capsys):
+    home, keys = home
+    clip = f"{keys['talk_demo.mp4']}-0000"
+    manifest = home.parent / "sources" / "labels.csv"
+    header = "path,person_id,age_group,gender,ethnicity,language\n"
+
+    def label(gender: str, language: str) -> dict:
+        manifest.write_text(header + f"talk_demo.mp4,alice,19-30,{gender},Asian,{language}\n")
+        assert main(["--home", str(home), "ingest", "--manifest", str(manifest)]) == 0
+        assert "relabelled 1 curated video(s)" in capsys.readouterr().out
+        (record,) = json.loads((home / "exports" / "talkvid.json").read_text())
+        assert record["id"] == clip
+        (mine,) = json.loads(
+            (home / "exports" / "talkvid" / f"{keys['talk_demo.mp4']}.json").read_text()
+        )
+        assert mine["info"] == {**record["info"], "Person ID": "alice"}
+        strata = Store(home).query(
+            "SELECT dimension, stratum FROM bench_strata WHERE clip_id = :c", {"c": clip}
+        )
+        return {**record["info"], "bench": strata}
+
+    first = label("Female", "English")
+    assert (first["Gender"], first["Language"], first["Person ID"]) == (
+        "Female",
+        "English",
+        "alice",
+    )
+    assert len(first["bench"]) == 1  # TalkVid-Bench drew the newly labelled clip
+    (dimension,) = [row["dimension"] for row in first["bench"]]
+    second = label("Male", "Thai")
+    assert (second["Gender"], second["Language"]) == ("Male", "Thai")
+    expected = {"gender": "Male", "language": "Thai", "age": "19-30", "ethnicity": "Asian"}
+    assert [row["stratum"] for row in second["bench"]] == [expected[dimension]]
