@@ -209,7 +209,7 @@ def _check_profile(home: Path, profile: str | None) -> str:
 def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale: bool) -> bool:
     from dagster import AssetKey
 
-    from talkvid_assets.launch import PoolBusy, curate
+    from talkvid_assets.launch import PoolBusy, curate, uncurated
 
     stop = SignalLatch()
     profile = _check_profile(home, profile)
@@ -226,6 +226,7 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
         keys = list(partitions) or known
     else:
         done = instance.get_materialized_partitions(AssetKey("talkvid_export"))
+        done -= uncurated(store, known)
         keys = [key for key in known if key not in done]
     print(f"curating with profile {profile!r} into {home}", flush=True)
     done_count = 0

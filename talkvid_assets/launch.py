@@ -275,9 +275,11 @@ def plan(
     pairs = [(asset, key) for key in wanted for asset in assets]
     todo = outdated(instance, defs.resolve_asset_graph(), pairs)
     todo |= failed_blocking_checks(instance, defs, wanted)
+    store = home_store(defs)
+    todo |= {(asset, key) for key in uncurated(store, wanted) for asset in assets}
     stale = {key: tuple(asset for asset in assets if (asset, key) in todo) for key in wanted}
     runs = []
-    sizes = source_sizes(home_store(defs), wanted)
+    sizes = source_sizes(store, wanted)
     for run in plan_runs(wanted, stale):
         if DECODING & set(run.assets):
             runs += split_by_bytes(run, sizes)
@@ -304,6 +306,17 @@ def split_by_bytes(run: PlannedRun, sizes: Mapping[str, int]) -> list[PlannedRun
     if current:
         runs.append(PlannedRun(run.assets, tuple(current)))
     return runs
+
+
+def uncurated(store: Store, keys: Sequence[str]) -> set[str]:
+    """The partitions among ``keys`` with no ``raw_videos`` rows: never curated, or removed
+    (`talkvid remove`) and ingested again. Dagster keeps a deleted partition's materializations
+    (its SQLite event log cannot wipe one partition), so only the store knows they are gone."""
+    rows = store.query(
+        "SELECT video_id FROM raw_videos WHERE video_id IN (SELECT unnest(:keys))",
+        {"keys": list(keys)},
+    )
+    return set(keys) - {row["video_id"] for row in rows}
 
 
 def home_store(defs: Definitions) -> Store:

@@ -150,6 +150,16 @@ def test_remove_leaves_nothing_of_the_video_in_views_exports_or_dagster(home, tm
         assert instance.get_dynamic_partitions("videos") == [carphone]
     assert traces_of(Store(home), carphone)  # the other video is untouched
 
+    # ingested again, it is curated again (Dagster still lists the old materializations)
+    assert (
+        main(["--home", str(home), "ingest", str(home.parent / "sources" / "talk_demo.mp4")]) == 0
+    )
+    assert talkvid(home, "curate").returncode == 0
+    assert {"videos", "clips", "annotations", "speakers"} <= set(traces_of(Store(home), talk))
+    assert [r["id"] for r in json.loads((home / "exports" / "talkvid.json").read_text())] == [
+        f"{talk}-0000"
+    ]
+
     # by the path it was ingested from, and then it is unknown: one line, exit 1
     source = str(home.parent / "sources" / "carphone_pristine.mp4")
     assert main(["--home", str(home), "remove", source]) == 0

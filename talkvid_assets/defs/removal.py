@@ -24,7 +24,8 @@ def forget_partition(instance: DagsterInstance, key: str) -> None:
 
     Its materialization history stays in the event log: Dagster cannot wipe one partition's
     events on SQLite storage ("Partitioned asset wipe is not supported yet"), so `talkvid
-    curate` also curates a partition whose rows are gone (a copy ingested after removal).
+    curate` curates a partition whose rows are gone (``launch.uncurated``: a copy ingested after
+    removal) although Dagster calls it materialized.
     """
     instance.delete_dynamic_partition(video_partitions.name, key)
 
