@@ -395,6 +395,9 @@ def curate(
     require_ready(config.backends, config.runtime(home))
     defs = build_definitions(home)
     observe_config(instance, home)
+    # Videos removed and ingested again come back with the data versions they had, which
+    # Dagster would not call a change: the corpus-wide assets are rebuilt for them regardless.
+    returning = uncurated(home_store(defs), partitions)
     outcomes: list[RunOutcome] = []
     failed: set[str] = set()
     for _ in range(MAX_WAVES):
@@ -420,7 +423,8 @@ def curate(
             outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)
-    for run in corpus_plan(instance, defs):
+    corpus = [PlannedRun(CORPUS_WIDE, ())] if returning - failed else corpus_plan(instance, defs)
+    for run in corpus:
         if stopping():
             raise Interrupted(outcomes[-1], 0) if outcomes else KeyboardInterrupt()
         outcomes.append(_execute(instance, defs, run, log_level))
