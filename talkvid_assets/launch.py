@@ -398,7 +398,9 @@ def curate(
     observe_config(instance, home)
     # Videos removed and ingested again come back with the data versions they had, which
     # Dagster would not call a change: the corpus-wide assets are rebuilt for them regardless.
-    returning = uncurated(home_store(defs), partitions)
+    returning = uncurated(home_store(defs), partitions) & instance.get_materialized_partitions(
+        AssetKey("raw_videos")
+    )
     outcomes: list[RunOutcome] = []
     failed: set[str] = set()
     for _ in range(MAX_WAVES):

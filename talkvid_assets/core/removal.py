@@ -30,7 +30,7 @@ class UnknownVideo(LookupError):
 def resolve_video(store: Store, name: str, partitions: Iterable[str] = ()) -> str:
     """The video key ``name`` designates: a partition key (``partitions``, or a key with a
     source row), the path a source was ingested from, or a file whose content is ingested."""
-    if name in set(partitions) or store.rows("sources", name):
+    if name in set(partitions) or (_file_name(name) and store.rows("sources", name)):
         return name
     path = Path(name).expanduser().resolve()
     rows = store.query(
@@ -46,7 +46,10 @@ def resolve_video(store: Store, name: str, partitions: Iterable[str] = ()) -> st
 
 
 def remove_video(store: Store, video_id: str) -> list[Path]:
-    """Remove everything the home holds of ``video_id``; returns the files deleted."""
+    """Remove everything the home holds of ``video_id``; returns the files deleted. A key that
+    cannot name a file (a partition typed with a slash) has nothing in the store."""
+    if not _file_name(video_id):
+        return []
     prefix = f"{video_id}-"
     clip_files = [Path(row["path"]) for row in store.rows("clip_files", video_id)]
     clip_files += sorted((store.home / CLIPS_DIR).glob(f"{prefix}*"))
@@ -78,6 +81,12 @@ def remove_video(store: Store, video_id: str) -> list[Path]:
         shutil.rmtree(cache)
     forget_key(store, video_id)
     return deleted
+
+
+def _file_name(key: str) -> bool:
+    """Whether ``key`` is a plain file name: the store's files are named by keys, so any other
+    key would address a file outside its table's folder."""
+    return key not in ("", ".", "..") and "/" not in key and "\0" not in key
 
 
 def _drop_dataset_records(path: Path, prefix: str) -> None:
