@@ -58,4 +58,4 @@ bench-scale: setup system-deps
 
 clean:
 	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster \
-		data/curation.yaml data/score_cache data/previews data/inbox
+		data/curation.yaml data/score_cache data/previews data/inbox data/clips data/partition_keys

@@ -13,7 +13,7 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -92,14 +92,35 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
         sources += _read_manifest(manifest)
     labels = {str(row.path): row for row in labelled}
     keys: list[str] = []
+    relabelled: list[str] = []
     ok = True
     for source in sources:
         registered = _register(store, source, keys)
         ok = ok and registered is not None
-        if registered and source in labels:
-            _record_labels(store, registered, manifest, labels[source])
-    register_partitions(_instance(home), keys)
+        changed = registered and source in labels
+        if changed and _record_labels(store, registered, manifest, labels[source]):
+            relabelled.append(registered)
+    instance = _instance(home)
+    register_partitions(instance, keys)
+    if relabelled:
+        _relabel(instance, home, relabelled)
+    print(_profile_note(home), file=sys.stderr)  # stdout stays one KEY<TAB>PATH line per file
     return keys, ok
+
+
+def _profile_note(home: Path) -> str:
+    """Which profile will judge the sources: a user first meets it here, and a new home's
+    default (`paper`) rejects anything under 1080p or without audio."""
+    from talkvid_assets.core.config import config_path, load_config
+    from talkvid_assets.core.thresholds import PAPER
+
+    if config_path(home).exists():
+        profile = load_config(home).profile
+        return f"profile {profile!r} will judge them ({config_path(home)})"
+    return (
+        f"profile {PAPER.name!r} (a new home's default) will judge them: {PAPER.description}, "
+        "so 720p and silent files are rejected; `talkvid curate --profile demo` admits them"
+    )
 
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
@@ -125,12 +146,27 @@ def _register(store: Store, source: str, keys: list[str]) -> str | None:
     return key
 
 
-def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestRow) -> None:
+def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestRow) -> bool:
+    """Record a source's manifest labels; True when they differ from those it had."""
+    before = [{k: r[k] for k in row.labels} for r in store.rows("labels", key)]
     store.write(
         "labels",
         key,
         [{"video_id": key, "manifest": str(manifest), "manifest_row": row.row, **row.labels}],
     )
+    return before != [dict(row.labels)]
+
+
+def _relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> None:
+    """Bring curated videos' annotations, exports and TalkVid-Bench up to their new labels."""
+    from talkvid_assets.launch import relabel
+
+    outcomes = relabel(instance, home, keys)
+    failed = [outcome for outcome in outcomes if not outcome.success]
+    for outcome in failed:
+        print(f"relabelling failed (run {outcome.run_id[:8]}): {outcome.error}", file=sys.stderr)
+    if outcomes and not failed:
+        print(f"relabelled {len(keys)} curated video(s): annotations, exports and bench updated")
 
 
 def _summarise(store: Store, outcome: RunOutcome) -> dict[str, str]:
@@ -161,7 +197,7 @@ def _summarise(store: Store, outcome: RunOutcome) -> dict[str, str]:
         video = videos.get(key)
         count = counts.get(key) or {"clips": 0, "passed": 0}
         status = video["status"] if video else "missing"
-        name = Path(video["source_path"]).name if video else "?"
+        name = Path(video["source_path"] or "?").name if video else "?"
         lines[key] = (
             f"{key} {status:8s} clips={count['clips']} passed={count['passed']} "
             f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}  {name}"
@@ -187,7 +223,7 @@ def _check_profile(home: Path, profile: str | None) -> str:
 def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale: bool) -> bool:
     from dagster import AssetKey
 
-    from talkvid_assets.launch import PoolBusy, curate
+    from talkvid_assets.launch import PoolBusy, curate, uncurated
 
     stop = SignalLatch()
     profile = _check_profile(home, profile)
@@ -204,6 +240,7 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
         keys = list(partitions) or known
     else:
         done = instance.get_materialized_partitions(AssetKey("talkvid_export"))
+        done -= uncurated(store, known)
         keys = [key for key in known if key not in done]
     print(f"curating with profile {profile!r} into {home}", flush=True)
     done_count = 0
@@ -271,50 +308,116 @@ class SignalLatch:
         return self._seen
 
 
-def cmd_export(home: Path, out: Path, format: str = "talkvid-json", split: str = "all") -> int:
-    """Write the passing clips of ``split`` in ``format``; the merged records carry speakers."""
+def cmd_export(
+    home: Path,
+    out: Path,
+    format: str = "talkvid-json",
+    split: str = "all",
+    with_media: bool = False,
+) -> int:
+    """Write the passing clips of ``split`` in ``format``; the merged records carry speakers.
+
+    A WebDataset sample carries its clip file (``KEY.mp4``, and ``KEY.m4a`` in the split
+    layout) wherever one was cut at the clip's current bounds; ``with_media`` cuts the missing
+    ones into the home's ``clips/`` first.
+    """
     from talkvid_assets.core.config import load_config
     from talkvid_assets.core.export_formats import CardInfo, write_export
     from talkvid_assets.core.labelling import split_clip_ids
     from talkvid_assets.core.pipeline import export_records
 
+    if with_media and format != "webdataset":
+        raise UserError(f"--with-media needs --format webdataset ({format} holds records only)")
     store = _store(home)
     judged = store.query("SELECT count(*) AS n FROM filtered_clips")[0]["n"]
     if not judged:
         raise UserError(f"nothing curated yet in {home}: run `talkvid curate` first")
     wanted = split_clip_ids(store, split)
     if wanted is not None and not wanted:
-        raise UserError(f"the {split} split is empty in {home}: `talkvid curate` builds it")
+        raise UserError(_empty_split_reason(store, split))
     records = [r for r in export_records(store) if wanted is None or r["id"] in wanted]
+    media = (
+        _export_media(store, [r["id"] for r in records], with_media)
+        if format == "webdataset"
+        else {}
+    )
     config = load_config(home)
     card = CardInfo(config.judging_profile().tag, config.digest, {"backends": config.backends})
     try:
-        written = write_export(format, records, out, split, card_info=card)
+        written = write_export(format, records, out, split, clip_files=media, card_info=card)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}") from None
     print(f"wrote {len(records)} {split} records as {format} ({judged} clips judged) to {written}")
+    if format == "webdataset":
+        bare = len(records) - len(media)
+        hint = f"; `talkvid cut` or `export --with-media` cuts the other {bare}" if bare else ""
+        print(f"{len(media)} of {len(records)} samples carry their clip file{hint}")
     return len(records)
 
 
-def cmd_cut(home: Path, out: Path, split: str, layout: str, clip_ids: Sequence[str]) -> None:
-    """Cut clip files of the passing clips of ``split`` (or the named clips) into ``out``."""
-    from talkvid_assets.core.clip_files import cut_passing_clips
+def _empty_split_reason(store: Store, split: str) -> str:
+    """Why ``split`` holds no clip: TalkVid-Bench (and the training split beside it) draws
+    only on labelled clips, so a home without manifest labels has none."""
+    labelled = store.query("SELECT count(*) AS n FROM labels")[0]["n"]
+    if not labelled:
+        return (
+            f"the {split} split is empty in {store.home}: no video has labels; TalkVid-Bench "
+            "strata come from a labelled manifest (`talkvid ingest --manifest FILE.csv`), "
+            "then `talkvid curate --stale`"
+        )
+    return f"the {split} split is empty in {store.home}: `talkvid curate --stale` builds it"
+
+
+def _export_media(store: Store, clip_ids: Sequence[str], cut_missing: bool) -> dict[str, Path]:
+    """The clip files the export's samples carry, cutting the missing ones first if asked."""
+    from talkvid_assets.core.clip_files import CLIPS_DIR, clip_media, cut_passing_clips
+
+    media = clip_media(store, clip_ids)
+    missing = set(clip_ids) - set(media)
+    if cut_missing and missing:
+        cuts = cut_passing_clips(store, store.home / CLIPS_DIR, missing)
+        _report_skipped(cuts.skipped)
+        media = clip_media(store, clip_ids)
+    return media
+
+
+def _report_skipped(skipped: Sequence[tuple[str, str]]) -> None:
+    for clip_id, reason in skipped:
+        print(f"skipped {clip_id}: {reason}", file=sys.stderr)
+
+
+def cmd_cut(home: Path, out: Path | None, split: str, layout: str, clip_ids: Sequence[str]) -> bool:
+    """Cut clip files of the passing clips of ``split`` (or the named clips) into ``out`` (by
+    default the home's ``clips/``); False when a clip had to be skipped (each is named)."""
+    from talkvid_assets.core.clip_files import CLIPS_DIR, cut_passing_clips
     from talkvid_assets.core.labelling import split_clip_ids
 
     store = _store(home)
+    out = out or home / CLIPS_DIR
     wanted = set(clip_ids) or split_clip_ids(store, split)
-    made = cut_passing_clips(store, out, wanted, layout=layout)
-    missing = sorted(set(clip_ids) - {clip_id for clip_id, _ in made})
-    for clip_id, cut in made:
+    cuts = cut_passing_clips(store, out, wanted, layout=layout)
+    done = {clip_id for clip_id, _ in cuts.made} | {clip_id for clip_id, _ in cuts.skipped}
+    missing = sorted(set(clip_ids) - done)
+    for clip_id, cut in cuts.made:
         print(f"{clip_id}\t{cut.mode}\t{cut.frames} frames\t{cut.files[0]}")
     if missing:
         raise UserError(f"not a passing clip: {', '.join(missing)}")
-    print(f"cut {len(made)} clip(s) into {out}")
+    _report_skipped(cuts.skipped)
+    print(
+        f"cut {len(cuts.made)} clip(s) into {out}"
+        + (f"; skipped {len(cuts.skipped)}" if cuts.skipped else "")
+    )
+    return not cuts.skipped
 
 
 def cmd_demo(home: Path) -> bool:
-    print("demo profile: paper clip thresholds; sources down to 128 px and without audio admitted")
+    from talkvid_assets.core.config import load_config
+
     _check_profile(home, "demo")
+    config = load_config(home)
+    print(demo_banner(config.thresholds))
+    for folder in config.inbox_folders(home):  # where `make dev` picks up dropped files
+        folder.mkdir(parents=True, exist_ok=True)
     keys, _ = cmd_ingest(home, [str(SAMPLES_DIR)], None)
     ok = cmd_curate(home, keys, "demo", stale=False)
     rows = _store(home).query(SUMMARY_SQL, {"keys": keys})
@@ -329,6 +432,29 @@ def cmd_demo(home: Path) -> bool:
     query = "SELECT clip_id, reject_reasons FROM clips"
     print(f"why clips failed: {sys.argv[0]} --home {home} sql '{query}'")
     return ok
+
+
+def cmd_remove(home: Path, names: Sequence[str]) -> None:
+    """Remove videos (partition keys or source paths) from the home and its instance."""
+    from talkvid_assets.core.removal import UnknownVideo
+    from talkvid_assets.defs.removal import remove_videos_from
+
+    try:
+        removed = remove_videos_from(_instance(home), _store(home), names)
+    except UnknownVideo as exc:
+        raise UserError(str(exc)) from None
+    for key, files in removed.items():
+        print(f"removed {key}: its rows, Dagster partition and {files} file(s)")
+
+
+def demo_banner(overrides: Mapping[str, float]) -> str:
+    """What the demo judges with: the paper's clip thresholds, unless curation.yaml overrides
+    some (then named), on sources the demo profile admits."""
+    thresholds = "paper clip thresholds"
+    if overrides:
+        shown = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items()))
+        thresholds = f"paper clip thresholds except {shown} (curation.yaml)"
+    return f"demo profile: {thresholds}; sources down to 128 px and without audio admitted"
 
 
 def cmd_sql(home: Path, query: str) -> None:
@@ -348,7 +474,17 @@ def cmd_sql(home: Path, query: str) -> None:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"SQL error: {first}") from None
     for row in rows:
-        print("\t".join("" if value is None else str(value) for value in row))
+        print("\t".join(_cell(value) for value in row))
+
+
+def _cell(value: object) -> str:
+    """A value as text; a float with 15 significant digits, the most a double always keeps,
+    so a sum like 0.1 + 0.2 prints as 0.3 rather than 0.30000000000000004."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return format(value, ".15g")
+    return str(value)
 
 
 def cmd_reap(home: Path, run_ids: Sequence[str]) -> None:
@@ -445,6 +581,8 @@ def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
     argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"Dagster UI for {home}: open http://{shown}:{port} once it is up", flush=True)
     os.execv(argv[0], argv)
 
 
@@ -460,7 +598,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest = commands.add_parser("ingest", help="register source videos as partitions")
     ingest.add_argument("paths", nargs="*", help="video files or folders")
-    ingest.add_argument("--manifest", type=Path, help="file with one source path per line")
+    ingest.add_argument(
+        "--manifest",
+        type=Path,
+        help="a labelled CSV or JSON Lines manifest (columns path, video_link, licence, "
+        "person_id, ethnicity, age_group, gender, language, category, description: see the "
+        "README), or a text file with one source path per line",
+    )
     curate_cmd = commands.add_parser(
         "curate", help="materialize what is missing (or stale) for ingested videos"
     )
@@ -480,8 +624,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=list(FORMATS), default="talkvid-json")
     export.add_argument("--split", choices=list(SPLITS), default="all")
     export.add_argument("--out", type=Path, required=True, help="a file (json, parquet) or folder")
+    export.add_argument(
+        "--with-media",
+        action="store_true",
+        help="webdataset: cut the clip files not cut yet, so every sample carries KEY.mp4",
+    )
     cut = commands.add_parser("cut", help="write clip files (H.264 + AAC) of passing clips")
-    cut.add_argument("--out", type=Path, required=True, help="folder for the clip files")
+    cut.add_argument(
+        "--out", type=Path, help="folder for the clip files (default: clips/ under the home)"
+    )
     cut.add_argument("--split", choices=list(SPLITS), default="all")
     cut.add_argument(
         "--layout",
@@ -490,6 +641,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="split: video MP4 plus a separate .m4a, as the reference writes them",
     )
     cut.add_argument("clip_ids", nargs="*", metavar="CLIP_ID", help="only these clips")
+    remove = commands.add_parser(
+        "remove", help="remove videos: their rows, exports, clip files and Dagster partitions"
+    )
+    remove.add_argument("videos", nargs="+", metavar="KEY|PATH", help="partition key or source")
     commands.add_parser("demo", help="ingest the bundled samples, curate, export, summarise")
     sql = commands.add_parser("sql", help=f"read-only SQL over the DuckDB views: {PUBLIC_VIEWS}")
     sql.add_argument("query")
@@ -520,11 +675,13 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "curate":
         return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":
-        cmd_export(home, args.out, args.format, args.split)
+        cmd_export(home, args.out, args.format, args.split, args.with_media)
     elif args.command == "cut":
-        cmd_cut(home, args.out, args.split, args.layout, args.clip_ids)
+        return 0 if cmd_cut(home, args.out, args.split, args.layout, args.clip_ids) else 1
     elif args.command == "sql":
         cmd_sql(home, args.query)
+    elif args.command == "remove":
+        cmd_remove(home, args.videos)
     elif args.command == "config":
         cmd_config(home)
     elif args.command == "reap":

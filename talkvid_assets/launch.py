@@ -276,9 +276,11 @@ def plan(
     pairs = [(asset, key) for key in wanted for asset in assets]
     todo = outdated(instance, defs.resolve_asset_graph(), pairs)
     todo |= failed_blocking_checks(instance, defs, wanted)
+    store = home_store(defs)
+    todo |= {(asset, key) for key in uncurated(store, wanted) for asset in assets}
     stale = {key: tuple(asset for asset in assets if (asset, key) in todo) for key in wanted}
     runs = []
-    sizes = source_sizes(home_store(defs), wanted)
+    sizes = source_sizes(store, wanted)
     for run in plan_runs(wanted, stale):
         if DECODING & set(run.assets):
             runs += split_by_bytes(run, sizes)
@@ -305,6 +307,17 @@ def split_by_bytes(run: PlannedRun, sizes: Mapping[str, int]) -> list[PlannedRun
     if current:
         runs.append(PlannedRun(run.assets, tuple(current)))
     return runs
+
+
+def uncurated(store: Store, keys: Sequence[str]) -> set[str]:
+    """The partitions among ``keys`` with no ``raw_videos`` rows: never curated, or removed
+    (`talkvid remove`) and ingested again. Dagster keeps a deleted partition's materializations
+    (its SQLite event log cannot wipe one partition), so only the store knows they are gone."""
+    rows = store.query(
+        "SELECT video_id FROM raw_videos WHERE video_id IN (SELECT unnest(:keys))",
+        {"keys": list(keys)},
+    )
+    return set(keys) - {row["video_id"] for row in rows}
 
 
 def home_store(defs: Definitions) -> Store:
@@ -383,6 +396,11 @@ def curate(
     require_ready(config.backends, config.runtime(home))
     defs = build_definitions(home)
     observe_config(instance, home)
+    # Videos removed and ingested again come back with the data versions they had, which
+    # Dagster would not call a change: the corpus-wide assets are rebuilt for them regardless.
+    returning = uncurated(home_store(defs), partitions) & instance.get_materialized_partitions(
+        AssetKey("raw_videos")
+    )
     outcomes: list[RunOutcome] = []
     failed: set[str] = set()
     for _ in range(MAX_WAVES):
@@ -408,11 +426,30 @@ def curate(
             outcomes.append(outcome)
             if on_done is not None:
                 on_done(outcome)
-    for run in corpus_plan(instance, defs):
+    corpus = [PlannedRun(CORPUS_WIDE, ())] if returning - failed else corpus_plan(instance, defs)
+    for run in corpus:
         if stopping():
             raise Interrupted(outcomes[-1], 0) if outcomes else KeyboardInterrupt()
         outcomes.append(_execute(instance, defs, run, log_level))
     return outcomes
+
+
+def relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> list[RunOutcome]:
+    """Carry new manifest labels of annotated videos into their annotations, then into what
+    that makes stale (the exports, speakers, TalkVid-Bench and training split).
+
+    Labels are written by `talkvid ingest --manifest`, outside any asset, so Dagster cannot see
+    them change: the annotations of those videos are re-run (from cached face descriptors, no
+    decode), and their new data versions make the rest stale the usual way.
+    """
+    annotated = instance.get_materialized_partitions(AssetKey("annotations"))
+    order = instance.get_dynamic_partitions(video_partitions.name)
+    stale = {key: ("annotations",) for key in keys if key in annotated}
+    if not stale:
+        return []
+    defs = build_definitions(home)
+    outcomes = [_execute(instance, defs, run, "CRITICAL") for run in plan_runs(order, stale)]
+    return outcomes + curate(instance, home, list(stale))
 
 
 def _execute(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.media import SAMPLES
 
@@ -43,11 +45,12 @@ def test_demo_then_incremental_commands(tmp_path):
     records = json.loads((home / "exports" / "talkvid.json").read_text())
     assert [record["durations"] for record in records] == ["15.6s"]
     assert (home / "dagster" / "dagster.yaml").exists()
+    assert (home / "inbox").is_dir()  # where `make dev` picks up dropped files
 
     again = talkvid(home, "ingest", str(SAMPLES))
     lines = [line.split("\t") for line in again.stdout.splitlines()]
     assert sorted(Path(line[1]).name for line in lines) == sorted(p.name for p in SAMPLES.iterdir())
-    assert all(len(key) == 16 and int(key, 16) >= 0 for key, *_ in lines)
+    assert all(key == partition_key(path, video_key(path)) for key, path, *_ in lines)
     assert all(line[2:] == ["already ingested"] for line in lines)
     assert "nothing to curate" in talkvid(home, "curate").stdout
 

@@ -194,7 +194,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     def print_after_a_concurrent_rewrite(outcome):
         final = store.query("SELECT count(*) AS n FROM clips")[0]["n"]
         store.write("segments", key, [])  # the other curate's decode pass starts over
-        lines.append((final, _summarise(store, key, outcome)))
+        lines.append((final, _summarise(store, outcome)[key]))
 
     curate(dagster_instance, store.home, [key], on_done=print_after_a_concurrent_rewrite)
     (final, line), *_ = lines

@@ -25,7 +25,7 @@ def test_a_file_overwritten_after_ingest_is_refused_not_curated_under_its_old_ke
         register_partitions(instance, [key])
         assert all(outcome.success for outcome in curate(instance, store.home, [key]))
     (video,) = store.query("SELECT status, reject_reason FROM videos")
-    assert video["status"] == "rejected"
+    assert video["status"] == "missing"  # the keyed content is no longer there
     assert video["reject_reason"].startswith(f"source changed since ingest: {source}")
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
 

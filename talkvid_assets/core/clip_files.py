@@ -20,21 +20,28 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
 import numpy as np
 from av.video.frame import PictureType
 
-from talkvid_assets.core.store import Store
+from talkvid_assets.core.pipeline import source_problem
+from talkvid_assets.core.store import Store, follow_umask
 from talkvid_assets.core.video import TIME_EPS, FrameClock, probe
 
 LAYOUTS = ("mp4", "split")
+# Under the home: where the clip_files asset, `talkvid cut` and `talkvid export --with-media`
+# put clip files unless told otherwise.
+CLIPS_DIR = "clips"
 AUDIO_SUFFIX = ".m4a"
 X264_OPTIONS = {"preset": "veryfast", "crf": "18"}
 # A seek lands on a keyframe at or before its target, except in indexes that list decode
@@ -436,6 +443,7 @@ def _staged(targets: Sequence[Path]) -> Iterator[list[Path]]:
             descriptor, name = tempfile.mkstemp(
                 dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
             )
+            follow_umask(descriptor)
             os.close(descriptor)
             temporaries.append(Path(name))
         yield temporaries
@@ -453,6 +461,22 @@ PASSING_SPANS_SQL = """
     JOIN videos v ON v.video_id = f.video_id
     WHERE f.passed ORDER BY f.clip_id
 """
+# A clip file is the clip's only while the clip keeps the bounds it was cut at (a new scene
+# detector or a re-ingested source can move them).
+CURRENT_CLIP_FILES_SQL = """
+    SELECT f.clip_id, f.path
+    FROM clip_files f JOIN segments s USING (clip_id)
+    WHERE f.start_time = s.start_time AND f.end_time = s.end_time
+      AND f.clip_id IN (SELECT unnest(:clip_ids))
+"""
+
+
+@dataclass(frozen=True)
+class ClipCuts:
+    """What :func:`cut_passing_clips` did: the clips cut, and each clip left out with why."""
+
+    made: list[tuple[str, ClipCut]]
+    skipped: list[tuple[str, str]]  # (clip_id, reason)
 
 
 def cut_passing_clips(
@@ -461,24 +485,61 @@ def cut_passing_clips(
     clip_ids: Collection[str] | None = None,
     video_ids: Collection[str] | None = None,
     layout: str = "mp4",
-) -> list[tuple[str, ClipCut]]:
-    """Clip files ``out/<clip_id>.mp4`` of the passing clips (of the given clips or videos)."""
+) -> ClipCuts:
+    """Clip files ``out/<clip_id>.mp4`` of the passing clips (of the given clips or videos),
+    each recorded in the ``clip_files`` table with its bounds, so an export finds it.
+
+    A clip whose source is gone or no longer the content it was keyed by, or that cannot be
+    cut, is skipped with the reason; the other clips are still cut.
+    """
     spans = [
         span
         for span in store.query(PASSING_SPANS_SQL)
         if (clip_ids is None or span["clip_id"] in clip_ids)
         and (video_ids is None or span["video_id"] in video_ids)
     ]
-    return [
-        (
-            span["clip_id"],
-            cut_clip(
-                span["source_path"],
-                span["start_time"],
-                span["end_time"],
-                Path(out) / f"{span['clip_id']}.mp4",
-                layout,
-            ),
-        )
-        for span in spans
-    ]
+    cuts = ClipCuts([], [])
+    for video_id, group in groupby(spans, key=itemgetter("video_id")):
+        video_spans = list(group)
+        problem = source_problem(store, video_id)
+        if problem:
+            cuts.skipped.extend((span["clip_id"], problem) for span in video_spans)
+            continue
+        made = []
+        for span in video_spans:
+            target = Path(out) / f"{span['clip_id']}.mp4"
+            try:
+                cut = cut_clip(
+                    span["source_path"], span["start_time"], span["end_time"], target, layout
+                )
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                cuts.skipped.append((span["clip_id"], f"cannot cut: {exc}"))
+                continue
+            made.append((span, cut))
+        _record_cuts(store, video_id, made)
+        cuts.made.extend((span["clip_id"], cut) for span, cut in made)
+    return cuts
+
+
+def _record_cuts(
+    store: Store, video_id: str, made: Sequence[tuple[Mapping[str, Any], ClipCut]]
+) -> None:
+    """Add the video's new clip files to its ``clip_files`` rows (a clip cut again moves)."""
+    rows = {row["clip_id"]: row for row in store.rows("clip_files", video_id)}
+    for span, cut in made:
+        rows[span["clip_id"]] = {
+            "clip_id": span["clip_id"],
+            "video_id": video_id,
+            "path": str(cut.files[0].resolve()),
+            "start_time": span["start_time"],
+            "end_time": span["end_time"],
+            "mode": cut.mode,
+        }
+    store.write("clip_files", video_id, sorted(rows.values(), key=itemgetter("clip_id")))
+
+
+def clip_media(store: Store, clip_ids: Collection[str]) -> dict[str, Path]:
+    """The clip file of each of ``clip_ids`` that was cut at the clip's current bounds and is
+    still there: what a WebDataset export packs beside the record."""
+    rows = store.query(CURRENT_CLIP_FILES_SQL, {"clip_ids": sorted(clip_ids)})
+    return {row["clip_id"]: Path(row["path"]) for row in rows if Path(row["path"]).is_file()}

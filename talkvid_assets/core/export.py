@@ -21,6 +21,10 @@ from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import write_atomic
 
+# Under the home: the per-video exports (`<video_id>.json`) and the whole dataset's file.
+VIDEO_EXPORT_DIR = "exports/talkvid"
+DATASET_FILE = "exports/talkvid.json"
+FIXED_FRAMES_DIR = "exports/fixed_frames"  # the release-shaped window records, per video
 # The release lists ten head-detail scores; face consistency is a filter input only.
 EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
 # Stages whose release field is one number (quality, motion); head detail's is nested below.

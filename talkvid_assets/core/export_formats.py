@@ -40,7 +40,7 @@ from talkvid_assets.core.clip_files import AUDIO_SUFFIX
 from talkvid_assets.core.export import talkvid_record, write_records
 from talkvid_assets.core.splits import FORMATS
 from talkvid_assets.core.stages import STAGES, Stage
-from talkvid_assets.core.store import TABLES, write_atomic
+from talkvid_assets.core.store import TABLES, follow_umask, write_atomic
 from talkvid_assets.core.thresholds import PROFILES
 
 SHARD_RECORDS = 1000
@@ -161,6 +161,7 @@ def write_webdataset(
     folder.parent.mkdir(parents=True, exist_ok=True)
     built = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
+        follow_umask(built, directory=True)
         shards = _write_shards(records, keys, clip_files, built, max_records, max_bytes)
         _replace_folder(built, folder)
     except BaseException:

@@ -25,6 +25,12 @@ from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
 from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import (
+    content_key,
+    known_key,
+    partition_key,
+    remember_key,
+)
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.reencoded import score_reencoded
 from talkvid_assets.core.runtime import Runtime
@@ -40,17 +46,20 @@ TRUNCATION_TOLERANCE = 0.95
 
 
 def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
-    """Record ``path`` under its content key; returns (key, newly registered).
+    """Record ``path`` under its partition key (its name and content key); returns (key, newly
+    registered).
 
-    Re-ingesting the same content is a no-op, unless the first registered path has since
-    disappeared, in which case the source moves to the new path.
+    Re-ingesting the same content, under any name, is a no-op, unless the first registered path
+    has since disappeared, in which case the source moves to the new path (same key).
     """
     path = Path(path).resolve()
-    key = video_key(path)
+    content = video_key(path)
+    key = known_key(store, content) or partition_key(path, content)
     known = store.rows("sources", key)
     if known and Path(known[0]["source_path"]).exists():
         return key, False
     _record_source(store, key, path)
+    remember_key(store, content, key)
     return key, not known
 
 
@@ -71,21 +80,54 @@ def source_problem(store: Store, video_id: str) -> str | None:
 
     Size and modification time are compared first (cheap); only when they changed is the file
     hashed again. A file touched without a change is re-recorded; a file overwritten with other
-    content is refused, so scores are never filed under another video's key.
+    content is refused, so scores are never filed under another video's key. The finding is
+    kept in the source's row (``missing_reason``: the ``videos`` view then says ``missing``)
+    until a later look finds the content back, or a copy is ingested.
     """
-    (source,) = store.rows("sources", video_id)
-    path = Path(source["source_path"])
+    sources = store.rows("sources", video_id)
+    if not sources:
+        return NOT_INGESTED
+    return _check_source(store, sources[0])
+
+
+NOT_INGESTED = (
+    "no source registered for this partition: partitions come from `talkvid ingest` or the "
+    "inbox (remove this one with `talkvid remove KEY` or the remove_videos job)"
+)
+
+
+def _check_source(store: Store, source: Mapping[str, Any]) -> str | None:
+    video_id, path = source["video_id"], Path(source["source_path"])
     try:
         stat = path.stat()
     except OSError:
-        return f"source is gone: {path}"
-    if (stat.st_size, stat.st_mtime_ns) == (source["size_bytes"], source.get("mtime_ns")):
-        return None
-    current = video_key(path)
-    if current != video_id:
-        return f"source changed since ingest: {path} now has content key {current}; ingest it again"
-    _record_source(store, video_id, path)
-    return None
+        problem = f"source is gone: {path}"
+    else:
+        if (stat.st_size, stat.st_mtime_ns) != (source["size_bytes"], source.get("mtime_ns")):
+            current = video_key(path)
+            if current == content_key(video_id):
+                _record_source(store, video_id, path)
+                return None
+            problem = (
+                f"source changed since ingest: {path} now has content key {current}; "
+                "ingest it again"
+            )
+        else:
+            problem = None
+    if problem != source.get("missing_reason"):
+        store.write("sources", video_id, [{**source, "missing_reason": problem}])
+    return problem
+
+
+def missing_sources(store: Store, video_ids: Iterable[str]) -> dict[str, str]:
+    """The videos among ``video_ids`` whose source is gone or no longer the content keyed,
+    with the reason: one query, then a stat per source (a hash only where it changed)."""
+    rows = store.query(
+        "SELECT * FROM sources WHERE video_id IN (SELECT unnest(:video_ids))",
+        {"video_ids": sorted(set(video_ids))},
+    )
+    problems = {row["video_id"]: _check_source(store, row) for row in rows}
+    return {video_id: problem for video_id, problem in problems.items() if problem}
 
 
 def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, Any]:
@@ -93,7 +135,7 @@ def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, 
     row: dict[str, Any] = {"video_id": video_id, "profile": profile.tag, "status": "rejected"}
     sources = store.rows("sources", video_id)
     if not sources:
-        row["reject_reason"] = "not ingested: no source registered for this key"
+        row["reject_reason"] = NOT_INGESTED
     else:
         row["source_path"] = sources[0]["source_path"]
         try:
@@ -497,11 +539,13 @@ def export_records(
 
     Speaker ids are corpus-wide (assigned after every video's annotations), so a per-video
     export, written before them, leaves them out (``speakers=False``): its Person ID is the
-    manifest's only. The merged dataset carries both.
+    manifest's only. The merged dataset carries both. A video whose source vanished is left
+    out (its link would be dead; ``videos`` says why), which costs a stat per video.
     """
     sql, params = EXPORT_SQL, {"speakers": speakers}
     if video_ids is not None:
         sql += " AND c.video_id IN (SELECT unnest(:video_ids))"
         params["video_ids"] = list(video_ids)
     rows = store.query(sql + " ORDER BY c.video_id, c.start_time", params)
-    return [talkvid_record(row) for row in rows]
+    missing = missing_sources(store, {row["video_id"] for row in rows})
+    return [talkvid_record(row) for row in rows if row["video_id"] not in missing]

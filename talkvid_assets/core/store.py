@@ -82,6 +82,9 @@ TABLES: dict[str, pa.Schema] = {
             ("size_bytes", pa.int64()),
             ("mtime_ns", pa.int64()),  # with size: a cheap test that the keyed content is there
             ("ingested_at", pa.string()),
+            # Why the keyed content is no longer at source_path (gone, or overwritten), as last
+            # found (pipeline.source_problem); `videos` then says status "missing".
+            ("missing_reason", pa.string()),
         ]
     ),
     "raw_videos": pa.schema(
@@ -203,6 +206,17 @@ TABLES: dict[str, pa.Schema] = {
         ]
     ),
     "training_split": pa.schema([*_CLIP_KEYS, ("speaker_id", pa.string())]),
+    # Clip files cut from a passing clip (core.clip_files), with the bounds they were cut at:
+    # an export carries a file only while its clip still has those bounds.
+    "clip_files": pa.schema(
+        [
+            *_CLIP_KEYS,
+            ("path", pa.string()),
+            ("start_time", pa.float64()),
+            ("end_time", pa.float64()),
+            ("mode", pa.string()),  # "copy" or "encode"
+        ]
+    ),
     # People's verdicts on clips near each threshold (core.review), one corpus file.
     "review_labels": pa.schema(
         [
@@ -243,12 +257,14 @@ def _clip_scores_sql() -> str:
 # backends behind them: what the verdict and the export read; `videos` and `clips` are public.
 DERIVED_VIEWS = {
     "clip_scores": _clip_scores_sql(),
-    # A video whose decode failed after it passed the prefilter is rejected with that error.
+    # A video whose decode failed after it passed the prefilter is rejected with that error;
+    # one whose source vanished since is missing, with the reason (never exported).
     # The source path follows `sources`: a re-ingested copy replaces a deleted original.
     "videos": """
         SELECT v.video_id, coalesce(s.source_path, v.source_path) AS source_path,
-               CASE WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
-               coalesce(v.reject_reason, d.error) AS reject_reason,
+               CASE WHEN s.missing_reason IS NOT NULL THEN 'missing'
+                    WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
+               coalesce(s.missing_reason, v.reject_reason, d.error) AS reject_reason,
                v.width, v.height, v.fps, v.duration_s, v.has_audio
         FROM raw_videos v
         LEFT JOIN decode_reports d USING (video_id)
@@ -598,14 +614,38 @@ def _recorded_layout(marker: Path) -> dict[str, Any]:
         return {}
 
 
+def umask() -> int:
+    """The process's file mode creation mask, read without changing it where Linux tells it
+    (``os.umask`` sets the mask to read it, which another thread creating a file could see)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path | int, directory: bool = False) -> None:
+    """Give a file or folder made by ``tempfile`` (always 0600 or 0700, private) the mode the
+    umask grants anything new, as ``open`` or ``mkdir`` would: exports, clip files and contact
+    sheets are meant to be shared (a group folder with umask 002 gets them group-writable)."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a uniquely named temporary file and a rename, so a
-    reader never sees half a file and concurrent writers never share a temporary name."""
+    reader never sees half a file and concurrent writers never share a temporary name. The
+    file gets the mode the umask allows (not ``tempfile``'s private 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(
         dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
     )
     try:
+        follow_umask(descriptor)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
         os.replace(temporary, path)

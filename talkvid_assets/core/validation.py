@@ -141,24 +141,31 @@ def _compare(exported: Counter[str], passing: set[str]) -> list[str]:
     return _listed(problems)
 
 
+# The clips an export must hold: the passing ones, less those of videos whose source went
+# missing (never exported).
+EXPORTABLE_SQL = (
+    "SELECT video_id, clip_id FROM clips WHERE passed "
+    "AND video_id NOT IN (SELECT video_id FROM videos WHERE status = 'missing')"
+)
+
+
 def export_problems(store: Store, export_files: Sequence[Path]) -> list[str]:
-    """The export files together hold exactly the corpus's passing clips."""
+    """The export files together hold exactly the corpus's exportable clips."""
     exported = _exported_ids(export_files)
     if isinstance(exported, list):
         return exported
-    passing = {row["clip_id"] for row in store.query("SELECT clip_id FROM clips WHERE passed")}
+    passing = {row["clip_id"] for row in store.query(EXPORTABLE_SQL)}
     return _compare(exported, passing)
 
 
 def video_export_problems(
     store: Store, export_dir: Path, video_ids: Sequence[str]
 ) -> dict[str, list[str]]:
-    """Per video: its export file ``<export_dir>/<video_id>.json`` holds exactly its passing
-    clips. One query for all the videos."""
+    """Per video: its export file ``<export_dir>/<video_id>.json`` holds exactly its
+    exportable clips. One query for all the videos."""
     passing: dict[str, set[str]] = {video: set() for video in video_ids}
     rows = store.query(
-        "SELECT video_id, clip_id FROM clips WHERE passed AND video_id IN (SELECT unnest(:ids))",
-        {"ids": list(video_ids)},
+        f"{EXPORTABLE_SQL} AND video_id IN (SELECT unnest(:ids))", {"ids": list(video_ids)}
     )
     for row in rows:
         passing[row["video_id"]].add(row["clip_id"])

@@ -25,6 +25,7 @@ from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.model_stages import build_model_stage
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
+from talkvid_assets.defs.removal import remove_videos
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.scale import executor_from_env
@@ -65,7 +66,7 @@ def build_definitions(home: Path) -> Definitions:
             review_calibration,
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
-        jobs=[curate_job],
+        jobs=[curate_job, remove_videos],
         sensors=[inbox_sensor, config_sensor, automation_sensor],
         resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),

@@ -17,14 +17,10 @@ from dagster import (
 )
 
 from talkvid_assets.core import validation
+from talkvid_assets.core.export import DATASET_FILE, VIDEO_EXPORT_DIR
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.exports import (
-    DATASET_FILE,
-    JUDGED_AT,
-    VIDEO_EXPORT_DIR,
-    latest_judging,
-)
+from talkvid_assets.defs.exports import JUDGED_AT, latest_judging
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.per_partition import check_partitions, problem_metadata
 from talkvid_assets.defs.resources import TalkvidResource

@@ -15,9 +15,14 @@ from dagster import (
     asset,
 )
 
-from talkvid_assets.core.clip_files import cut_passing_clips
+from talkvid_assets.core.clip_files import CLIPS_DIR, cut_passing_clips
 from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
-from talkvid_assets.core.export import write_records
+from talkvid_assets.core.export import (
+    DATASET_FILE,
+    FIXED_FRAMES_DIR,
+    VIDEO_EXPORT_DIR,
+    write_records,
+)
 from talkvid_assets.core.fixed_frames import DEFAULT_WINDOW_FRAMES, window_records
 from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
@@ -26,13 +31,9 @@ from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
-VIDEO_EXPORT_DIR = "exports/talkvid"
-FIXED_FRAMES_DIR = "exports/fixed_frames"
-CLIPS_DIR = "clips"
 DATASET = "talkvid_dataset"
 # Assets tagged so are left out of curation runs and automation: materialized on request only.
 ON_DEMAND_TAG = "talkvid/on_demand"
-DATASET_FILE = "exports/talkvid.json"
 # The dataset's metadata: when the latest verdict it may include was written (epoch seconds).
 JUDGED_AT = "judged_at"
 
@@ -112,11 +113,14 @@ def build_exports() -> list[AssetsDefinition]:
         """``clips/<clip_id>.mp4`` under the home (H.264 + AAC): on demand only, never part of
         a curation run (materialize it from the UI, or run `talkvid cut`)."""
         store = talkvid.store()
-        made = cut_passing_clips(store, store.home / CLIPS_DIR, video_ids=context.partition_keys)
-        modes = Counter(cut.mode for _, cut in made)
+        cuts = cut_passing_clips(store, store.home / CLIPS_DIR, video_ids=context.partition_keys)
+        modes = Counter(cut.mode for _, cut in cuts.made)
+        for clip_id, reason in cuts.skipped:
+            context.log.warning(f"{clip_id} not cut: {reason}")
         return MaterializeResult(
             metadata={
-                "clips": len(made),
+                "clips": len(cuts.made),
+                "skipped": len(cuts.skipped),
                 "stream_copied": modes["copy"],
                 "re_encoded": modes["encode"],
                 "folder": str(store.home / CLIPS_DIR),
