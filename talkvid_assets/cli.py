@@ -318,7 +318,11 @@ def cmd_demo(home: Path) -> bool:
 
 
 def cmd_sql(home: Path, query: str) -> None:
-    """Print the rows of a read-only query over the home's views, tab-separated with a header."""
+    """Print the rows of a read-only query over the home's views, tab-separated with a header.
+
+    Rows are printed as they are fetched; a reader that stops early (``| head -1``) ends the
+    command quietly with exit 0, as ``head`` asked for no more.
+    """
     import sqlalchemy as sa
 
     from talkvid_assets.core.store import Store
@@ -328,13 +332,22 @@ def cmd_sql(home: Path, query: str) -> None:
     try:
         with store.engine().connect() as connection:
             result = connection.execute(sa.text(query))
-            rows = list(result)
             print("\t".join(result.keys()))
+            for row in result:
+                print("\t".join("" if value is None else str(value) for value in row))
+            sys.stdout.flush()
     except sa.exc.DBAPIError as exc:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"SQL error: {first}") from None
-    for row in rows:
-        print("\t".join("" if value is None else str(value) for value in row))
+    except RuntimeError as exc:
+        # DuckDB turns SIGINT during a query into RuntimeError("Query interrupted"); it has
+        # no exception type of its own for that in the public API.
+        if "interrupted" not in str(exc).lower():
+            raise
+        raise KeyboardInterrupt("query interrupted") from None
+    except BrokenPipeError:
+        # stdout's reader is gone: nothing more to say, and nothing to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def cmd_reap(home: Path, run_ids: Sequence[str]) -> None:

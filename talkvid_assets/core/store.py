@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -406,6 +407,7 @@ class Store:
             + table_view_sql(
                 _sql_string(_glob_literal(str(self._table_dir(table)))),
                 FILE_KEYS.get(table, "video_id"),
+                CORPUS,
             )
             for table in TABLES
         ]
@@ -456,8 +458,11 @@ class Store:
 
         Each connection is an in-memory DuckDB with the views made for the home's current path,
         so it works wherever the home was moved and whoever holds ``talkvid.duckdb``. It can
-        read the home's tables and nothing else: file access outside ``tables/``
-        (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and the
+        read the home's tables and nothing else, and it writes nothing anywhere: only SELECT
+        statements run (``COPY ... TO``, ``ATTACH``, ``INSTALL``, ``CREATE`` and ``SET`` are
+        refused by DuckDB's own parser before they run), file access outside ``tables/``
+        (``read_text('/etc/passwd')``) is disabled, DuckDB spills to no temporary directory
+        (by default ``.tmp`` in the working directory, which it would make readable), and the
         configuration is locked so a query cannot turn it back on. A connection holds the
         store's lock shared while it is checked out, so close it when done: a compaction waits
         for it (up to ``COMPACT_TIMEOUT_S``, then leaves the files for a later call).
@@ -477,6 +482,7 @@ class Store:
             with self._lock.shared():  # binding a view reads a footer
                 for statement in views:
                     cursor.execute(statement)
+            cursor.execute("SET temp_directory = ''")
             cursor.execute(f"SET allowed_directories = [{allowed}]")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
@@ -493,6 +499,7 @@ class Store:
                 held.close()
 
         sa.event.listen(engine, "connect", confine)
+        sa.event.listen(engine, "before_cursor_execute", _only_select)
         sa.event.listen(engine, "checkout", hold)
         sa.event.listen(engine, "checkin", release)
         return engine
@@ -571,6 +578,23 @@ class Store:
             for row in self.rows(table, video_id)
         ]
         return fingerprint(rows)
+
+
+def _only_select(*event: Any) -> None:
+    """Refuse a statement that is not a SELECT before DuckDB runs it (SQLAlchemy's
+    ``before_cursor_execute``: connection, cursor, statement, ...). DuckDB's parser says what
+    each statement of the text is, so ``SELECT 1; COPY ...`` is refused as a whole. SHOW,
+    DESCRIBE and SUMMARIZE parse as SELECT; EXPLAIN is refused (``EXPLAIN ANALYZE`` runs
+    its statement)."""
+    statement = event[2]
+    try:
+        kinds = {parsed.type for parsed in duckdb.extract_statements(statement)}
+    except duckdb.Error:
+        return  # DuckDB reports the syntax error itself when it runs the text
+    refused = kinds - {duckdb.StatementType.SELECT}
+    if refused:
+        names = ", ".join(sorted(kind.name for kind in refused))
+        raise duckdb.PermissionException(f"SQL over a home is read-only: {names} refused")
 
 
 def _glob_literal(path: str) -> str:
