@@ -26,36 +26,11 @@ if TYPE_CHECKING:
 # copy in progress named `.part`, `.crdownload` or `.tmp`, a hidden rsync temporary) is left
 # alone, so a stray file never becomes a rejected video; `talkvid ingest` names files itself
 # and takes any (a file that is no video gets a row with the reason).
-VIDEO_SUFFIXES = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".qt",
-        ".3gp",
-        ".3g2",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mpg",
-        ".mpeg",
-        ".mpe",
-        ".m2v",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".flv",
-        ".f4v",
-        ".wmv",
-        ".asf",
-        ".ogv",
-        ".vob",
-        ".mxf",
-        ".dv",
-        ".divx",
-        ".y4m",
-    ]
-)
+VIDEO_SUFFIXES = frozenset((
+    ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
+    ".mpe", ".m2v", ".ts", ".mts", ".m2ts", ".flv", ".f4v", ".wmv", ".asf", ".ogv", ".vob",
+    ".mxf", ".dv", ".divx", ".y4m",
+))  # fmt: skip
 KEY_HEX_DIGITS = 16  # 64 bits of SHA-256: collisions are not a concern at dataset scale
 CHUNK_BYTES = 1 << 20  # the deadline is checked between reads of this size (~1 ms each)
 REMEMBERED_DIGESTS = 4096
