@@ -118,3 +118,31 @@ def test_ingest_records_labels_and_refuses_a_bad_manifest_in_one_line(folder, tm
     (labels,) = Store(home).query("SELECT * FROM labels")
     assert (labels["gender"], labels["language"], labels["manifest_row"]) == ("Male", "Thai", 1)
     assert labels["manifest"] == str(good)
+
+
+def test_a_folder_row_does_not_follow_a_link_out_of_its_folder(folder, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the pipeline")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "passwd.mp4").symlink_to(secret)
+    (folder / "inside.mp4").symlink_to(folder / "talk_demo.mp4")  # a link that stays inside
+    manifest = write(folder / "m.csv", "path", ".")
+    with pytest.raises(ManifestError, match=r"m.csv:2: .*passwd.mp4.* is outside"):
+        read_manifest(manifest)
+    (folder / "sub" / "passwd.mp4").unlink()
+    rows = read_manifest(manifest)
+    assert {row.path for row in rows} == {
+        folder / "talk_demo.mp4",
+        folder / "carphone_pristine.mp4",
+        folder / "m.csv",
+    }
+    home = tmp_path / "home"
+    (folder / "sub" / "passwd.mp4").symlink_to(secret)
+    refused = run(
+        [TALKVID, "--home", home, "ingest", "--manifest", manifest], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "is outside" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (home / "tables" / "sources").exists() or not list(
+        (home / "tables" / "sources").glob("[0-9a-f]*.parquet")
+    )

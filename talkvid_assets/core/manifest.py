@@ -32,6 +32,7 @@ from talkvid_assets.core.bench import (
     LANGUAGES,
     OTHER_LANGUAGE,
 )
+from talkvid_assets.core.ingest import discover
 
 LABEL_COLUMNS = (
     "video_link",
@@ -81,7 +82,7 @@ def read_manifest(path: Path, allowed_roots: Sequence[Path] = ()) -> list[Manife
         raise ManifestError(f"cannot read manifest {path}: {detail}") from None
     raw_rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text)
     roots = [path.parent.resolve(), *(Path(root).resolve() for root in allowed_roots)]
-    return [_validated(path, number, raw, roots) for number, raw in raw_rows]
+    return [row for number, raw in raw_rows for row in _validated(path, number, raw, roots)]
 
 
 def _key(name: str) -> str:
@@ -138,18 +139,32 @@ def _check_columns(path: Path, names: Sequence[str], row: int | None = None) -> 
 
 def _validated(
     manifest: Path, number: int, raw: Mapping[str, Any], roots: Sequence[Path]
-) -> ManifestRow:
+) -> list[ManifestRow]:
+    """The row's sources: its file, or every file below its folder, each resolved (symlinks
+    followed) and checked against ``roots`` on its own, so a link inside an allowed folder
+    cannot lead out of it."""
     where = f"{manifest}:{number}"
     given = raw.get("path")
     if not isinstance(given, str) or not given.strip():
         raise ManifestError(f"{where}: empty path")
-    resolved = (manifest.parent / given.strip()).resolve()
+    resolved = _inside(where, manifest.parent / given.strip(), roots, repr(given))
+    files = [resolved]
+    if resolved.is_dir():
+        files = [
+            _inside(where, found, roots, f"{str(found)!r} (below {given!r})")
+            for found in discover([resolved])
+        ]
+    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
+    return [ManifestRow(number, file, labels) for file in files]
+
+
+def _inside(where: str, path: Path, roots: Sequence[Path], shown: str) -> Path:
+    resolved = path.resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ManifestError(
-            f"{where}: {given!r} is outside the manifest's folder and the allowed source_roots"
+            f"{where}: {shown} is outside the manifest's folder and the allowed source_roots"
         )
-    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
-    return ManifestRow(number, resolved, labels)
+    return resolved
 
 
 def _label(where: str, column: str, value: Any) -> str | None:
