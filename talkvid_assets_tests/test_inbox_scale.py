@@ -20,6 +20,7 @@ from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.sensors import (
     BUDGET_ENV,
     HASH_BYTES_PER_S,
+    INBOX_FILE_TAG,
     PENDING_CAP,
     QUIET_ENV,
     inbox_ingest,
@@ -269,3 +270,17 @@ def test_stray_files_and_copies_in_progress_are_left_alone(inbox):
     inbox.tick()
     inbox.tick()
     assert inbox.partitions() == {video_key(SAMPLES / "talk_demo.mp4")}
+
+
+def test_a_huge_file_never_holds_up_a_small_video_dropped_with_it(inbox):
+    huge = drop(inbox.folder / "a huge talk.mp4", b"huge", 64 * 2**30)  # sparse: 64 GiB
+    small = inbox.folder / "small.mp4"
+    small.write_bytes((SAMPLES / "talk_demo.mp4").read_bytes())
+    os.utime(huge, ns=(1, 1))  # the oldest, first in line
+    inbox.tick()
+    result = inbox.tick()
+    assert inbox.partitions() == {video_key(small)}
+    assert [request.tags[INBOX_FILE_TAG] for request in result.run_requests] == [
+        f"{huge}:{64 * 2**30}:1"
+    ]
+    assert max(inbox.seconds) < 10, inbox.seconds
