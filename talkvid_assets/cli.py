@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -430,8 +430,9 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
-    """Replace this process with `dagster dev` on the home's instance and the project workspace."""
+def cmd_dev(home: Path, host: str, port: int) -> int:
+    """Run `dagster dev` on the home's instance and the project workspace, tied to this
+    process (talkvid_assets.dev_process): it stops when this process stops, however."""
     from talkvid_assets.core.config import load_config
     from talkvid_assets.launch import instance_dir, set_pool_limits
 
@@ -443,8 +444,9 @@ def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
         set_pool_limits(instance, home)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
-    argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
-    os.execv(argv[0], argv)
+    from talkvid_assets.dev_process import run_tied
+
+    return run_tied([str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -529,7 +531,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     elif args.command == "reap":
         cmd_reap(home, args.run_ids)
     elif args.command == "dev":
-        cmd_dev(home, args.host, args.port)
+        return cmd_dev(home, args.host, args.port)
     elif args.command == "review":
         cmd_review(home, args.action, args.path, args.per_side)
     elif args.command == "models":
