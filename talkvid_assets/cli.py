@@ -410,7 +410,7 @@ def cmd_review(home: Path, action: str, path: Path, per_side: int) -> None:
             f"`talkvid review import {written}`"
         )
         return
-    print(f"imported {import_review(store, path)} verdict(s)")
+    print(f"imported {import_review(store, load_config(home), path)} verdict(s)")
     print("check\tlabels\tprecision\trecall")
     for row in calibration(store):
         shown = ["-" if row[k] is None else f"{row[k]:.2f}" for k in ("precision", "recall")]
