@@ -62,10 +62,14 @@ def _store(home: Path) -> Store:
 def _read_manifest(path: Path) -> list[str]:
     """One source path per line; blank lines and `#` comments are ignored."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read manifest {path}: {exc.strerror}") from None
-    lines = (line.strip() for line in text.splitlines())
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise UserError(f"cannot read manifest {path}: {detail}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    for number, line in enumerate(lines, start=1):
+        if "\0" in line:
+            raise UserError(f"{path}:{number}: the path contains a NUL byte")
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -146,3 +146,41 @@ def test_a_folder_row_does_not_follow_a_link_out_of_its_folder(folder, tmp_path)
     assert not (home / "tables" / "sources").exists() or not list(
         (home / "tables" / "sources").glob("[0-9a-f]*.parquet")
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("m.jsonl", '{"path": "talk_demo.mp4\\u0000.txt"}\n', "m.jsonl:1: the path contains a NUL"),
+        ("m.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", "m.jsonl:1: JSON nested too deep"),
+        ("m.txt", "talk_demo.mp4\0evil\n", "m.txt:1: the path contains a NUL byte"),
+        (
+            "m.csv",
+            "path,person_id\ntalk_demo.mp4,alice\ncarphone_pristine.mp4,\ntalk_demo.mp4,bob\n",
+            "m.csv:4: " + "{folder}/talk_demo.mp4 is also row 2, with another person_id "
+            "('bob' here, 'alice' there)",
+        ),
+    ],
+)
+def test_a_hostile_manifest_is_one_line(folder, tmp_path, name, content, message):
+    manifest = folder / name
+    manifest.write_text(content)
+    refused = run(
+        [TALKVID, "--home", tmp_path / "home", "ingest", "--manifest", manifest],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert message.format(folder=folder) in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+def test_a_bom_nan_and_repeated_rows_read_as_meant(folder):
+    csv_file = folder / "m.csv"
+    csv_file.write_text("\ufeffpath,gender\ntalk_demo.mp4,Male\ntalk_demo.mp4,Male\n")
+    (row,) = read_manifest(csv_file)
+    assert row.labels["gender"] == "Male"
+    lines = folder / "m.jsonl"
+    lines.write_text('{"path": "talk_demo.mp4", "person_id": NaN, "licence": "CC-BY"}\n')
+    (row,) = read_manifest(lines)
+    assert row.labels["person_id"] is None and row.labels["licence"] == "CC-BY"

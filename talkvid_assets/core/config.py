@@ -238,6 +238,8 @@ def load_config(home: Path) -> CurationConfig:
         problem = getattr(exc, "problem", None)
         detail = f": {problem}" if problem else ""
         raise ConfigError(f"{path}: not valid YAML{where}{detail}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deep") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     try:
