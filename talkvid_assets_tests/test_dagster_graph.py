@@ -99,7 +99,10 @@ def test_sources_without_audio_are_scored_and_fail_the_voice_check(curated):
     store, _, keys, _ = curated
     (clip,) = clips_of(store, keys["carphone_pristine.mp4"])
     assert clip["speech_ratio"] is None and clip["avg_resolution"] is not None
-    assert "speech_ratio missing: no audio track" in clip["reject_reasons"]
+    assert (
+        "speech_ratio missing: no audio track or no decodable audio (decode_reports)"
+        in clip["reject_reasons"]
+    )
 
 
 def test_export_is_talkvid_records_of_passing_clips(curated):
