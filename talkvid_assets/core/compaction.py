@@ -46,6 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from talkvid_assets.core.durable import fsync_path
+
 SCHEMA_FILE = "_schema.parquet"
 COMPACTED = "_compacted"  # the link to the current generation
 PART_PREFIX = "part-"
@@ -197,11 +199,13 @@ def atomic_parquet(
     os.close(descriptor)
     try:
         pq.write_table(data, temporary)
+        fsync_path(temporary)
         with guard() if guard else nullcontext():
             os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_path(path.parent)
 
 
 def read_file(path: Path) -> pa.Table:
@@ -425,6 +429,8 @@ def _merge(
             pq.write_table(rows.slice(start, stop - start), path, row_group_size=ROW_GROUP_ROWS)
             # The newest row it holds was written then (defs.exports reads verdict times).
             os.utime(path, ns=(newest, newest))
+            fsync_path(path)
+        fsync_path(target)
         _commit(folder, target, identities, lock, timeout_s)
     except BaseException:
         if generation(folder) != target:
@@ -487,6 +493,7 @@ def _commit(
                     pass
     finally:
         link.unlink(missing_ok=True)
+    fsync_path(folder)  # the new link, and the merged partition files gone, on the disk
     # Every reader that could see an older generation held the lock, and has let it go.
     for stale in folder.glob(f"{COMPACTED}.*"):
         if stale.is_dir() and stale.name != target.name:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from talkvid_assets.core.durable import fsync_path, write_atomic
+
 CHUNK = 1 << 20
 READ_TIMEOUT_S = 30.0  # one read; FetchLimits.deadline_s bounds the whole file
 
@@ -236,7 +238,9 @@ def _unpack(model: Model, folder: Path, paths: list[Path], limits: FetchLimits) 
                     except BaseException:
                         partial.unlink(missing_ok=True)
                         raise
+                    fsync_path(partial)
                     os.replace(partial, folder / name)
+                    fsync_path(folder)
 
 
 def _copy_capped(source: IO[bytes], out: IO[bytes], written: int, cap: int, archive: Path) -> int:
@@ -277,9 +281,10 @@ def _fetch_file(
     if expected is not None and digest != expected:
         partial.unlink()
         raise FetchError(f"{file.name} from {url}: sha256 {digest} does not match {expected}")
+    fsync_path(partial)
     os.replace(partial, target)
     if expected is None:
-        recorded.write_text(digest + "\n")
+        write_atomic(recorded, (digest + "\n").encode())
         report(f"{target}: unpinned, recorded sha256 {digest}")
     else:
         report(f"{target}: sha256 verified")

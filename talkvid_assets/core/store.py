@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ from talkvid_assets.core.compaction import (
     table_view_sql,
 )
 from talkvid_assets.core.config import fingerprint
+from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
 from talkvid_assets.core.stages import CPU_PARTS, STAGES
@@ -620,19 +620,3 @@ def _recorded_layout(marker: Path) -> dict[str, Any]:
         return json.loads(marker.read_text())
     except (FileNotFoundError, ValueError):
         return {}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temporary file and a rename, so a
-    reader never sees half a file and concurrent writers never share a temporary name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
