@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -63,10 +63,14 @@ def _store(home: Path) -> Store:
 def _read_manifest(path: Path) -> list[str]:
     """One source path per line; blank lines and `#` comments are ignored."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise UserError(f"cannot read manifest {path}: {exc.strerror}") from None
-    lines = (line.strip() for line in text.splitlines())
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise UserError(f"cannot read manifest {path}: {detail}") from None
+    lines = [line.strip() for line in text.splitlines()]
+    for number, line in enumerate(lines, start=1):
+        if "\0" in line:
+            raise UserError(f"{path}:{number}: the path contains a NUL byte")
     return [line for line in lines if line and not line.startswith("#")]
 
 
@@ -458,7 +462,11 @@ def demo_banner(overrides: Mapping[str, float]) -> str:
 
 
 def cmd_sql(home: Path, query: str) -> None:
-    """Print the rows of a read-only query over the home's views, tab-separated with a header."""
+    """Print the rows of a read-only query over the home's views, tab-separated with a header.
+
+    Rows are printed as they are fetched; a reader that stops early (``| head -1``) ends the
+    command quietly with exit 0, as ``head`` asked for no more.
+    """
     import sqlalchemy as sa
 
     from talkvid_assets.core.store import Store
@@ -468,13 +476,22 @@ def cmd_sql(home: Path, query: str) -> None:
     try:
         with store.engine().connect() as connection:
             result = connection.execute(sa.text(query))
-            rows = list(result)
             print("\t".join(result.keys()))
+            for row in result:
+                print("\t".join(_cell(value) for value in row))
+            sys.stdout.flush()
     except sa.exc.DBAPIError as exc:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"SQL error: {first}") from None
-    for row in rows:
-        print("\t".join(_cell(value) for value in row))
+    except RuntimeError as exc:
+        # DuckDB turns SIGINT during a query into RuntimeError("Query interrupted"); it has
+        # no exception type of its own for that in the public API.
+        if "interrupted" not in str(exc).lower():
+            raise
+        raise KeyboardInterrupt("query interrupted") from None
+    except BrokenPipeError:
+        # stdout's reader is gone: nothing more to say, and nothing to flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _cell(value: object) -> str:
@@ -547,7 +564,7 @@ def cmd_review(home: Path, action: str, path: Path, per_side: int) -> None:
             f"`talkvid review import {written}`"
         )
         return
-    print(f"imported {import_review(store, path)} verdict(s)")
+    print(f"imported {import_review(store, load_config(home), path)} verdict(s)")
     print("check\tlabels\tprecision\trecall")
     for row in calibration(store):
         shown = ["-" if row[k] is None else f"{row[k]:.2f}" for k in ("precision", "recall")]
@@ -567,8 +584,9 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
-    """Replace this process with `dagster dev` on the home's instance and the project workspace."""
+def cmd_dev(home: Path, host: str, port: int) -> int:
+    """Run `dagster dev` on the home's instance and the project workspace, tied to this
+    process (talkvid_assets.dev_process): it stops when this process stops, however."""
     from talkvid_assets.core.config import load_config
     from talkvid_assets.launch import instance_dir, set_pool_limits
 
@@ -580,10 +598,11 @@ def cmd_dev(home: Path, host: str, port: int) -> NoReturn:
         set_pool_limits(instance, home)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
     dagster = Path(sys.executable).with_name("dagster")
-    argv = [str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)]
+    from talkvid_assets.dev_process import run_tied
+
     shown = f"[{host}]" if ":" in host else host
     print(f"Dagster UI for {home}: open http://{shown}:{port} once it is up", flush=True)
-    os.execv(argv[0], argv)
+    return run_tied([str(dagster), "dev", "-h", host, "-p", str(port), "-w", str(workspace)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -687,7 +706,7 @@ def _run(args: argparse.Namespace, home: Path) -> int:
     elif args.command == "reap":
         cmd_reap(home, args.run_ids)
     elif args.command == "dev":
-        cmd_dev(home, args.host, args.port)
+        return cmd_dev(home, args.host, args.port)
     elif args.command == "review":
         cmd_review(home, args.action, args.path, args.per_side)
     elif args.command == "models":

@@ -55,7 +55,10 @@ def clips_of(store, video_id):
 def test_readable_problem_files_are_curated_and_told_why_they_fail(outcome):
     store, _, _, _, by_kind = outcome
     (silent,) = clips_of(store, by_kind["no_audio"]["video_id"])
-    assert "speech_ratio missing: no audio track" in silent["reject_reasons"]
+    assert (
+        "speech_ratio missing: no audio track or no decodable audio (decode_reports)"
+        in silent["reject_reasons"]
+    )
     (short,) = clips_of(store, by_kind["two_seconds"]["video_id"])
     assert short["reject_reasons"][0] == "duration_s=1.6 (needs > 5.0)"
     assert short["quality_score"] is not None

@@ -1,6 +1,10 @@
 """curation.yaml: documented defaults, validation with one clear line, parts (observed by
 Dagster) that follow exactly what an edit changes."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from talkvid_assets.core.config import (
@@ -74,3 +78,54 @@ def test_an_edit_changes_only_the_parts_it_decides():
     assert changed_parts(demo, CurationConfig(profile="demo", bench_seed=3)) == {"bench"}
     assert "prefilter" in changed_parts(demo, CurationConfig())
     assert CurationConfig(profile="demo").digest != CurationConfig().digest
+
+
+ALIAS_BOMB = "\n".join(  # nine levels of nine: 387 million strings
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [
+        f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]"
+        for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    + ["inbox: *i"]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (ALIAS_BOMB.encode(), "aliases (*name) are not allowed"),
+        (b"profile: [demo]\n", "unknown profile ['demo']"),
+        (b"backends: {quality: [dover]}\n", "unknown quality backend ['dover']"),
+        (b"device: [cpu]\n", "device must be one of"),
+        (b"profile: demo\n# caf\xe9 in Latin-1\n", "not UTF-8 text (byte 20)"),
+        (b"gpu_slots: 1001\n", "gpu_slots must be a whole number from 1 to 1000"),
+        (b"inbox: ['.']\n", "inbox '.' holds this home itself"),
+        (b"inbox: [/]\n", "inbox '/' holds this home itself"),
+        (b"inbox: [exports/incoming]\n", "inside the home's own exports/ folder"),
+        (b"1: x\nfoo: y\n", "unknown setting 'foo'"),
+    ],
+)
+def test_a_hostile_curation_yaml_is_one_line(tmp_path, text, message):
+    (tmp_path / "curation.yaml").write_bytes(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_inbox_beside_the_homes_own_folders_is_accepted(tmp_path):
+    configure(tmp_path, "demo", inbox=f"[inbox, drops/today, {tmp_path.parent / 'elsewhere'}]")
+    assert len(load_config(tmp_path).inbox) == 3
+
+
+@pytest.mark.parametrize("command", [["config"], ["curate"], ["dev", "--port", "0"]])
+def test_config_curate_and_dev_refuse_a_hostile_file_in_one_line(tmp_path, command):
+    (tmp_path / "curation.yaml").write_bytes(b"profile: [demo]\nbackends: \xff\n")
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "talkvid"), "--home", str(tmp_path), *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -99,7 +99,10 @@ def test_sources_without_audio_are_scored_and_fail_the_voice_check(curated):
     store, _, keys, _ = curated
     (clip,) = clips_of(store, keys["carphone_pristine.mp4"])
     assert clip["speech_ratio"] is None and clip["avg_resolution"] is not None
-    assert "speech_ratio missing: no audio track" in clip["reject_reasons"]
+    assert (
+        "speech_ratio missing: no audio track or no decodable audio (decode_reports)"
+        in clip["reject_reasons"]
+    )
 
 
 def test_export_is_talkvid_records_of_passing_clips(curated):
@@ -249,7 +252,7 @@ def test_review_round_trip_gives_each_checks_precision_and_recall(curated, tmp_p
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    assert import_review(store, path) == len(rows)
+    assert import_review(store, load_config(store.home), path) == len(rows)
     report = {row["check"]: row for row in calibration(store)}
     passes = sum(row["automatic"] == "pass" for row in speech)
     assert report["speech_ratio"]["precision"] == pytest.approx((passes - 1) / passes)
@@ -263,7 +266,75 @@ def test_review_round_trip_gives_each_checks_precision_and_recall(curated, tmp_p
     assert event.metadata["labels"].value == len(rows)
     path.write_text("clip_id,check,human\nx,quality_score,maybe\n")
     with pytest.raises(ReviewError, match=r"review.csv:2: human must be pass or fail"):
-        import_review(store, path)
+        import_review(store, load_config(store.home), path)
+
+
+def _exported_review(store: Store, folder: Path) -> tuple[Path, list[dict]]:
+    import csv
+
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.review import export_review
+
+    path = export_review(store, load_config(store.home), folder, per_side=1)
+    return path, list(csv.DictReader(path.open()))
+
+
+def _write_review(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or list(rows[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_review_import_recomputes_the_automatic_verdict(curated, tmp_path):
+    from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.review import calibration, import_review
+
+    store = curated[0]
+    path, rows = _exported_review(store, tmp_path)
+    for row in rows:  # people agree with every check; the file's automatic column was edited
+        row["human"] = row["automatic"]
+        row["automatic"] = "fail" if row["automatic"] == "pass" else "pass"
+    _write_review(path, rows)
+    assert import_review(store, load_config(store.home), path) == len(rows)
+    for report in calibration(store):
+        assert report["precision"] in (1.0, None) and report["recall"] in (1.0, None), report
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rows: rows[0].update(clip_id="ffffffffffffffff-0042"), "no clip 'ffff"),
+        (lambda rows: rows[0].update(check="passed"), "is not judged on 'passed'"),
+        (lambda rows: rows.append({**rows[0], "human": "fail"}), "'fail' here and 'pass' on row 2"),
+        ("no human column", "no 'human' column"),
+        ("unterminated quote", "not valid CSV"),
+    ],
+)
+def test_review_import_refuses_what_it_cannot_file_in_one_line(
+    curated, tmp_path, capsys, edit, message
+):
+    from talkvid_assets.cli import main
+
+    store = curated[0]
+    path, rows = _exported_review(store, tmp_path)
+    for row in rows:
+        row["human"] = "pass"
+    before = store.rows("review_labels", "corpus")
+    if edit == "no human column":
+        _write_review(path, rows, ["clip_id", "check", "automatic"])
+    elif edit == "unterminated quote":
+        _write_review(path, rows)
+        path.write_text(path.read_text() + '"x-0000,quality_score,1,1,pass,s.png,pass\n')
+    else:
+        edit(rows)
+        _write_review(path, rows)
+    assert main(["--home", str(store.home), "review", "import", str(path)]) == 1
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1, error
+    assert store.rows("review_labels", "corpus") == before
 
 
 def test_segments_materializations_show_where_the_cpu_went(curated):

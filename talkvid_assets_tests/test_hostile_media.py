@@ -371,3 +371,44 @@ def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path):
     expected = clean.query(f"{CLIP_TABLE} ORDER BY clip_id")
     assert expected
     assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
+
+
+def undecodable_audio(source: Path, path: Path, kept: int) -> Path:
+    """``source`` remuxed with random bytes in every audio packet except the ``kept``-th: a
+    stream that demuxes fine and mostly does not decode."""
+    rng = np.random.default_rng(0)
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        video, audio = inp.streams.video[0], inp.streams.audio[0]
+        targets = {
+            video.index: out.add_stream_from_template(video),
+            audio.index: out.add_stream_from_template(audio),
+        }
+        number = 0
+        for packet in inp.demux(video, audio):
+            if packet.dts is None:
+                continue
+            target = targets[packet.stream.index]
+            if packet.stream.type == "audio":
+                number += 1
+                if number != kept:
+                    noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
+                    for name in ("pts", "dts", "time_base", "duration"):
+                        setattr(noise, name, getattr(packet, name))
+                    packet = noise
+            packet.stream = target
+            out.mux(packet)
+    return path
+
+
+def test_mostly_undecodable_audio_is_no_speech_measurement(tmp_path):
+    path = undecodable_audio(SAMPLES / "talk_demo.mp4", tmp_path / "noise.mp4", kept=700)
+    store = Store(tmp_path / "home")
+    with project_instance(tmp_path / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, [path])
+    assert all(run.success for run in outcomes)
+    key = keys[path]
+    (report,) = store.rows("decode_reports", key)
+    assert "speech not measured: 749 of 751 audio packets undecodable" in report["note"]
+    clips = clips_of(store, key)
+    assert clips and all(clip["speech_ratio"] is None for clip in clips), clips
+    assert all("no decodable audio" in " ".join(clip["reject_reasons"]) for clip in clips)

@@ -20,11 +20,14 @@ from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.sensors import (
     BUDGET_ENV,
     HASH_BYTES_PER_S,
+    INBOX_FILE_TAG,
     PENDING_CAP,
+    QUIET_ENV,
     inbox_ingest,
     inbox_sensor,
 )
 from talkvid_assets_tests.conftest import configure, project_instance
+from talkvid_assets_tests.media import SAMPLES
 
 
 class Inbox:
@@ -62,7 +65,8 @@ class Inbox:
 
 
 @pytest.fixture
-def inbox(tmp_path):
+def inbox(tmp_path, monkeypatch):
+    monkeypatch.setenv(QUIET_ENV, "0")  # two looks settle a file; the quiet period has its test
     home = tmp_path / "home"
     configure(home)
     (home / "inbox").mkdir()
@@ -226,3 +230,57 @@ def test_the_same_bytes_under_two_names_give_one_partition(inbox):
         assert not result.dynamic_partitions_requests and not result.run_requests
     assert inbox.partitions() == {key}
     assert inbox.pending() == {}
+
+
+def test_a_copy_that_stalls_halfway_is_not_taken_until_complete(inbox):
+    whole = (SAMPLES / "talk_demo.mp4").read_bytes()  # moov after mdat, as most encoders write
+    path = inbox.folder / "talk.mp4"
+    for cut in (len(whole) // 2, len(whole) - 100):  # half the media; all but part of moov
+        path.write_bytes(whole[:cut])
+        for _ in range(3):  # settled by size and mtime, yet its container is incomplete
+            result = inbox.tick()
+        assert inbox.partitions() == set() and not result.run_requests
+        assert "1 incomplete" in result.skip_reason.skip_message
+    path.write_bytes(whole)
+    inbox.tick()
+    inbox.tick()
+    assert inbox.partitions() == {video_key(SAMPLES / "talk_demo.mp4")}
+
+
+def test_a_stalled_copy_of_an_undeclared_container_waits_out_the_quiet_period(inbox, monkeypatch):
+    monkeypatch.setenv(QUIET_ENV, "3")
+    path = drop(inbox.folder / "talk.mkv", b"a Matroska file has no declared length")
+    for _ in range(3):
+        inbox.tick()
+    assert inbox.partitions() == set()
+    time.sleep(3.5)
+    inbox.tick()
+    assert inbox.partitions() == {video_key(path)}
+
+
+def test_stray_files_and_copies_in_progress_are_left_alone(inbox):
+    drop(inbox.folder / "README.txt", b"notes about these videos")
+    drop(inbox.folder / "cover.jpg", b"not a video either")
+    part = drop(inbox.folder / "talk.mp4.part", (SAMPLES / "talk_demo.mp4").read_bytes())
+    for _ in range(3):
+        inbox.tick()
+    assert inbox.partitions() == set()
+    assert inbox.store.query("SELECT count(*) AS n FROM sources") == [{"n": 0}]
+    part.rename(inbox.folder / "talk.mp4")  # the atomic-rename convention
+    inbox.tick()
+    inbox.tick()
+    assert inbox.partitions() == {video_key(SAMPLES / "talk_demo.mp4")}
+
+
+def test_a_huge_file_never_holds_up_a_small_video_dropped_with_it(inbox):
+    huge = drop(inbox.folder / "a huge talk.mp4", b"huge", 64 * 2**30)  # sparse: 64 GiB
+    small = inbox.folder / "small.mp4"
+    small.write_bytes((SAMPLES / "talk_demo.mp4").read_bytes())
+    os.utime(huge, ns=(1, 1))  # the oldest, first in line
+    inbox.tick()
+    result = inbox.tick()
+    assert inbox.partitions() == {video_key(small)}
+    assert [request.tags[INBOX_FILE_TAG] for request in result.run_requests] == [
+        f"{huge}:{64 * 2**30}:1"
+    ]
+    assert max(inbox.seconds) < 10, inbox.seconds

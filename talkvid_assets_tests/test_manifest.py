@@ -120,3 +120,69 @@ def test_ingest_records_labels_and_refuses_a_bad_manifest_in_one_line(folder, tm
     (labels,) = Store(home).query("SELECT * FROM labels")
     assert (labels["gender"], labels["language"], labels["manifest_row"]) == ("Male", "Thai", 1)
     assert labels["manifest"] == str(good)
+
+
+def test_a_folder_row_does_not_follow_a_link_out_of_its_folder(folder, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the pipeline")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "passwd.mp4").symlink_to(secret)
+    (folder / "inside.mp4").symlink_to(folder / "talk_demo.mp4")  # a link that stays inside
+    manifest = write(folder / "m.csv", "path", ".")
+    with pytest.raises(ManifestError, match=r"m.csv:2: .*passwd.mp4.* is outside"):
+        read_manifest(manifest)
+    (folder / "sub" / "passwd.mp4").unlink()
+    rows = read_manifest(manifest)
+    assert {row.path for row in rows} == {
+        folder / "talk_demo.mp4",
+        folder / "carphone_pristine.mp4",
+        folder / "m.csv",
+    }
+    home = tmp_path / "home"
+    (folder / "sub" / "passwd.mp4").symlink_to(secret)
+    refused = run(
+        [TALKVID, "--home", home, "ingest", "--manifest", manifest], capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "is outside" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (home / "tables" / "sources").exists() or not list(
+        (home / "tables" / "sources").glob("[0-9a-f]*.parquet")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("m.jsonl", '{"path": "talk_demo.mp4\\u0000.txt"}\n', "m.jsonl:1: the path contains a NUL"),
+        ("m.jsonl", "[" * 100_000 + "]" * 100_000 + "\n", "m.jsonl:1: JSON nested too deep"),
+        ("m.txt", "talk_demo.mp4\0evil\n", "m.txt:1: the path contains a NUL byte"),
+        (
+            "m.csv",
+            "path,person_id\ntalk_demo.mp4,alice\ncarphone_pristine.mp4,\ntalk_demo.mp4,bob\n",
+            "m.csv:4: " + "{folder}/talk_demo.mp4 is also row 2, with another person_id "
+            "('bob' here, 'alice' there)",
+        ),
+    ],
+)
+def test_a_hostile_manifest_is_one_line(folder, tmp_path, name, content, message):
+    manifest = folder / name
+    manifest.write_text(content)
+    refused = run(
+        [TALKVID, "--home", tmp_path / "home", "ingest", "--manifest", manifest],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert message.format(folder=folder) in refused.stderr, refused.stderr
+    assert refused.stderr.count("\n") == 1 and "Traceback" not in refused.stderr
+
+
+def test_a_bom_nan_and_repeated_rows_read_as_meant(folder):
+    csv_file = folder / "m.csv"
+    csv_file.write_text("\ufeffpath,gender\ntalk_demo.mp4,Male\ntalk_demo.mp4,Male\n")
+    (row,) = read_manifest(csv_file)
+    assert row.labels["gender"] == "Male"
+    lines = folder / "m.jsonl"
+    lines.write_text('{"path": "talk_demo.mp4", "person_id": NaN, "licence": "CC-BY"}\n')
+    (row,) = read_manifest(lines)
+    assert row.labels["person_id"] is None and row.labels["licence"] == "CC-BY"

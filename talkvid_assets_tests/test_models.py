@@ -6,15 +6,24 @@ from __future__ import annotations
 import hashlib
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from subprocess import run
 
 import pytest
 
-from talkvid_assets.core.models import FetchError, Model, WeightFile, fetch, get_model
+from talkvid_assets.core.models import (
+    FetchError,
+    FetchLimits,
+    Model,
+    WeightFile,
+    fetch,
+    get_model,
+)
 
 TALKVID = Path(sys.executable).parent / "talkvid"
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -133,3 +142,78 @@ def test_models_list_and_a_fetch_without_network_fail_in_one_line(tmp_path):
     assert fetched.stderr.count("\n") == 1, fetched.stderr
     assert fetched.stderr.startswith("talkvid models: cannot download http://127.0.0.1:9/DOVER.pth")
     assert get_model("dover").present(tmp_path / "models") is False
+
+
+class HostileHandler(BaseHTTPRequestHandler):
+    """Misbehaving servers by path: ``/short`` announces more than it sends, ``/endless``
+    sends without end and no length, ``/trickle`` sends one byte every 0.2 s."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.path == "/short":
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])  # then the connection closes
+            return
+        if self.path == "/endless":
+            self.end_headers()
+            with suppress(OSError):
+                while True:
+                    self.wfile.write(PAYLOAD)
+        if self.path == "/trickle":
+            self.send_header("Content-Length", str(len(PAYLOAD)))
+            self.end_headers()
+            with suppress(OSError):
+                for byte in PAYLOAD[:100]:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), HostileHandler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_a_short_body_is_an_error_that_resumes_and_records_no_checksum(hostile, server, tmp_path):
+    folder = tmp_path / "test-model"
+    with pytest.raises(FetchError, match=r"ended at 524,288 of 1,048,576 bytes"):
+        fetch(model_of(WeightFile("w.bin", f"{hostile}/short")), tmp_path, report=print)
+    assert not (folder / "w.bin").exists() and not (folder / "w.bin.sha256").exists()
+    assert (folder / "w.bin.part").stat().st_size == len(PAYLOAD) // 2
+    server.files["w.bin"] = PAYLOAD  # the next fetch resumes where the body ended
+    fetch(model_of(WeightFile("w.bin", url(server, "w.bin"))), tmp_path, report=print)
+    assert server.ranges == [len(PAYLOAD) // 2]
+    assert (folder / "w.bin").read_bytes() == PAYLOAD
+    assert (folder / "w.bin.sha256").read_text().strip() == hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_an_endless_body_stops_at_the_cap_and_a_trickle_at_the_deadline(hostile, tmp_path):
+    limits = FetchLimits(max_bytes=3 * len(PAYLOAD), deadline_s=2.0)
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="more than the cap"):
+        fetch(model_of(WeightFile("e.bin", f"{hostile}/endless")), tmp_path, limits=limits)
+    assert not (tmp_path / "test-model" / "e.bin.sha256").exists()
+    with pytest.raises(FetchError, match="deadline"):
+        fetch(model_of(WeightFile("t.bin", f"{hostile}/trickle")), tmp_path, limits=limits)
+    assert time.monotonic() - started < 10
+    assert not (tmp_path / "test-model" / "t.bin").exists()
+
+
+def test_an_archive_that_unpacks_past_the_cap_is_refused(server, tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("det.onnx", bytes(64 * 2**20))  # 64 MiB of zeros, ~64 KiB packed
+    server.files["bomb.zip"] = bomb.read_bytes()
+    model = model_of(WeightFile("bomb.zip", url(server, "bomb.zip")), reads=("det.onnx",))
+    with pytest.raises(FetchError, match="zip bomb"):
+        fetch(model, tmp_path / "models", report=print)
+    assert not list((tmp_path / "models" / "test-model").glob("det.onnx*"))

@@ -31,7 +31,7 @@ def test_every_failed_check_is_listed_not_just_the_first():
     }
     assert PAPER.clip.reasons(clip) == [
         "duration_s=5.0 (needs > 5.0)",
-        "speech_ratio missing: no audio track",
+        "speech_ratio missing: no audio track or no decodable audio (decode_reports)",
         "quality_score=3.00 (needs >= 4.0 for frame-stats)",
         "min_rotation=44.40 (needs >= 60.0)",
     ]

@@ -46,6 +46,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from talkvid_assets.core.durable import fsync_path
+
 SCHEMA_FILE = "_schema.parquet"
 COMPACTED = "_compacted"  # the link to the current generation
 PART_PREFIX = "part-"
@@ -197,11 +199,13 @@ def atomic_parquet(
     os.close(descriptor)
     try:
         pq.write_table(data, temporary)
+        fsync_path(temporary)
         with guard() if guard else nullcontext():
             os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_path(path.parent)
 
 
 def read_file(path: Path) -> pa.Table:
@@ -300,14 +304,18 @@ def _schema_matches(path: Path, expected: pa.Schema) -> bool:
         return True
 
 
-def table_view_sql(folder_glob: str, key: str | None) -> str:
+def table_view_sql(folder_glob: str, key: str | None, corpus: str) -> str:
     """The SELECT of a table's view; ``folder_glob`` is the folder as a DuckDB glob literal,
     SQL-quoted. Fresh files are read as they are (all have the table's columns, so no footer is
     read at bind time); compacted rows only for keys without a fresh file. The schema file is
     named first, so binding reads its footer, never that of a file a writer is replacing (it
-    is read again by the glob: no rows)."""
+    is read again by the glob: no rows). A fresh file's rows count only when their key names
+    the file (``corpus`` for a table without key): a stray file with the table's columns and
+    more, or rows of NULLs, adds nothing."""
+    owned = f"'{corpus}'" if key is None else f'"{key}"'
     fresh = (
-        f"SELECT * FROM read_parquet(['{folder_glob}/{SCHEMA_FILE}', '{folder_glob}/*.parquet'])"
+        f"SELECT * FROM read_parquet(['{folder_glob}/{SCHEMA_FILE}', '{folder_glob}/*.parquet']) "
+        f"WHERE parse_filename(filename, true) = {owned}"
     )
     if key is None:
         return fresh
@@ -421,6 +429,8 @@ def _merge(
             pq.write_table(rows.slice(start, stop - start), path, row_group_size=ROW_GROUP_ROWS)
             # The newest row it holds was written then (defs.exports reads verdict times).
             os.utime(path, ns=(newest, newest))
+            fsync_path(path)
+        fsync_path(target)
         _commit(folder, target, identities, lock, timeout_s)
     except BaseException:
         if generation(folder) != target:
@@ -442,17 +452,22 @@ def _read_fresh(paths: list[Path], schema: pa.Schema, key: str) -> pa.Table:
     one multi-threaded DuckDB scan, much faster than a file at a time. When that fails (a
     writer renamed a file over one it read, or a file has other columns), a file at a time
     through one handle each. Either way a file renamed over since its identity was taken is
-    kept at commit, so whatever was read of it stays hidden behind it."""
+    kept at commit, so whatever was read of it stays hidden behind it. As in the views, only
+    rows whose key names their file are kept (a stray file adds no rows of NULLs)."""
     connection = duckdb.connect()
     sql = (
         "SELECT * EXCLUDE (file_row_number) FROM read_parquet($files, file_row_number = true) "
-        f'ORDER BY "{key}", file_row_number'
+        f'WHERE "{key}" = parse_filename(filename, true) ORDER BY "{key}", file_row_number'
     )
     try:
         data = connection.sql(sql, params={"files": [str(path) for path in paths]})
         return conform(data.to_arrow_table(), schema)
     except duckdb.Error:
-        return pa.concat_tables([conform(read_file(path), schema) for path in paths])
+        pieces = [conform(read_file(path), schema) for path in paths]
+        return pa.concat_tables(
+            piece.filter(pc.equal(piece[key], path.stem))
+            for piece, path in zip(pieces, paths, strict=True)
+        )
     finally:
         connection.close()
 
@@ -478,6 +493,7 @@ def _commit(
                     pass
     finally:
         link.unlink(missing_ok=True)
+    fsync_path(folder)  # the new link, and the merged partition files gone, on the disk
     # Every reader that could see an older generation held the lock, and has let it go.
     for stale in folder.glob(f"{COMPACTED}.*"):
         if stale.is_dir() and stale.name != target.name:

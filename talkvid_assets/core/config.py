@@ -30,6 +30,11 @@ if TYPE_CHECKING:
     from talkvid_assets.core.scoring import ScorerBackend
 
 CONFIG_FILE = "curation.yaml"
+MAX_CONFIG_BYTES = 1 << 20  # a hand-written settings file is a few KB
+MAX_GPU_SLOTS = 1000  # Dagster's own limit on a concurrency pool
+# The folders a home writes its own files into (tables, exports, clip files, previews, model
+# weights, score cache, the Dagster instance): an inbox there would ingest the home's output.
+HOME_OUTPUT_FOLDERS = ("tables", "exports", "clips", "previews", "models", "score_cache", "dagster")
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 MODEL_INPUTS = ("source", "clip")
 # The code version of each asset: what its code computes beyond its settings (those are the
@@ -215,35 +220,83 @@ def ensure_config(home: Path, profile: str = "paper") -> Path:
     return path
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases: settings never need them, and nested
+    aliases (a "billion laughs") make a few lines stand for more values than memory holds."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in curation.yaml", mark
+            )
+        return super().compose_node(parent, index)
+
+
 def load_config(home: Path) -> CurationConfig:
-    """Read and validate the home's curation.yaml, creating it from the defaults if missing."""
-    path = ensure_config(Path(home))
+    """Read and validate the home's curation.yaml, creating it from the defaults if missing.
+
+    Every mistake is one ConfigError line: a file over ``MAX_CONFIG_BYTES``, bytes that are not
+    UTF-8, YAML that does not parse or uses aliases, a value of the wrong kind, an inbox that
+    would ingest the home's own files.
+    """
+    home = Path(home)
+    path = ensure_config(home)
+    data = path.read_bytes()[: MAX_CONFIG_BYTES + 1]
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES:,} bytes")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start + 1:,})") from None
+    try:
+        raw = yaml.load(text, Loader=_NoAliasLoader) or {}  # a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        detail = f": {problem}" if problem else ""
+        raise ConfigError(f"{path}: not valid YAML{where}{detail}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deep") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     try:
-        return parse_config(raw)
+        config = parse_config(raw)
+        _check_inbox(config, home)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return config
+
+
+def _check_inbox(config: CurationConfig, home: Path) -> None:
+    """Refuse an inbox that holds the home (``.``, ``/``) or lies in a folder the home writes
+    into: the inbox sensor would ingest the home's own tables, exports and clips."""
+    home = home.resolve()
+    for given, folder in zip(config.inbox, config.inbox_folders(home), strict=True):
+        if home.is_relative_to(folder):
+            raise ConfigError(f"inbox {given!r} holds this home itself ({home})")
+        if folder.is_relative_to(home):
+            top = folder.relative_to(home).parts[0]
+            if top in HOME_OUTPUT_FOLDERS:
+                raise ConfigError(
+                    f"inbox {given!r} is inside the home's own {top}/ folder; "
+                    "choose a folder the home does not write into"
+                )
 
 
 def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
     """Validate a mapping of settings; unknown keys and values are errors, never ignored."""
     known = {f.name for f in dataclasses.fields(CurationConfig)}
-    unknown = sorted(set(raw) - known)
+    unknown = sorted(repr(key) for key in raw if key not in known)
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}; settings: {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown setting {unknown[0]}; settings: {', '.join(sorted(known))}")
     defaults = CurationConfig()
     profile = raw.get("profile", defaults.profile)
-    if profile not in PROFILES:
+    if not isinstance(profile, str) or profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; profiles: {', '.join(PROFILES)}")
     detector = raw.get("scene_detector", defaults.scene_detector)
-    if detector not in SCENE_DETECTORS:
+    if not isinstance(detector, str) or detector not in SCENE_DETECTORS:
         known_detectors = ", ".join(SCENE_DETECTORS)
         raise ConfigError(f"unknown scene_detector {detector!r}; known: {known_detectors}")
     return CurationConfig(
@@ -255,7 +308,7 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
             raw.get("model_input", defaults.model_input), "model_input", MODEL_INPUTS
         ),
         device=_choice(raw.get("device", defaults.device), "device", DEVICES),
-        gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots"),
+        gpu_slots=_count(raw.get("gpu_slots", defaults.gpu_slots), "gpu_slots", MAX_GPU_SLOTS),
         inbox=_folders(raw.get("inbox", list(defaults.inbox)), "inbox"),
         source_roots=_folders(raw.get("source_roots") or [], "source_roots"),
         bench_quotas=_choice(
@@ -293,7 +346,7 @@ def _backends(raw: Any) -> dict[str, str]:
         stage = STAGES_BY_NAME.get(name)
         if stage is None:
             raise ConfigError(f"unknown stage {name!r} in backends; stages: {_stage_names()}")
-        if backend not in stage.backends:
+        if not isinstance(backend, str) or backend not in stage.backends:
             available = ", ".join(stage.backends)
             raise ConfigError(f"unknown {name} backend {backend!r}; available: {available}")
         chosen[name] = backend
@@ -301,14 +354,14 @@ def _backends(raw: Any) -> dict[str, str]:
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
-def _count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+def _count(value: Any, name: str, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ConfigError(f"{name} must be a whole number from 1 to {most}, got {value!r}")
     return value
 
 

@@ -242,7 +242,7 @@ def decode_pass(
             raise PassCancelled(f"decode of {path} cancelled")
         splitter.add(frame, clock.timed(SCENES, cuts.push, frame))
     clips = splitter.finish(clock.timed(SCENES, cuts.flush), report.end_number)
-    if voice is not None and voice.audio_s > 0:
+    if voice is not None and voice.audio_s > 0 and not report.audio_unusable:
         for clip in clips:
             scene = clip.scene
             clip.speech_ratio = clock.timed(

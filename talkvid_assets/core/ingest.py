@@ -22,6 +22,15 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from talkvid_assets.core.store import Store
 
+# What the inbox takes: files named as a video container. Anything else (a README.txt, a
+# copy in progress named `.part`, `.crdownload` or `.tmp`, a hidden rsync temporary) is left
+# alone, so a stray file never becomes a rejected video; `talkvid ingest` names files itself
+# and takes any (a file that is no video gets a row with the reason).
+VIDEO_SUFFIXES = frozenset((
+    ".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mpg", ".mpeg",
+    ".mpe", ".m2v", ".ts", ".mts", ".m2ts", ".flv", ".f4v", ".wmv", ".asf", ".ogv", ".vob",
+    ".mxf", ".dv", ".divx", ".y4m",
+))  # fmt: skip
 KEY_HEX_DIGITS = 16  # 64 bits of SHA-256: collisions are not a concern at dataset scale
 CHUNK_BYTES = 1 << 20  # the deadline is checked between reads of this size (~1 ms each)
 REMEMBERED_DIGESTS = 4096
@@ -117,8 +126,8 @@ class InboxFile(NamedTuple):
 
 
 def scan_inbox(folders: Iterable[Path]) -> Iterator[InboxFile]:
-    """Every regular file below ``folders`` with its size and times, as ``discover`` would find
-    them (hidden files skipped; symlinked folders not followed).
+    """Every regular video file below ``folders`` (named with one of ``VIDEO_SUFFIXES``; hidden
+    files skipped; symlinked folders not followed) with its size and times.
 
     One ``os.scandir`` walk: the names come with their types, so a stat per file is the only
     other system call, and nothing is sorted (a tick over 100,000 handled files takes 0.35 s of
@@ -135,11 +144,15 @@ def scan_inbox(folders: Iterable[Path]) -> Iterator[InboxFile]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif entry.is_file() and not entry.name.startswith("."):
+                elif entry.is_file() and _inbox_video(entry.name):
                     stat = entry.stat()
                     yield InboxFile(entry.path, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
             except OSError:
                 continue
+
+
+def _inbox_video(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in VIDEO_SUFFIXES
 
 
 @dataclass
@@ -166,9 +179,12 @@ def triage(
     files: Iterable[InboxFile],
     pending: Mapping[str, Sequence[int]],
     handled: Callable[[InboxFile], bool],
+    quiet_s: float = 0.0,
 ) -> InboxLook:
     """Split one look at the inbox by the settle rule: a file not ``handled`` yet is settled
-    when its size and mtime are what ``pending`` recorded at the previous look.
+    when its size and mtime are what ``pending`` recorded at the previous look, and it has not
+    been written to for ``quiet_s`` seconds (its mtime and its ctime, which a copy preserving
+    the original mtime cannot set back): a copy that stalls for less is not taken half-written.
 
     Only files not handled yet are followed to the next look, and only as many as the caller
     admits (:meth:`InboxLook.admit`, after it handled the settled ones), so the record between
@@ -180,6 +196,7 @@ def triage(
     fresh: list[InboxFile] = []
     settled: list[InboxFile] = []
     count = 0
+    quiet_since = time.time_ns() - int(quiet_s * 1e9)
     for file in files:
         count += 1
         if handled(file):
@@ -189,7 +206,7 @@ def triage(
             fresh.append(file)
             continue
         kept[file.path] = file.state
-        if list(before) == file.state:
+        if list(before) == file.state and max(file.mtime_ns, file.ctime_ns) <= quiet_since:
             settled.append(file)
     fresh.sort(key=_OLDEST_FIRST)
     settled.sort(key=_OLDEST_FIRST)

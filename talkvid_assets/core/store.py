@@ -21,13 +21,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -45,6 +45,7 @@ from talkvid_assets.core.compaction import (
     table_view_sql,
 )
 from talkvid_assets.core.config import fingerprint
+from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
 from talkvid_assets.core.stages import CPU_PARTS, STAGES
@@ -422,6 +423,7 @@ class Store:
             + table_view_sql(
                 _sql_string(_glob_literal(str(self._table_dir(table)))),
                 FILE_KEYS.get(table, "video_id"),
+                CORPUS,
             )
             for table in TABLES
         ]
@@ -472,8 +474,11 @@ class Store:
 
         Each connection is an in-memory DuckDB with the views made for the home's current path,
         so it works wherever the home was moved and whoever holds ``talkvid.duckdb``. It can
-        read the home's tables and nothing else: file access outside ``tables/``
-        (``read_text('/etc/passwd')``, ``COPY ... TO``, ``ATTACH``) is disabled, and the
+        read the home's tables and nothing else, and it writes nothing anywhere: only SELECT
+        statements run (``COPY ... TO``, ``ATTACH``, ``INSTALL``, ``CREATE`` and ``SET`` are
+        refused by DuckDB's own parser before they run), file access outside ``tables/``
+        (``read_text('/etc/passwd')``) is disabled, DuckDB spills to no temporary directory
+        (by default ``.tmp`` in the working directory, which it would make readable), and the
         configuration is locked so a query cannot turn it back on. A connection holds the
         store's lock shared while it is checked out, so close it when done: a compaction waits
         for it (up to ``COMPACT_TIMEOUT_S``, then leaves the files for a later call).
@@ -493,6 +498,7 @@ class Store:
             with self._lock.shared():  # binding a view reads a footer
                 for statement in views:
                     cursor.execute(statement)
+            cursor.execute("SET temp_directory = ''")
             cursor.execute(f"SET allowed_directories = [{allowed}]")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
@@ -509,6 +515,7 @@ class Store:
                 held.close()
 
         sa.event.listen(engine, "connect", confine)
+        sa.event.listen(engine, "before_cursor_execute", _only_select)
         sa.event.listen(engine, "checkout", hold)
         sa.event.listen(engine, "checkin", release)
         return engine
@@ -589,6 +596,23 @@ class Store:
         return fingerprint(rows)
 
 
+def _only_select(*event: Any) -> None:
+    """Refuse a statement that is not a SELECT before DuckDB runs it (SQLAlchemy's
+    ``before_cursor_execute``: connection, cursor, statement, ...). DuckDB's parser says what
+    each statement of the text is, so ``SELECT 1; COPY ...`` is refused as a whole. SHOW,
+    DESCRIBE and SUMMARIZE parse as SELECT; EXPLAIN is refused (``EXPLAIN ANALYZE`` runs
+    its statement)."""
+    statement = event[2]
+    try:
+        kinds = {parsed.type for parsed in duckdb.extract_statements(statement)}
+    except duckdb.Error:
+        return  # DuckDB reports the syntax error itself when it runs the text
+    refused = kinds - {duckdb.StatementType.SELECT}
+    if refused:
+        names = ", ".join(sorted(kind.name for kind in refused))
+        raise duckdb.PermissionException(f"SQL over a home is read-only: {names} refused")
+
+
 def _glob_literal(path: str) -> str:
     """``path`` with DuckDB's glob characters matched literally (``*`` -> ``[*]``), so a home
     named ``h*`` or ``home[1]`` reads its own tables, never a sibling's."""
@@ -612,43 +636,3 @@ def _recorded_layout(marker: Path) -> dict[str, Any]:
         return json.loads(marker.read_text())
     except (FileNotFoundError, ValueError):
         return {}
-
-
-def umask() -> int:
-    """The process's file mode creation mask, read without changing it where Linux tells it
-    (``os.umask`` sets the mask to read it, which another thread creating a file could see)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def follow_umask(path: Path | int, directory: bool = False) -> None:
-    """Give a file or folder made by ``tempfile`` (always 0600 or 0700, private) the mode the
-    umask grants anything new, as ``open`` or ``mkdir`` would: exports, clip files and contact
-    sheets are meant to be shared (a group folder with umask 002 gets them group-writable)."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a uniquely named temporary file and a rename, so a
-    reader never sees half a file and concurrent writers never share a temporary name. The
-    file gets the mode the umask allows (not ``tempfile``'s private 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        follow_umask(descriptor)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -142,7 +142,7 @@ class ClipThresholds:
             return []
         speech = clip.get("speech_ratio")
         if speech is None:
-            return ["speech_ratio missing: no audio track"]
+            return ["speech_ratio missing: no audio track or no decodable audio (decode_reports)"]
         if speech < self.min_speech_ratio:
             return [f"speech_ratio={speech:.2f} (needs >= {self.min_speech_ratio})"]
         return []

@@ -28,6 +28,7 @@ PLANAR_YUV_FORMATS = frozenset(
 FULL_COLOR_RANGE = 2  # AVCOL_RANGE_JPEG
 # After this many undecodable packets in a row the rest of the stream is treated as lost.
 MAX_CONSECUTIVE_PACKET_ERRORS = 50
+MAX_UNDECODABLE_AUDIO = 0.5  # of a video's audio packets: more, and speech is not measured
 AUDIO_RATE = 16_000
 TIME_EPS = 1e-6  # seconds: timestamps closer than this are the same instant
 
@@ -209,8 +210,16 @@ class DecodeReport:
     frames: int = 0
     end_number: int = 0  # one past the last frame number, where the last scene ends
     video_packet_errors: int = 0
+    audio_packets: int = 0  # audio packets demuxed, when audio was decoded
     audio_packet_errors: int = 0
     stopped_early: bool = False
+
+    @property
+    def audio_unusable(self) -> bool:
+        """Whether most audio packets failed to decode: the gaps are filled with silence to
+        keep the clock (AudioTimeline), so speech measured on it would be silence measured,
+        not speech absent."""
+        return self.audio_packet_errors > self.audio_packets * MAX_UNDECODABLE_AUDIO
 
 
 class FrameClock:
@@ -304,6 +313,8 @@ def decode(
         consecutive_errors = 0
         turns: int | None = None
         for packet in container.demux(*streams):
+            if packet.stream.type == "audio" and packet.size:  # not the empty flush packet
+                report.audio_packets += 1
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError:

@@ -1,8 +1,13 @@
 """The inbox: files are external events, so a sensor brings them in.
 
-A file dropped into one of curation.yaml's inbox folders is ingested once its size and mtime are
-the same at two consecutive looks, and its video becomes a new partition; Dagster's automation
-(defs.automation) then curates the new partition like any other.
+A video file dropped into one of curation.yaml's inbox folders is ingested once it has settled,
+and its video becomes a new partition; Dagster's automation (defs.automation) then curates the
+new partition like any other. Settled means: its size and mtime are the same at two consecutive
+looks, nothing was written to it for ``TALKVID_INBOX_QUIET_S`` (30 s), and, for an MP4 or AVI,
+its container is complete (core.completeness) unless it stayed incomplete for
+``INCOMPLETE_GIVE_UP_S`` (then it is taken, and curation rejects or flags it with the reason).
+A copy written under another name (``x.mp4.part``, a hidden file) and renamed when done is
+taken at once after the rename: the atomic-rename convention needs no waiting on content.
 
 A tick costs what changed, not what the inbox holds (core.ingest): one walk with a stat per file,
 no read of a file already handled, and a cursor that names only files not handled yet (at most
@@ -35,6 +40,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from talkvid_assets.core.completeness import container_incomplete
 from talkvid_assets.core.ingest import (
     HandledFiles,
     HashDeadline,
@@ -48,6 +54,9 @@ from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 INBOX_INTERVAL_S = 5
+QUIET_ENV = "TALKVID_INBOX_QUIET_S"
+DEFAULT_QUIET_S = 30.0  # a copy that stalls longer than this is caught by its container
+INCOMPLETE_GIVE_UP_S = 600.0  # an MP4/AVI still incomplete after this long quiet is truncated
 BUDGET_ENV = "TALKVID_INBOX_HASH_BUDGET_S"
 DEFAULT_HASH_BUDGET_S = 20.0  # of Dagster's 60 s per tick: room for the walk and the writes
 # What a tick expects hashing to take per byte. SHA-256 runs at about 1.1 GiB/s; a slower disk
@@ -69,6 +78,11 @@ FEW_KEYS = 64  # above this many new keys, one query for every partition beats o
 def hash_budget_s() -> float:
     """Seconds of hashing one tick allows: ``$TALKVID_INBOX_HASH_BUDGET_S`` or 20."""
     return float(os.environ.get(BUDGET_ENV) or DEFAULT_HASH_BUDGET_S)
+
+
+def quiet_s() -> float:
+    """Seconds a file must go unwritten before it settles: ``$TALKVID_INBOX_QUIET_S`` or 30."""
+    return float(os.environ.get(QUIET_ENV) or DEFAULT_QUIET_S)
 
 
 def run_hash_limit_s(size: int) -> float:
@@ -138,6 +152,7 @@ class _Tick:
         self.done: list[str] = []  # stamps of the files handled in this tick
         self.left = 0  # settled files left for the next tick (budget spent)
         self.running = 0  # settled files whose inbox_ingest run is requested or under way
+        self.incomplete = 0  # settled files whose container says more is still to come
 
     def handle(self, settled: Iterable[InboxFile], pending: dict[str, list[int]]) -> None:
         """Register what the budget allows, oldest first; hand what cannot fit in one budget to
@@ -145,6 +160,8 @@ class _Tick:
         deadline = time.monotonic() + self.budget_s
         tried = False
         for file in settled:
+            if self._incomplete(file):
+                continue
             estimate = file.size / HASH_BYTES_PER_S
             if estimate > self.budget_s:
                 outcome = self._by_run(file)
@@ -156,6 +173,21 @@ class _Tick:
                 tried = True
             if outcome is not None:
                 pending.pop(file.path, None)
+
+    def _incomplete(self, file: InboxFile) -> bool:
+        """Whether ``file``'s container says it is not all there yet (it stays followed), unless
+        it has been quiet so long that it is a truncated file rather than a stalled copy."""
+        written_ns = max(file.mtime_ns, file.ctime_ns)
+        if time.time_ns() - written_ns > INCOMPLETE_GIVE_UP_S * 1e9:
+            return False
+        try:
+            reason = container_incomplete(file.path)
+        except OSError:
+            return False  # reading it fails again below, with the reason recorded
+        if reason:
+            self.context.log.info(f"inbox: {file.path} waits for the rest of the copy: {reason}")
+            self.incomplete += 1
+        return reason is not None
 
     def _in_tick(self, file: InboxFile, deadline: float, first: bool) -> bool | None:
         """Hash and register ``file`` by ``deadline``: True when handled, None when left for the
@@ -251,6 +283,7 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
         scan_inbox(config.inbox_folders(tick.store.home)),
         pending,
         lambda file: file in tick.handled,
+        quiet_s(),
     )
     if look.settled:
         tick.store.publish()
@@ -264,7 +297,7 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
             skip_reason=SkipReason(
                 f"no new video: {look.files:,} files, {len(tick.done)} handled now, "
                 f"{len(look.pending):,} settling, {tick.left:,} left for the next tick, "
-                f"{tick.running:,} in inbox_ingest runs, "
+                f"{tick.running:,} in inbox_ingest runs, {tick.incomplete:,} incomplete, "
                 f"{waiting:,} waiting for a place"
             ),
             cursor=cursor,
