@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 import yaml
 
 from talkvid_assets.core.clip_files import AUDIO_SUFFIX
+from talkvid_assets.core.durable import follow_umask, write_atomic
 from talkvid_assets.core.export import talkvid_record, write_records
 from talkvid_assets.core.splits import FORMATS
 from talkvid_assets.core.stages import STAGES, Stage
-from talkvid_assets.core.durable import follow_umask, write_atomic
 from talkvid_assets.core.store import TABLES
 from talkvid_assets.core.thresholds import PROFILES
 
