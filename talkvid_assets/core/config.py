@@ -39,7 +39,7 @@ CODE_VERSIONS: dict[str, str] = {
     "segments": "segments-2",
     **{stage.table: "scores-2" for stage in STAGES},
     "filtered_clips": "verdict-2",
-    "annotations": "annotations-1-dlib-resnet",
+    "annotations": "annotations-2-language-id",
     "talkvid_export": "talkvid-json-2",  # info and description from the annotations
     "talkvid_dataset": "talkvid-json-2",
     "speakers": "speakers-1",
@@ -379,7 +379,15 @@ def _seed(value: Any) -> int:
 
 
 # The parts of curation.yaml that decide one stage each (see config_parts).
-CONFIG_PARTS = ("prefilter", "scenes", *(stage.name for stage in STAGES), "thresholds", "bench")
+LANGUAGE_PART = "language"
+CONFIG_PARTS = (
+    "prefilter",
+    "scenes",
+    *(stage.name for stage in STAGES),
+    "thresholds",
+    LANGUAGE_PART,
+    "bench",
+)
 
 
 def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dict[str, Any]:
@@ -389,7 +397,8 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
     whose data version is the part's :func:`fingerprint`, and each stage depends on the parts
     that decide it: a threshold edit changes only ``thresholds``, so only the verdicts (and what
     follows them) become stale. ``backend_tags`` maps each stage to its backend's
-    ``name@version`` (:func:`backend_tag`), which names the weights' checksum.
+    ``name@version`` (:func:`backend_tag`), which names the weights' checksum, and the language
+    part to the language-ID backend's tag (core.language.language_tag).
     """
     profile = config.judging_profile()
     return {
@@ -401,6 +410,10 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
         **{stage.name: backend_tags[stage.name] for stage in STAGES},
         # The verdicts record the whole configuration's digest, so they follow any edit of it.
         "thresholds": {"clip": dataclasses.asdict(profile.clip), "config_digest": config.digest},
+        LANGUAGE_PART: {
+            "backend": backend_tags[LANGUAGE_PART],
+            "min_confidence": config.language_min_confidence,
+        },
         "bench": {"quotas": config.bench_quotas, "seed": config.bench_seed},
     }
 

@@ -85,14 +85,40 @@ class LanguageBackend(ABC):
         """(language code, probability) of ``audio``: float32 samples at 16 kHz, mono."""
 
 
-def load_language_backend(name: str, runtime: Runtime) -> LanguageBackend:
-    """The configured backend, or BackendUnavailable saying why none can run (the reason each
-    unlabelled clip then records)."""
-    if name == NO_BACKEND:
-        raise BackendUnavailable("language ID is off (curation.yaml language_id: none)")
-    from talkvid_assets.core.language.whisper import WhisperLanguage
+@dataclass(frozen=True)
+class LanguageID:
+    """A home's language ID: its backend (None with the reason none can run), the threshold,
+    and the tag every label records."""
 
-    return WhisperLanguage.load(runtime)
+    backend: LanguageBackend | None
+    unavailable: str | None
+    min_confidence: float
+    tag: str
+
+    @classmethod
+    def configured(cls, name: str, runtime: Runtime, min_confidence: float) -> LanguageID:
+        """The backend ``name`` on ``runtime``'s weights; one that cannot run here (off, weights
+        not fetched, package missing) gives every unlabelled clip that reason, never a guess."""
+        tag = language_tag(name, runtime)
+        if name == NO_BACKEND:
+            return cls(None, "language ID is off (curation.yaml language_id: none)", 0.0, tag)
+        from talkvid_assets.core.language.whisper import WhisperLanguage
+
+        try:
+            return cls(WhisperLanguage.load(runtime), None, min_confidence, tag)
+        except BackendUnavailable as exc:
+            return cls(None, f"no language in the manifest, and {exc}", min_confidence, tag)
+
+    def label(self, audio: np.ndarray) -> LanguageLabel:
+        """The label of one clip's audio (see :func:`label_audio`)."""
+        if self.backend is None:
+            return LanguageLabel(None, None, None, self.unavailable, self.tag)
+        return label_audio(self.backend, audio, self.min_confidence)
+
+    def relabel(self, code: str, probability: float) -> LanguageLabel:
+        """The label of a clip this backend already heard, under the current threshold: a
+        threshold edit needs no audio and no model."""
+        return _judged(code, probability, self.min_confidence, self.tag, self.tag.split("@")[0])
 
 
 def language_tag(name: str, runtime: Runtime) -> str:
@@ -115,10 +141,16 @@ def label_audio(
         reason = f"{seconds:.1f} s of audio, under the {MIN_AUDIO_S:.0f} s language ID needs"
         return LanguageLabel(None, None, None, reason, backend.tag)
     code, probability = backend.detect(audio[: int(MAX_AUDIO_S * AUDIO_RATE)])
+    return _judged(code, probability, min_confidence, backend.tag, backend.name)
+
+
+def _judged(
+    code: str, probability: float, min_confidence: float, tag: str, name: str
+) -> LanguageLabel:
     if probability < min_confidence:
         reason = (
-            f"{backend.name} is unsure: {code} at {probability:.2f}, "
+            f"{name} is unsure: {code} at {probability:.2f}, "
             f"under language_min_confidence {min_confidence:.2f}"
         )
-        return LanguageLabel(None, code, probability, reason, backend.tag)
-    return LanguageLabel(release_language(code), code, probability, None, backend.tag)
+        return LanguageLabel(None, code, probability, reason, tag)
+    return LanguageLabel(release_language(code), code, probability, None, tag)
