@@ -119,7 +119,7 @@ downloads:
 # backend (none, or whisper-base after `talkvid models fetch whisper-base`) and the confidence
 # below which the label stays NULL with its reason. A manifest's language always wins.
 language_id: whisper-base
-language_min_confidence: 0.5
+language_min_confidence: 0.6
 """
 
 
@@ -159,7 +159,7 @@ class CurationConfig:
     bench_seed: int = 0
     downloads: DownloadLimits = field(default_factory=DownloadLimits)
     language_id: str = "whisper-base"
-    language_min_confidence: float = 0.5
+    language_min_confidence: float = 0.6
 
     def runtime(self, home: Path) -> Runtime:
         """Where this home's model backends find weights and which device they use."""

@@ -84,14 +84,16 @@ def read_manifest(path: Path, allowed_roots: Sequence[Path] = ()) -> list[Manife
     return [_validated(path, number, raw, roots) for number, raw in raw_rows]
 
 
-def _key(name: str) -> str:
+def column_key(name: str) -> str:
+    """A header as the documented column name: ``Video Link`` and ``video-link`` are
+    ``video_link``."""
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(text.splitlines())
     try:
-        header = [_key(name) for name in next(reader)]
+        header = [column_key(name) for name in next(reader)]
     except StopIteration:
         raise ManifestError(f"{path}: empty manifest (expected a header row)") from None
     except csv.Error as exc:
@@ -111,6 +113,14 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, row in jsonl_objects(path, text):
+        _check_columns(path, list(row), number)
+        yield number, row
+
+
+def jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object with its keys as :func:`column_key` spells them) of each non-blank
+    line of a JSON Lines file; a line that is not an object is a ManifestError naming it."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -120,9 +130,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             raise ManifestError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
         if not isinstance(raw, dict):
             raise ManifestError(f"{path}:{number}: expected an object per line")
-        row = {_key(name): value for name, value in raw.items()}
-        _check_columns(path, list(row), number)
-        yield number, row
+        yield number, {column_key(name): value for name, value in raw.items()}
 
 
 def _check_columns(path: Path, names: Sequence[str], row: int | None = None) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +31,14 @@ from urllib.parse import urlsplit
 
 from talkvid_assets.core.compaction import file_lock
 from talkvid_assets.core.config import DownloadLimits
-from talkvid_assets.core.manifest import LABEL_COLUMNS, ManifestError, is_labelled, label_value
+from talkvid_assets.core.manifest import (
+    LABEL_COLUMNS,
+    ManifestError,
+    column_key,
+    is_labelled,
+    jsonl_objects,
+    label_value,
+)
 from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.store import Store
 
@@ -81,14 +87,14 @@ def read_url_list(path: Path) -> list[UrlEntry]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(f"cannot read URL list {path}: {exc}") from None
     if is_labelled(path):
-        rows = _jsonl(path, text) if path.suffix.lower() == ".jsonl" else _csv(path, text)
+        rows = jsonl_objects(path, text) if path.suffix.lower() == ".jsonl" else _csv(path, text)
     else:
         rows = (
             (number, {"url": line.strip()})
             for number, line in enumerate(text.splitlines(), start=1)
             if line.strip() and not line.strip().startswith("#")
         )
-    entries = [_entry(path, number, raw) for number, raw in rows]
+    entries = [_entry(path, number, raw) for number, raw in _checked(path, rows)]
     if not entries:
         raise ManifestError(f"{path}: no URL in the list")
     return entries
@@ -98,30 +104,23 @@ def _csv(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(text.splitlines())
     try:
         for raw in reader:
-            yield reader.line_num, {_column(path, name): value for name, value in raw.items()}
+            yield reader.line_num, {column_key(str(name)): value for name, value in raw.items()}
     except csv.Error as exc:
         raise ManifestError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
 
 
-def _jsonl(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
-        if not isinstance(raw, dict):
-            raise ManifestError(f"{path}:{number}: expected an object per line")
-        yield number, {_column(path, name): value for name, value in raw.items()}
-
-
-def _column(path: Path, name: Any) -> str:
-    key = str(name).strip().lower().replace(" ", "_").replace("-", "_")
-    if key != "url" and key not in LABEL_COLUMNS:
-        columns = ", ".join(("url", *LABEL_COLUMNS))
-        raise ManifestError(f"{path}: unknown column {name!r}; columns: {columns}")
-    return key
+def _checked(
+    path: Path, rows: Iterator[tuple[int, dict[str, Any]]]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows whose columns are all ``url`` or a label column."""
+    for number, row in rows:
+        unknown = [name for name in row if name != "url" and name not in LABEL_COLUMNS]
+        if unknown:
+            columns = ", ".join(("url", *LABEL_COLUMNS))
+            raise ManifestError(
+                f"{path}:{number}: unknown column {unknown[0]!r}; columns: {columns}"
+            )
+        yield number, row
 
 
 def _entry(path: Path, number: int, raw: dict[str, Any]) -> UrlEntry:
