@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dagster import AssetKey
 
 from talkvid_assets.core.labelling import annotation_row
 from talkvid_assets.core.language import LanguageID, release_language
@@ -18,6 +19,7 @@ from talkvid_assets.core.models import FetchError, fetch, get_model
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import AUDIO_RATE, probe
+from talkvid_assets.defs.build import build_definitions
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import SAMPLES
 from talkvid_assets_tests.speech import espeak_available, speak
@@ -129,6 +131,15 @@ def test_an_unlabelled_home_fills_the_language_stratum_from_the_audio(models_dir
     with project_instance(tmp_path / "dagster") as instance:
         _, outcomes = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"])
         assert all(outcome.success for outcome in outcomes)
+        job = build_definitions(home).resolve_implicit_global_asset_job_def()
+        bench = job.execute_in_process(
+            instance=instance, asset_selection=[AssetKey("bench_strata")]
+        )
+    (check,) = bench.get_asset_check_evaluations()
+    short = check.metadata["shortfall"].value.splitlines()
+    assert not check.passed and len(short) == 25  # one clip: every stratum is short
+    assert any(line.startswith("language/English: 1 of 15 clips") for line in short)
+    assert any(line.startswith("language/Arabic: 0 of 15 clips") for line in short)
     (row,) = store.query("SELECT * FROM annotations")
     assert (row["language"], row["language_source"], row["spoken_language"]) == (
         "English",
