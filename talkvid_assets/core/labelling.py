@@ -25,7 +25,7 @@ from talkvid_assets.core.store import CORPUS, Store
 PASSING_CLIPS_SQL = """
     SELECT f.clip_id, f.video_id, c.start_time, c.end_time
     FROM filtered_clips f JOIN clip_scores c USING (clip_id)
-    WHERE f.passed AND f.video_id = :video_id ORDER BY c.start_time
+    WHERE f.passed AND f.video_id IN (SELECT unnest(:ids)) ORDER BY f.video_id, c.start_time
 """
 BENCH_INPUT_SQL = """
     SELECT f.clip_id, f.video_id, a.age_group, a.gender, a.ethnicity, a.language, s.speaker_id
@@ -85,18 +85,42 @@ def annotation_row(
     }
 
 
-def annotate(store: Store, video_id: str, language: LanguageID) -> list[dict[str, Any]]:
-    """Annotate a video's passing clips; writes them.
+def annotate(
+    store: Store, video_ids: Sequence[str], language: LanguageID
+) -> dict[str, list[dict[str, Any]]]:
+    """Annotate the videos' passing clips; writes them, and returns each video's rows.
 
-    A clip annotated before with the same bounds keeps its face descriptor, and the language its
-    audio gave with the same backend (re-judged against the current threshold), so re-judging
-    (a threshold edit) decodes nothing; the others are described from one decode of the video,
+    Two queries over the views for all the videos (a ranged run's), not two per video. A clip
+    annotated before with the same bounds keeps its face descriptor, and the language its audio
+    gave with the same backend (re-judged against the current threshold), so re-judging (a
+    threshold edit) decodes nothing; the others are described from one decode of their video,
     and heard from one decode of its audio stream.
     """
+    clips: dict[str, list[dict[str, Any]]] = {video: [] for video in video_ids}
+    for clip in store.query(PASSING_CLIPS_SQL, {"ids": list(video_ids)}):
+        clips[clip["video_id"]].append(clip)
+    sources = {
+        row["video_id"]: row
+        for row in store.query(
+            "SELECT video_id, source_path, fps FROM videos WHERE video_id IN (SELECT unnest(:ids))",
+            {"ids": list(video_ids)},
+        )
+    }
+    return {
+        video: _annotate_video(store, video, clips[video], sources.get(video), language)
+        for video in video_ids
+    }
+
+
+def _annotate_video(
+    store: Store,
+    video_id: str,
+    clips: list[dict[str, Any]],
+    source: Mapping[str, Any] | None,
+    language: LanguageID,
+) -> list[dict[str, Any]]:
     from talkvid_assets.core.identity import video_clip_descriptors
 
-    clips = store.query(PASSING_CLIPS_SQL, {"video_id": video_id})
-    source = store.query("SELECT source_path, fps FROM videos WHERE video_id = :v", {"v": video_id})
     labels = store.rows("labels", video_id)
     known = {
         (row["clip_id"], row["start_time"], row["end_time"]): row
@@ -113,7 +137,7 @@ def annotate(store: Store, video_id: str, language: LanguageID) -> list[dict[str
         if c["clip_id"] not in descriptors
     ]
     if todo and source:
-        descriptors |= video_clip_descriptors(source[0]["source_path"], todo)
+        descriptors |= video_clip_descriptors(source["source_path"], todo)
     given = labels[0] if labels else None
     heard = {} if given and given.get("language") else _hear(clips, known, source, language)
     rows = [
@@ -127,7 +151,7 @@ def annotate(store: Store, video_id: str, language: LanguageID) -> list[dict[str
 def _hear(
     clips: Sequence[Mapping[str, Any]],
     known: Mapping[tuple[str, float, float], Mapping[str, Any]],
-    source: Sequence[Mapping[str, Any]],
+    source: Mapping[str, Any] | None,
     language: LanguageID,
 ) -> dict[str, LanguageLabel]:
     """Each clip's language from its audio: what this backend heard before for the same bounds,
@@ -146,8 +170,7 @@ def _hear(
             todo.append((clip["clip_id"], clip["start_time"], clip["end_time"]))
     audio: dict[str, np.ndarray] = {}
     if todo and source and language.backend is not None:
-        path, fps = source[0]["source_path"], source[0]["fps"]
-        audio = clips_audio(path, todo, fps, MAX_AUDIO_S)
+        audio = clips_audio(source["source_path"], todo, source["fps"], MAX_AUDIO_S)
     for clip_id, _, _ in todo:
         heard[clip_id] = language.label(audio.get(clip_id, np.empty(0, np.float32)))
     return heard

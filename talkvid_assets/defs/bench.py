@@ -58,8 +58,7 @@ def build_bench() -> list[AssetsDefinition]:
         store = talkvid.store()
         language = talkvid.language_id()
         metadata = {}
-        for key in context.partition_keys:
-            rows = annotate(store, key, language)
+        for key, rows in annotate(store, context.partition_keys, language).items():
             metadata[key] = {
                 "clips": len(rows),
                 "with_face": sum(row["face_descriptor"] is not None for row in rows),
