@@ -10,6 +10,7 @@ one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -396,6 +397,11 @@ def cmd_config(home: Path) -> None:
     print(f"scene_detector: {config.scene_detector}")
     print(f"threshold overrides: {dict(config.thresholds) or 'none'}")
     print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
+    print(f"downloads: {dataclasses.asdict(config.downloads)}")
+    from talkvid_assets.core.language import language_tag
+
+    tag = language_tag(config.language_id, config.runtime(home))
+    print(f"language_id: {tag} (min confidence {config.language_min_confidence})")
     from talkvid_assets.core.scoring import require_ready
 
     require_ready(config.backends, config.runtime(home))  # one line and exit 1 if one cannot run
