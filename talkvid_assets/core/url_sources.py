@@ -298,6 +298,8 @@ def download(url: str, stem: Path, limits: DownloadLimits) -> Downloaded:
         raise
     except (DownloadError, UnsupportedError) as exc:
         raise _failure(exc) from None
+    except Exception as exc:  # a merge that failed, a full disk: this URL's failure, no other's
+        raise DownloadFailed("error", f"{type(exc).__name__}: {exc}") from exc
     if too_long:
         raise DownloadFailed("too_long", too_long[0])
     files = [Path(d["filepath"]) for d in (info or {}).get("requested_downloads", [])]

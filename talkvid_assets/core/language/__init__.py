@@ -118,7 +118,8 @@ class LanguageID:
     def relabel(self, code: str, probability: float) -> LanguageLabel:
         """The label of a clip this backend already heard, under the current threshold: a
         threshold edit needs no audio and no model."""
-        return _judged(code, probability, self.min_confidence, self.tag, self.tag.split("@")[0])
+        name = self.tag.partition("@")[0]
+        return _judged(code, probability, self.min_confidence, self.tag, name)
 
 
 def language_tag(name: str, runtime: Runtime) -> str:
