@@ -10,6 +10,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from talkvid_assets.core.config import DownloadLimits, load_config
+from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.manifest import ManifestError
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.url_sources import (
@@ -24,6 +25,15 @@ from talkvid_assets.defs.sensors import inbox_sensor
 from talkvid_assets.defs.url_sources import url_list_sensor
 from talkvid_assets.launch import ingest_url_lists
 from talkvid_assets_tests.conftest import configure, project_instance
+from talkvid_assets_tests.devserver import (
+    demo_home,
+    dev_server,
+    materializations,
+    materialized,
+    runs,
+    sensors,
+    wait_for,
+)
 from talkvid_assets_tests.http_server import local_server
 from talkvid_assets_tests.media import SAMPLES
 from talkvid_assets_tests.test_cli import talkvid
@@ -218,3 +228,26 @@ def test_a_urls_file_in_the_inbox_becomes_a_list_and_a_run_never_a_video(tmp_pat
             )
         )
         assert not again.run_requests  # handled once
+
+
+@pytest.mark.slow
+def test_a_urls_file_in_the_inbox_is_downloaded_and_curated_with_no_command(tmp_path):
+    home = demo_home(tmp_path / "home")
+    (home / "inbox").mkdir()
+    log = tmp_path / "dev.log"
+    key = video_key(SAMPLES / "talk_demo.mp4")
+    with local_server(SAMPLES) as server, dev_server(home, log) as port:
+        assert "url_list_sensor" in sensors(port)
+        (home / "inbox" / "talks.urls").write_text(f"{server.url}/cut/talk_demo.mp4\n")
+
+        def exported() -> bool:
+            failed = [run for run in runs(port) if run["status"] in ("FAILURE", "CANCELED")]
+            assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
+            return key in materialized(port, "talkvid_export")
+
+        wait_for("the listed video's talkvid_export partition", exported, 240, log, pause=2)
+        (shown,) = materializations(port, "url_sources")  # what the UI shows of its run
+        assert (shown["metadata"]["ingested urls"], shown["metadata"]["new videos"]) == (1, 1)
+    (row,) = Store(home).query("SELECT status, video_id, source_path FROM url_sources")
+    assert (row["status"], row["video_id"]) == ("ingested", key)
+    assert sha256(Path(row["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
