@@ -3,7 +3,9 @@ resume byte-exact, the archive skip, each failure's reason, the CLI and the Dags
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +253,14 @@ def test_a_urls_file_in_the_inbox_is_downloaded_and_curated_with_no_command(tmp_
     (row,) = Store(home).query("SELECT status, video_id, source_path FROM url_sources")
     assert (row["status"], row["video_id"]) == ("ingested", key)
     assert sha256(Path(row["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
+
+
+def test_the_rate_limit_paces_a_download(store):
+    size = (SAMPLES / "carphone_pristine.mp4").stat().st_size  # 575 KiB
+    with local_server(SAMPLES) as server:
+        url = f"{server.url}/files/carphone_pristine.mp4"
+        started = time.monotonic()
+        (row,) = ingest_urls(store, entries(url), dataclasses.replace(FAST, rate_limit_kbps=256))
+        elapsed = time.monotonic() - started
+    assert row["status"] == "ingested" and row["size_bytes"] == size
+    assert elapsed >= 0.8 * size / (256 * 1024)  # about 2.2 s; unpaced it takes well under 1 s
