@@ -124,6 +124,16 @@ def test_each_failure_is_recorded_with_its_reason_and_stops_no_other(store, path
     assert not list((store.home / URL_FOLDER).glob("*.part"))  # nothing left growing
 
 
+def test_a_video_over_the_duration_limit_is_refused_after_its_download(store):
+    short = dataclasses.replace(FAST, max_duration_s=10)
+    with local_server(SAMPLES) as server:
+        talk, car = f"{server.url}/files/talk_demo.mp4", f"{server.url}/files/carphone_pristine.mp4"
+        rows = ingest_urls(store, entries(talk, car), short)
+    assert (rows[0]["failure"], rows[0]["reason"]) == ("too_long", "16 s long, over 10 s")
+    assert rows[1]["status"] == "ingested"
+    assert [path.name for path in (store.home / URL_FOLDER).glob(f"{rows[0]['url_key']}*")] == []
+
+
 def test_a_list_reads_lines_or_a_url_column_and_refuses_other_schemes(tmp_path):
     lines = tmp_path / "list.urls"
     lines.write_text("# talks\nhttp://127.0.0.1:1/a.mp4\n\nhttps://example.org/b\n")

@@ -41,6 +41,7 @@ from talkvid_assets.core.manifest import (
 )
 from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.video import ProbeError, probe
 
 URL_FOLDER = Path("sources") / "urls"  # under the home: the downloaded files
 LISTS_FOLDER = Path("sources") / "url_lists"  # under the home: every list given, by digest
@@ -206,9 +207,10 @@ def _ingest_one(
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
         got = download(entry.url, folder / entry.key, limits)
+        _check_duration(got.path, limits)
     except DownloadFailed as exc:
-        if exc.kind in PERMANENT:  # never resumed: its part is only taking room
-            for part in folder.glob(f"{entry.key}.*.part"):
+        if exc.kind in PERMANENT:  # never resumed: its part (or file) is only taking room
+            for part in folder.glob(f"{entry.key}.*"):
                 part.unlink(missing_ok=True)
         row |= {"status": FAILED, "failure": exc.kind, "reason": exc.reason}
         row |= {"http_status": exc.http_status, "attempted_at": started}
@@ -231,6 +233,24 @@ def _ingest_one(
         "downloaded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     return _record(store, row)
+
+
+def _check_duration(path: Path, limits: DownloadLimits) -> None:
+    """A downloaded video longer than ``max_duration_s``, which a direct link cannot announce
+    before the download, fails as ``too_long``. A file that cannot be probed is left to the
+    ordinary ingest, which rejects it with its own reason."""
+    try:
+        duration = probe(path).duration_s
+    except ProbeError:
+        return
+    if reason := _too_long(duration, limits):
+        raise DownloadFailed("too_long", reason)
+
+
+def _too_long(duration: float | None, limits: DownloadLimits) -> str | None:
+    if duration is None or duration <= limits.max_duration_s:
+        return None
+    return f"{duration:.0f} s long, over {limits.max_duration_s} s"
 
 
 def _record(store: Store, row: dict[str, Any]) -> dict[str, Any]:
@@ -270,11 +290,9 @@ def download(url: str, stem: Path, limits: DownloadLimits) -> Downloaded:
             raise DownloadFailed("timeout", f"not finished within {limits.max_time_s} s")
 
     def duration_filter(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
-        duration = info.get("duration")
-        if duration is not None and duration > limits.max_duration_s:
-            too_long.append(f"{duration:.0f} s long, over {limits.max_duration_s} s")
-            return too_long[-1]
-        return None
+        if reason := _too_long(info.get("duration"), limits):
+            too_long.append(reason)
+        return reason
 
     options: dict[str, Any] = {
         "outtmpl": f"{stem}.%(ext)s",
