@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from talkvid_assets.core.url_sources import (
     keep_list,
     read_url_list,
 )
+from talkvid_assets.core.video import probe
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.sensors import inbox_sensor
 from talkvid_assets.defs.url_sources import url_list_sensor
@@ -274,3 +277,37 @@ def test_the_rate_limit_paces_a_download(store):
         elapsed = time.monotonic() - started
     assert row["status"] == "ingested" and row["size_bytes"] == size
     assert elapsed >= 0.8 * size / (256 * 1024)  # about 2.2 s; unpaced it takes well under 1 s
+
+
+def hls_renditions(folder: Path, heights: tuple[int, ...]) -> Path:
+    """An HLS master playlist offering talk_demo's first second at each of ``heights``."""
+    folder.mkdir(parents=True)
+    streams = []
+    for height in heights:
+        subprocess.run(
+            ["ffmpeg", "-loglevel", "error", "-i", str(SAMPLES / "talk_demo.mp4"), "-t", "1",
+             "-vf", f"scale=-2:{height}", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+             "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
+             "-hls_segment_filename", str(folder / f"v{height}_%03d.ts"),
+             str(folder / f"v{height}.m3u8")],
+            check=True, timeout=60,
+        )  # fmt: skip
+        width = height * 16 // 9
+        streams.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={height * 2000},RESOLUTION={width}x{height}\n"
+            f"v{height}.m3u8\n"
+        )
+    (folder / "master.m3u8").write_text("#EXTM3U\n" + "".join(streams))
+    return folder
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_the_format_preference_takes_the_release_rendition(tmp_path):
+    hls = hls_renditions(tmp_path / "hls", (720, 1440))
+    heights = {}
+    with local_server(hls) as server:
+        url = f"{server.url}/files/master.m3u8"
+        for name, limits in (("release", FAST), ("best", dataclasses.replace(FAST, format="b"))):
+            (row,) = ingest_urls(Store(tmp_path / name), entries(url), limits)
+            heights[name] = probe(row["source_path"]).height
+    assert heights == {"release": 720, "best": 1440}  # 1080p at most, unless told otherwise
