@@ -31,7 +31,7 @@ from talkvid_assets.core.models import fetch, get_model
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.video import AUDIO_RATE, probe
 from talkvid_assets_tests.media import SAMPLES
-from talkvid_assets_tests.speech import SPEECH, VOICES, speak, with_noise
+from talkvid_assets_tests.speech import SPEECH, VOICES, espeak_available, speak, with_noise
 
 MODEL = "whisper-base"
 NOISES: dict[str, float | None] = {"clean": None, "noise 10 dB": 10.0}
@@ -52,6 +52,11 @@ def main() -> None:
         "--min-confidence", type=float, default=CurationConfig().language_min_confidence
     )
     args = parser.parse_args()
+    if not espeak_available():
+        print(
+            "language ID benchmark skipped: espeak-ng is not installed (apt-get install espeak-ng)"
+        )
+        return
     home = Path(os.environ.get("TALKVID_HOME") or "data").resolve()
     ensure_model(home / "models")
     language = LanguageID.configured(MODEL, Runtime(home / "models", "cpu"), args.min_confidence)
