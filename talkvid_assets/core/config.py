@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "curation.yaml"
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
-LANGUAGE_BACKENDS = ("none", "whisper-base")  # core.language
+NO_LANGUAGE_ID = "none"  # no language-ID backend: labels from manifests only
+LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, "whisper-base")  # core.language
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 
 from talkvid_assets.core.bench import OTHER_LANGUAGE
+from talkvid_assets.core.config import NO_LANGUAGE_ID
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.video import AUDIO_RATE
@@ -46,7 +47,6 @@ RELEASE_LANGUAGES = {
 }
 MIN_AUDIO_S = 1.0  # less speech than this says nothing about its language
 MAX_AUDIO_S = 30.0  # Whisper looks at one 30 s window; a clip's first 30 s are used
-NO_BACKEND = "none"
 
 
 def release_language(code: str) -> str:
@@ -100,7 +100,7 @@ class LanguageID:
         """The backend ``name`` on ``runtime``'s weights; one that cannot run here (off, weights
         not fetched, package missing) gives every unlabelled clip that reason, never a guess."""
         tag = language_tag(name, runtime)
-        if name == NO_BACKEND:
+        if name == NO_LANGUAGE_ID:
             return cls(None, "language ID is off (curation.yaml language_id: none)", 0.0, tag)
         from talkvid_assets.core.language.whisper import WhisperLanguage
 
@@ -125,8 +125,8 @@ class LanguageID:
 def language_tag(name: str, runtime: Runtime) -> str:
     """What decides the labels, cheaply (the config sensor asks every few seconds): the backend
     and its weights' state, so fetching the weights makes the annotations stale."""
-    if name == NO_BACKEND:
-        return NO_BACKEND
+    if name == NO_LANGUAGE_ID:
+        return NO_LANGUAGE_ID
     from talkvid_assets.core.language.whisper import WhisperLanguage
 
     return WhisperLanguage.tag_for(runtime)
