@@ -40,9 +40,11 @@ dev: setup
 	$(BIN)/talkvid dev --host 127.0.0.1 --port $(PORT)
 
 # One table (plain decode, core pass, curate batch, backfill route, CPU per stage, start-up,
-# peak RSS), also written to benchmarks/results.md with the machine and versions.
+# peak RSS), also written to benchmarks/results.md with the machine and versions; then language
+# ID on espeak-ng speech (confusion table, CPU per clip) in benchmarks/language_results.md.
 bench: setup
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/language_id.py
 
 # CPU per sampled frame of every backend, the alternatives included.
 bench-backends: setup

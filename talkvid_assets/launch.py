@@ -42,6 +42,7 @@ from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
 from talkvid_assets.defs.model_stages import GPU_POOL
 from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.url_sources import URL_SOURCES
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
 LAUNCHER_TAG = "talkvid/launched_by"
@@ -450,6 +451,14 @@ def relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> list[
     defs = build_definitions(home)
     outcomes = [_execute(instance, defs, run, "CRITICAL") for run in plan_runs(order, stale)]
     return outcomes + curate(instance, home, list(stale))
+
+
+def ingest_url_lists(
+    instance: DagsterInstance, home: Path, log_level: str = "CRITICAL"
+) -> RunOutcome:
+    """Materialize ``url_sources`` in-process: download and register the home's URL lists
+    (core.url_sources), adding their videos as partitions, as a run the UI shows."""
+    return _execute(instance, build_definitions(home), PlannedRun((URL_SOURCES,), ()), log_level)
 
 
 def _execute(

@@ -17,7 +17,12 @@ from talkvid_assets.core.config import (
 )
 from talkvid_assets_tests.conftest import configure
 
-TAGS = {"quality": "frame-stats@1", "motion": "lk@1", "head_detail": "dlib-hog@1"}
+TAGS = {
+    "quality": "frame-stats@1",
+    "motion": "lk@1",
+    "head_detail": "dlib-hog@1",
+    "language": "whisper-base@unfetched",
+}
 
 
 def test_a_new_home_gets_the_documented_defaults(tmp_path):
@@ -76,6 +81,12 @@ def test_an_edit_changes_only_the_parts_it_decides():
     scenes = CurationConfig(profile="demo", scene_detector="content")
     assert changed_parts(demo, scenes) == {"scenes", "thresholds"}
     assert changed_parts(demo, CurationConfig(profile="demo", bench_seed=3)) == {"bench"}
+    # Language ID: its threshold, or its weights fetched, re-labels and decodes nothing else.
+    surer = CurationConfig(profile="demo", language_min_confidence=0.8)
+    assert changed_parts(demo, surer) == {"language"}
+    assert changed_parts(demo, demo, {**TAGS, "language": "whisper-base@fw/145217607B"}) == {
+        "language"
+    }
     assert "prefilter" in changed_parts(demo, CurationConfig())
     assert CurationConfig(profile="demo").digest != CurationConfig().digest
 

@@ -37,6 +37,8 @@ MAX_GPU_SLOTS = 1000  # Dagster's own limit on a concurrency pool
 HOME_OUTPUT_FOLDERS = ("tables", "exports", "clips", "previews", "models", "score_cache", "dagster")
 SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 MODEL_INPUTS = ("source", "clip")
+NO_LANGUAGE_ID = "none"  # no language-ID backend: labels from manifests only
+LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, "whisper-base")  # core.language
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
@@ -44,7 +46,7 @@ CODE_VERSIONS: dict[str, str] = {
     "segments": "segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
     **{stage.table: "scores-2" for stage in STAGES},
     "filtered_clips": "verdict-3",  # two-sided motion rule (release)
-    "annotations": "annotations-1-dlib-resnet",
+    "annotations": "annotations-2-language-id",
     "talkvid_export": "talkvid-json-3",  # stand-ins under their own names, full-precision times
     "talkvid_dataset": "talkvid-json-3",
     "speakers": "speakers-1",
@@ -52,6 +54,7 @@ CODE_VERSIONS: dict[str, str] = {
     "training_split": "bench-1",
     "clip_files": "clips-h264-aac-1",
     "fixed_frame_records": "fixed-frames-1",
+    "url_sources": "yt-dlp-1",
 }
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
@@ -110,11 +113,45 @@ source_roots: []
 # dimension split evenly) and the seed that picks clips inside a stratum.
 bench_quotas: talkvid-v1
 bench_seed: 0
+
+# Sources from URLs (`talkvid ingest --urls FILE`, or a `.urls` file dropped in an inbox), through
+# yt-dlp: downloads at once, the largest file and longest video taken, a rate limit per download
+# (KiB/s, null: none), the formats preferred (yt-dlp's syntax; the release used 1080p with
+# separate audio), how long a download may wait for a byte and take in all (past either it fails
+# with reason "timeout").
+downloads:
+  concurrency: 2
+  max_size_mb: 4096
+  max_duration_s: 3600
+  rate_limit_kbps: null
+  format: "bv*[height<=1080]+ba/b[height<=1080]/b"
+  timeout_s: 30
+  max_time_s: 3600
+
+# Spoken-language identification of passing clips without a manifest language: a language-ID
+# backend (none, or whisper-base after `talkvid models fetch whisper-base`) and the confidence
+# below which the label stays NULL with its reason. A manifest's language always wins.
+language_id: whisper-base
+language_min_confidence: 0.6
 """
 
 
 class ConfigError(ValueError):
     """A curation.yaml that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What a home allows URL downloads (core.url_sources): they never decide a result, so
+    they are left out of the configuration's digest."""
+
+    concurrency: int = 2
+    max_size_mb: int = 4096
+    max_duration_s: int = 3600
+    rate_limit_kbps: int | None = None
+    format: str = "bv*[height<=1080]+ba/b[height<=1080]/b"
+    timeout_s: int = 30
+    max_time_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -136,6 +173,9 @@ class CurationConfig:
     source_roots: tuple[str, ...] = ()
     bench_quotas: str = DEFAULT_QUOTAS
     bench_seed: int = 0
+    downloads: DownloadLimits = field(default_factory=DownloadLimits)
+    language_id: str = "whisper-base"
+    language_min_confidence: float = 0.6
 
     def runtime(self, home: Path) -> Runtime:
         """Where this home's model backends find weights and which device they use."""
@@ -315,7 +355,38 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
             raw.get("bench_quotas", defaults.bench_quotas), "bench_quotas", (*QUOTAS, EQUAL)
         ),
         bench_seed=_seed(raw.get("bench_seed", defaults.bench_seed)),
+        downloads=_downloads(raw.get("downloads") or {}),
+        language_id=_choice(
+            raw.get("language_id", defaults.language_id), "language_id", LANGUAGE_BACKENDS
+        ),
+        language_min_confidence=_fraction(
+            raw.get("language_min_confidence", defaults.language_min_confidence),
+            "language_min_confidence",
+        ),
     )
+
+
+def _downloads(raw: Any) -> DownloadLimits:
+    """The ``downloads`` mapping; every key optional, every value checked."""
+    given = dict(_mapping(raw, "downloads"))
+    known = {f.name for f in dataclasses.fields(DownloadLimits)}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ConfigError(f"unknown downloads setting {unknown[0]!r}; known: {', '.join(known)}")
+    for name in ("concurrency", "max_size_mb", "max_duration_s", "timeout_s", "max_time_s"):
+        if name in given:
+            _count(given[name], f"downloads.{name}")
+    if given.get("rate_limit_kbps") is not None:
+        _count(given["rate_limit_kbps"], "downloads.rate_limit_kbps")
+    if "format" in given and not (isinstance(given["format"], str) and given["format"].strip()):
+        raise ConfigError(f"downloads.format must be a yt-dlp format text, got {given['format']!r}")
+    return DownloadLimits(**given)
+
+
+def _fraction(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{name} must be a number in 0..1, got {value!r}")
+    return float(value)
 
 
 def _mapping(value: Any, name: str) -> Mapping[str, Any]:
@@ -384,7 +455,15 @@ def _seed(value: Any) -> int:
 
 
 # The parts of curation.yaml that decide one stage each (see config_parts).
-CONFIG_PARTS = ("prefilter", "scenes", *(stage.name for stage in STAGES), "thresholds", "bench")
+LANGUAGE_PART = "language"
+CONFIG_PARTS = (
+    "prefilter",
+    "scenes",
+    *(stage.name for stage in STAGES),
+    "thresholds",
+    LANGUAGE_PART,
+    "bench",
+)
 
 
 def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dict[str, Any]:
@@ -394,7 +473,8 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
     whose data version is the part's :func:`fingerprint`, and each stage depends on the parts
     that decide it: a threshold edit changes only ``thresholds``, so only the verdicts (and what
     follows them) become stale. ``backend_tags`` maps each stage to its backend's
-    ``name@version`` (:func:`backend_tag`), which names the weights' checksum.
+    ``name@version`` (:func:`backend_tag`), which names the weights' checksum, and the language
+    part to the language-ID backend's tag (core.language.language_tag).
     """
     profile = config.judging_profile()
     return {
@@ -406,6 +486,10 @@ def config_parts(config: CurationConfig, backend_tags: Mapping[str, str]) -> dic
         **{stage.name: _stage_part(config, stage, backend_tags[stage.name]) for stage in STAGES},
         # The verdicts record the whole configuration's digest, so they follow any edit of it.
         "thresholds": {"clip": dataclasses.asdict(profile.clip), "config_digest": config.digest},
+        LANGUAGE_PART: {
+            "backend": backend_tags[LANGUAGE_PART],
+            "min_confidence": config.language_min_confidence,
+        },
         "bench": {"quotas": config.bench_quotas, "seed": config.bench_seed},
     }
 

@@ -2,8 +2,9 @@
 ids across the corpus, the bench's strata and the speaker-disjoint training split.
 
 Labels come from the source's manifest row (``labels``) and are never guessed: a spoken
-language not given there stays NULL with the reason (no offline language-ID model ships with
-the project). Speaker ids come from face descriptors clustered across the whole corpus
+language not given there comes from the clip's audio (core.language) with its confidence, or
+stays NULL with the reason (no model fetched, too little audio, a backend unsure). Speaker ids
+come from face descriptors clustered across the whole corpus
 (:mod:`talkvid_assets.core.identity`), incrementally: a new video's clips join the speakers
 already known, and a manifest's Person ID overrides the clustering.
 """
@@ -17,10 +18,10 @@ import numpy as np
 
 from talkvid_assets.core.bench import BenchPick, select_bench, training_split
 from talkvid_assets.core.config import CurationConfig
+from talkvid_assets.core.language import MAX_AUDIO_S, LanguageID, LanguageLabel
 from talkvid_assets.core.splits import SPLITS
 from talkvid_assets.core.store import CORPUS, Store
 
-NO_LANGUAGE = "no language in the manifest, and no offline language-ID model is configured"
 PASSING_CLIPS_SQL = """
     SELECT f.clip_id, f.video_id, c.start_time, c.end_time
     FROM filtered_clips f JOIN clip_scores c USING (clip_id)
@@ -39,11 +40,26 @@ def annotation_row(
     clip: Mapping[str, Any],
     labels: Mapping[str, Any] | None,
     descriptor: np.ndarray | Sequence[float] | None,
+    heard: LanguageLabel | None,
 ) -> dict[str, Any]:
     """The labels a passing clip's TalkVid record carries, and its face descriptor. The video
-    link is the manifest's; without one the export names the source's current path."""
+    link is the manifest's (the URL, for a downloaded source); without one the export names the
+    source's current path. The manifest's language wins; else what the audio says (``heard``),
+    which is None only when the manifest gave one."""
     given = dict(labels or {})
     language = given.get("language")
+    if language:
+        spoken: dict[str, Any] = {"language": language, "language_source": "manifest"}
+    else:
+        assert heard is not None, "a clip without a manifest language is heard first"
+        spoken = {
+            "language": heard.language,
+            "language_source": "audio" if heard.language else None,
+            "language_reason": heard.reason,
+            "language_confidence": heard.confidence,
+            "language_backend": heard.backend,
+            "spoken_language": heard.spoken,
+        }
     return {
         "clip_id": clip["clip_id"],
         "video_id": clip["video_id"],
@@ -54,9 +70,13 @@ def annotation_row(
         "age_group": given.get("age_group"),
         "gender": given.get("gender"),
         "video_link": given.get("video_link"),
-        "language": language,
-        "language_source": "manifest" if language else None,
-        "language_reason": None if language else NO_LANGUAGE,
+        "language": None,
+        "language_source": None,
+        "language_reason": None,
+        "language_confidence": None,
+        "language_backend": None,
+        "spoken_language": None,
+        **spoken,
         "category": given.get("category"),
         "description": given.get("description"),
         "face_descriptor": None
@@ -65,41 +85,49 @@ def annotation_row(
     }
 
 
-def annotate(store: Store, video_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def annotate(
+    store: Store, video_ids: Sequence[str], language: LanguageID
+) -> dict[str, list[dict[str, Any]]]:
     """Annotate the videos' passing clips; writes them, and returns each video's rows.
 
     Two queries over the views for all the videos (a ranged run's), not two per video. A clip
-    annotated before with the same bounds keeps its face descriptor, so re-judging (a threshold
-    edit) decodes nothing; the others are described from one decode of their video.
+    annotated before with the same bounds keeps its face descriptor, and the language its audio
+    gave with the same backend (re-judged against the current threshold), so re-judging (a
+    threshold edit) decodes nothing; the others are described from one decode of their video,
+    and heard from one decode of its audio stream.
     """
     clips: dict[str, list[dict[str, Any]]] = {video: [] for video in video_ids}
     for clip in store.query(PASSING_CLIPS_SQL, {"ids": list(video_ids)}):
         clips[clip["video_id"]].append(clip)
     sources = {
-        row["video_id"]: row["source_path"]
+        row["video_id"]: row
         for row in store.query(
-            "SELECT video_id, source_path FROM videos WHERE video_id IN (SELECT unnest(:ids))",
+            "SELECT video_id, source_path, fps FROM videos WHERE video_id IN (SELECT unnest(:ids))",
             {"ids": list(video_ids)},
         )
     }
     return {
-        video: _annotate_video(store, video, clips[video], sources.get(video))
+        video: _annotate_video(store, video, clips[video], sources.get(video), language)
         for video in video_ids
     }
 
 
 def _annotate_video(
-    store: Store, video_id: str, clips: list[dict[str, Any]], source: str | None
+    store: Store,
+    video_id: str,
+    clips: list[dict[str, Any]],
+    source: Mapping[str, Any] | None,
+    language: LanguageID,
 ) -> list[dict[str, Any]]:
     from talkvid_assets.core.identity import video_clip_descriptors
 
     labels = store.rows("labels", video_id)
     known = {
-        (row["clip_id"], row["start_time"], row["end_time"]): row["face_descriptor"]
+        (row["clip_id"], row["start_time"], row["end_time"]): row
         for row in store.rows("annotations", video_id)
     }
     descriptors = {
-        clip["clip_id"]: known[span]
+        clip["clip_id"]: known[span]["face_descriptor"]
         for clip in clips
         if (span := (clip["clip_id"], clip["start_time"], clip["end_time"])) in known
     }
@@ -109,13 +137,43 @@ def _annotate_video(
         if c["clip_id"] not in descriptors
     ]
     if todo and source:
-        descriptors |= video_clip_descriptors(source, todo)
+        descriptors |= video_clip_descriptors(source["source_path"], todo)
+    given = labels[0] if labels else None
+    heard = {} if given and given.get("language") else _hear(clips, known, source, language)
     rows = [
-        annotation_row(clip, labels[0] if labels else None, descriptors.get(clip["clip_id"]))
+        annotation_row(clip, given, descriptors.get(clip["clip_id"]), heard.get(clip["clip_id"]))
         for clip in clips
     ]
     store.write("annotations", video_id, rows)
     return rows
+
+
+def _hear(
+    clips: Sequence[Mapping[str, Any]],
+    known: Mapping[tuple[str, float, float], Mapping[str, Any]],
+    source: Mapping[str, Any] | None,
+    language: LanguageID,
+) -> dict[str, LanguageLabel]:
+    """Each clip's language from its audio: what this backend heard before for the same bounds,
+    judged again against the threshold; the others from one decode of the audio stream."""
+    from talkvid_assets.core.language.audio import clips_audio
+
+    heard: dict[str, LanguageLabel] = {}
+    todo = []
+    for clip in clips:
+        before = known.get((clip["clip_id"], clip["start_time"], clip["end_time"]), {})
+        if before.get("language_backend") == language.tag and before.get("spoken_language"):
+            heard[clip["clip_id"]] = language.relabel(
+                before["spoken_language"], before["language_confidence"]
+            )
+        else:
+            todo.append((clip["clip_id"], clip["start_time"], clip["end_time"]))
+    audio: dict[str, np.ndarray] = {}
+    if todo and source and language.backend is not None:
+        audio = clips_audio(source["source_path"], todo, source["fps"], MAX_AUDIO_S)
+    for clip_id, _, _ in todo:
+        heard[clip_id] = language.label(audio.get(clip_id, np.empty(0, np.float32)))
+    return heard
 
 
 def assign_speakers(store: Store) -> dict[str, int]:

@@ -102,14 +102,16 @@ def _without_duplicates(manifest: Path, rows: list[ManifestRow]) -> list[Manifes
     return list(first.values())
 
 
-def _key(name: str) -> str:
+def column_key(name: str) -> str:
+    """A header as the documented column name: ``Video Link`` and ``video-link`` are
+    ``video_link``."""
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(text.splitlines())
     try:
-        header = [_key(name) for name in next(reader)]
+        header = [column_key(name) for name in next(reader)]
     except StopIteration:
         raise ManifestError(f"{path}: empty manifest (expected a header row)") from None
     except csv.Error as exc:
@@ -129,6 +131,14 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, row in jsonl_objects(path, text):
+        _check_columns(path, list(row), number)
+        yield number, row
+
+
+def jsonl_objects(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object with its keys as :func:`column_key` spells them) of each non-blank
+    line of a JSON Lines file; a line that is not an object is a ManifestError naming it."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -140,9 +150,7 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
             raise ManifestError(f"{path}:{number}: JSON nested too deep") from None
         if not isinstance(raw, dict):
             raise ManifestError(f"{path}:{number}: expected an object per line")
-        row = {_key(name): value for name, value in raw.items()}
-        _check_columns(path, list(row), number)
-        yield number, row
+        yield number, {column_key(name): value for name, value in raw.items()}
 
 
 def _check_columns(path: Path, names: Sequence[str], row: int | None = None) -> None:
@@ -175,7 +183,7 @@ def _validated(
             _inside(where, found, roots, f"{str(found)!r} (below {given!r})")
             for found in discover([resolved])
         ]
-    labels = {column: _label(where, column, raw.get(column)) for column in LABEL_COLUMNS}
+    labels = {column: label_value(where, column, raw.get(column)) for column in LABEL_COLUMNS}
     return [ManifestRow(number, file, labels) for file in files]
 
 
@@ -188,9 +196,10 @@ def _inside(where: str, path: Path, roots: Sequence[Path], shown: str) -> Path:
     return resolved
 
 
-def _label(where: str, column: str, value: Any) -> str | None:
-    """The label's text; None where none is given: empty, null, or NaN (what pandas and JSON
-    writers put for a missing value; it is no label "nan")."""
+def label_value(where: str, column: str, value: Any) -> str | None:
+    """A label as the release spells it, or None where none is given: empty, null, or NaN
+    (what pandas and JSON writers put for a missing value; it is no label "nan"); anything
+    else is a ManifestError naming ``where`` (also used for URL lists, core.url_sources)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, float) and math.isnan(value):

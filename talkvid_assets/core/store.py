@@ -53,7 +53,9 @@ from talkvid_assets.core.stages import CPU_PARTS, STAGES
 DATABASE_FILE = "talkvid.duckdb"
 # Columns that differ between two identical computations (when it ran, how long it took): left
 # out of a partition's content digest, so an identical re-run keeps its data version.
-CIRCUMSTANTIAL_COLUMNS = frozenset({"ingested_at", *(f"{part}_cpu_s" for part in CPU_PARTS)})
+CIRCUMSTANTIAL_COLUMNS = frozenset(
+    {"ingested_at", "attempted_at", "downloaded_at", *(f"{part}_cpu_s" for part in CPU_PARTS)}
+)
 SCORE_CACHE_DIR = "score_cache"
 SCHEMA_VERSION = 5
 # How a table's files are laid out and read: 1, one file per partition read with union_by_name;
@@ -181,11 +183,35 @@ TABLES: dict[str, pa.Schema] = {
             ("gender", pa.string()),
             ("video_link", pa.string()),
             ("language", pa.string()),
-            ("language_source", pa.string()),  # "manifest", or NULL with language_reason
+            ("language_source", pa.string()),  # "manifest" or "audio"; NULL: language_reason
             ("language_reason", pa.string()),
+            ("language_confidence", pa.float64()),  # the backend's probability of its label
+            ("language_backend", pa.string()),  # name@version of the language-ID backend
+            ("spoken_language", pa.string()),  # what the audio says (ISO 639-1), even if unused
             ("category", pa.string()),
             ("description", pa.string()),
             ("face_descriptor", pa.list_(pa.float32())),  # dlib ResNet, 128-D; NULL: no face
+        ]
+    ),
+    # One record per URL of the home's URL lists (core.url_sources), one file per URL: the
+    # download archive, with each failure's kind and reason and each download's provenance.
+    "url_sources": pa.schema(
+        [
+            ("url_key", pa.string()),
+            ("url", pa.string()),
+            ("list_row", pa.int64()),
+            ("status", pa.string()),  # ingested | failed
+            ("failure", pa.string()),  # http | unsupported | too_large | too_long | timeout | error
+            ("reason", pa.string()),
+            ("http_status", pa.int32()),
+            ("video_id", pa.string()),
+            ("source_path", pa.string()),
+            ("final_url", pa.string()),  # after redirects, as the extractor saw it
+            ("extractor", pa.string()),
+            ("size_bytes", pa.int64()),
+            ("resumed_from", pa.int64()),  # bytes of an earlier cut try the download resumed
+            ("attempted_at", pa.string()),
+            ("downloaded_at", pa.string()),
         ]
     ),
     # Corpus-wide tables, each one file (key "corpus"), written by unpartitioned assets.
@@ -232,6 +258,7 @@ CORPUS = "corpus"  # the file key of the corpus-wide tables
 # The column a table's files are keyed by (video_id unless named here; None: one corpus file),
 # checked on every write so a row never lands in another partition's file.
 FILE_KEYS: dict[str, str | None] = {
+    "url_sources": "url_key",
     "bench_strata": "dimension",
     "speakers": None,
     "speaker_index": None,

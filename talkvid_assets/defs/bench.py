@@ -47,20 +47,24 @@ def build_bench() -> list[AssetsDefinition]:
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
         group_name="bench",
-        deps=["filtered_clips"],
+        deps=["filtered_clips", config_asset("language")],
         kinds={"duckdb", "dlib"},
         code_version=CODE_VERSIONS["annotations"],
         automation_condition=VIDEO_AUTOMATION,
     )
     def annotations(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
-        """Each passing clip's labels (the source's manifest row) and its face descriptor."""
+        """Each passing clip's labels (the source's manifest row, else the language its audio
+        says), and its face descriptor."""
         store = talkvid.store()
+        language = talkvid.language_id()
         metadata = {}
-        for key, rows in annotate(store, context.partition_keys).items():
+        for key, rows in annotate(store, context.partition_keys, language).items():
             metadata[key] = {
                 "clips": len(rows),
                 "with_face": sum(row["face_descriptor"] is not None for row in rows),
                 "with_language": sum(row["language"] is not None for row in rows),
+                "language_from_audio": sum(row["language_source"] == "audio" for row in rows),
+                "language_backend": language.tag,
             }
         digests = {key: store.digest("annotations", key) for key in context.partition_keys}
         return MaterializeResult(

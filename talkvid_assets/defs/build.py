@@ -30,6 +30,7 @@ from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.scale import executor_from_env
 from talkvid_assets.defs.sensors import inbox_sensor
+from talkvid_assets.defs.url_sources import url_ingest_job, url_list_sensor, url_sources
 
 CURATE_JOB = "curate"
 # The unpartitioned assets over the whole corpus, updated together after the videos' runs.
@@ -40,7 +41,8 @@ curate_job = define_asset_job(
     selection=AssetSelection.all()
     - AssetSelection.assets(*CORPUS_WIDE)
     - AssetSelection.tag(ON_DEMAND_TAG, "true")
-    - AssetSelection.groups(CONFIG_GROUP),
+    - AssetSelection.groups(CONFIG_GROUP)
+    - AssetSelection.assets(url_sources),
     partitions_def=video_partitions,
     description="The curation graph for a range of source videos (one or more partitions)",
 )
@@ -64,10 +66,11 @@ def build_definitions(home: Path) -> Definitions:
             *build_exports(),
             *build_bench(),
             review_calibration,
+            url_sources,
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
-        jobs=[curate_job, remove_videos],
-        sensors=[inbox_sensor, config_sensor, automation_sensor],
+        jobs=[curate_job, remove_videos, url_ingest_job],
+        sensors=[inbox_sensor, url_list_sensor, config_sensor, automation_sensor],
         resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),
     )

@@ -31,12 +31,14 @@ from dagster import (
 
 from talkvid_assets.core.config import (
     CONFIG_PARTS,
+    LANGUAGE_PART,
     ConfigError,
     backend_tag,
     config_parts,
     fingerprint,
     load_config,
 )
+from talkvid_assets.core.language import language_tag
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.defs.per_partition import DATA_VERSION_TAG
@@ -59,6 +61,7 @@ def current_parts(home: Path) -> dict[str, Any]:
         name: backend_tag(load_backend(name, backend, runtime))
         for name, backend in config.backends.items()
     }
+    tags[LANGUAGE_PART] = language_tag(config.language_id, runtime)
     return config_parts(config, tags)
 
 

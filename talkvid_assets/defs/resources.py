@@ -9,6 +9,7 @@ from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
 from talkvid_assets.core.config import ConfigError, CurationConfig, load_config, model_stages
+from talkvid_assets.core.language import LanguageID
 from talkvid_assets.core.scoring import ScorerBackend, load_backend, require_ready
 from talkvid_assets.core.stages import STAGES, BackendUnavailable
 from talkvid_assets.core.store import Store
@@ -70,6 +71,12 @@ class TalkvidResource(ConfigurableResource):
                 "the graph: reload the code location (or rerun the command)"
             )
         return config
+
+    def language_id(self) -> LanguageID:
+        """The home's language ID (core.language): its backend, or the reason none runs."""
+        config = self.config()
+        runtime = config.runtime(Path(self.home))
+        return LanguageID.configured(config.language_id, runtime, config.language_min_confidence)
 
     def backends(self, stages: list[str] | None = None) -> dict[str, ScorerBackend]:
         """The configured backend of each stage (of ``stages`` when given)."""
