@@ -366,6 +366,18 @@ def parse_config(raw: Mapping[str, Any]) -> CurationConfig:
     )
 
 
+# The largest value each downloads setting takes: far past any real use, small enough that a
+# typo (an extra digit or ten) is refused rather than obeyed.
+DOWNLOAD_LIMITS_MOST = {
+    "concurrency": 64,
+    "max_size_mb": 10**7,
+    "max_duration_s": 10**7,
+    "timeout_s": 10**5,
+    "max_time_s": 10**7,
+    "rate_limit_kbps": 10**8,
+}
+
+
 def _downloads(raw: Any) -> DownloadLimits:
     """The ``downloads`` mapping; every key optional, every value checked."""
     given = dict(_mapping(raw, "downloads"))
@@ -373,11 +385,9 @@ def _downloads(raw: Any) -> DownloadLimits:
     unknown = sorted(set(given) - known)
     if unknown:
         raise ConfigError(f"unknown downloads setting {unknown[0]!r}; known: {', '.join(known)}")
-    for name in ("concurrency", "max_size_mb", "max_duration_s", "timeout_s", "max_time_s"):
-        if name in given:
-            _count(given[name], f"downloads.{name}")
-    if given.get("rate_limit_kbps") is not None:
-        _count(given["rate_limit_kbps"], "downloads.rate_limit_kbps")
+    for name, most in DOWNLOAD_LIMITS_MOST.items():
+        if given.get(name) is not None or (name in given and name != "rate_limit_kbps"):
+            _count(given[name], f"downloads.{name}", most)
     if "format" in given and not (isinstance(given["format"], str) and given["format"].strip()):
         raise ConfigError(f"downloads.format must be a yt-dlp format text, got {given['format']!r}")
     return DownloadLimits(**given)
