@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import STAGES, Stage
-from talkvid_assets.core.store import write_atomic
 
 # Under the home: the per-video exports (`<video_id>.json`) and the whole dataset's file.
 VIDEO_EXPORT_DIR = "exports/talkvid"

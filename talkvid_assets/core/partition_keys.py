@@ -48,7 +48,7 @@ def known_key(store: Store, content: str) -> str | None:
 
 def remember_key(store: Store, content: str, video_id: str) -> None:
     """Record that ``content`` is the partition ``video_id``."""
-    from talkvid_assets.core.store import write_atomic
+    from talkvid_assets.core.durable import write_atomic
 
     if video_id != content:
         write_atomic(store.home / ALIAS_DIR / content, video_id.encode())

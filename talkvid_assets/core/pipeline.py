@@ -23,6 +23,7 @@ import cv2
 
 from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
 from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
+from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import (
@@ -36,7 +37,7 @@ from talkvid_assets.core.reencoded import score_reencoded
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import ScorerBackend, Scores
 from talkvid_assets.core.stages import STORE, Stage, get_stage
-from talkvid_assets.core.store import Store, write_atomic
+from talkvid_assets.core.store import Store
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
 from talkvid_assets.core.thresholds import Profile
 from talkvid_assets.core.video import ProbeError, VideoProbe, probe
