@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 
 from talkvid_assets.cli import build_parser, demo_banner, main
 from talkvid_assets.core.export_formats import SAFE_KEY
@@ -196,8 +196,10 @@ def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home
     assert video["status"] == "rejected"
     assert video["reject_reason"].startswith("no source registered for this partition")
     with instance_of(home) as instance:
-        job = build_definitions(home).resolve_job_def("remove_videos")
-        config = {"ops": {"remove_videos": {"config": {"videos": ["my_new_video"]}}}}
+        defs = build_definitions(home)
+        Definitions.validate_loadable(defs)  # as `dagster dev`'s code server loads it
+        job = defs.resolve_job_def("remove_videos")
+        config = {"ops": {"remove": {"config": {"videos": ["my_new_video"]}}}}
         assert job.execute_in_process(run_config=config, instance=instance).success
         assert sorted(instance.get_dynamic_partitions("videos")) == sorted(keys.values())
     assert traces_of(Store(home), "my_new_video") == {}
