@@ -327,7 +327,7 @@ def test_relabelling_through_a_manifest_updates_labels_bench_and_exports(home, c
     def label(gender: str, language: str) -> dict:
         manifest.write_text(header + f"talk_demo.mp4,alice,19-30,{gender},Asian,{language}\n")
         assert main(["--home", str(home), "ingest", "--manifest", str(manifest)]) == 0
-        assert "relabelled 1 curated video(s)" in capsys.readouterr().out
+        assert "relabelled 1 curated video(s)" in capsys.readouterr().err
         (record,) = json.loads((home / "exports" / "talkvid.json").read_text())
         assert record["id"] == clip
         (mine,) = json.loads(
