@@ -184,6 +184,17 @@ def test_a_vanished_source_is_missing_never_exported_and_cut_skips_it(home, tmp_
     assert video == {"status": "missing", "reject_reason": f"source is gone: {source}"}
 
 
+def test_curate_takes_a_vanished_source_out_of_the_dataset_file(home):
+    home, keys = home
+    (home.parent / "sources" / "talk_demo.mp4").unlink()
+    assert talkvid(home, "curate", "--stale").returncode == 0
+    assert json.loads((home / "exports" / "talkvid.json").read_text()) == []
+    status = Store(home).query(
+        "SELECT status FROM videos WHERE video_id = :k", {"k": keys["talk_demo.mp4"]}
+    )
+    assert status == [{"status": "missing"}]
+
+
 def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home):
     home, keys = home
     with instance_of(home) as instance:
