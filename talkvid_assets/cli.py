@@ -109,7 +109,7 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
     instance = _instance(home)
     register_partitions(instance, keys)
     if relabelled:
-        _relabel(instance, home, relabelled)
+        ok = _relabel(instance, home, relabelled) and ok
     print(_profile_note(home), file=sys.stderr)  # stdout stays one KEY<TAB>PATH line per file
     return keys, ok
 
@@ -186,16 +186,23 @@ def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestR
     return before != [dict(row.labels)]
 
 
-def _relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> None:
-    """Bring curated videos' annotations, exports and TalkVid-Bench up to their new labels."""
+def _relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> bool:
+    """Bring curated videos' annotations, exports and TalkVid-Bench up to their new labels;
+    False when a run failed (each is named)."""
     from talkvid_assets.launch import relabel
 
     outcomes = relabel(instance, home, keys)
     failed = [outcome for outcome in outcomes if not outcome.success]
     for outcome in failed:
         print(f"relabelling failed (run {outcome.run_id[:8]}): {outcome.error}", file=sys.stderr)
-    if outcomes and not failed:
-        print(f"relabelled {len(keys)} curated video(s): annotations, exports and bench updated")
+    rerun = {key for outcome in outcomes if outcome.assets == ("annotations",)
+             for key in outcome.partitions}  # fmt: skip
+    if rerun and not failed:
+        print(
+            f"relabelled {len(rerun)} curated video(s): annotations, exports and bench updated",
+            file=sys.stderr,
+        )
+    return not failed
 
 
 def _summarise(store: Store, outcome: RunOutcome) -> dict[str, str]:

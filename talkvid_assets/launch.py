@@ -31,6 +31,7 @@ from dagster import (
 from sqlalchemy.exc import IntegrityError
 
 from talkvid_assets.core.config import load_config
+from talkvid_assets.core.pipeline import missing_sources
 from talkvid_assets.core.scoring import require_ready
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
@@ -321,6 +322,16 @@ def uncurated(store: Store, keys: Sequence[str]) -> set[str]:
     return set(keys) - {row["video_id"] for row in rows}
 
 
+def newly_missing(store: Store, keys: Sequence[str]) -> set[str]:
+    """The videos among ``keys`` whose source is found gone or overwritten now and was not
+    before (``videos.status`` becomes ``missing``): a stat per source."""
+    known = store.query(
+        "SELECT video_id FROM videos WHERE status = 'missing' AND video_id IN (SELECT unnest(:k))",
+        {"k": list(keys)},
+    )
+    return set(missing_sources(store, keys)) - {row["video_id"] for row in known}
+
+
 def home_store(defs: Definitions) -> Store:
     """The store of the home these definitions were built for."""
     return defs.resources["talkvid"].store()
@@ -397,11 +408,14 @@ def curate(
     require_ready(config.backends, config.runtime(home))
     defs = build_definitions(home)
     observe_config(instance, home)
-    # Videos removed and ingested again come back with the data versions they had, which
-    # Dagster would not call a change: the corpus-wide assets are rebuilt for them regardless.
-    returning = uncurated(home_store(defs), partitions) & instance.get_materialized_partitions(
+    # Videos removed and ingested again come back with the data versions they had, and a source
+    # that vanished changes no data version at all: Dagster would call neither a change, so the
+    # corpus-wide assets (the dataset file above all) are rebuilt for them regardless.
+    store = home_store(defs)
+    returning = uncurated(store, partitions) & instance.get_materialized_partitions(
         AssetKey("raw_videos")
     )
+    returning |= newly_missing(store, partitions)
     outcomes: list[RunOutcome] = []
     failed: set[str] = set()
     for _ in range(MAX_WAVES):

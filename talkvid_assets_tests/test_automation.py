@@ -11,6 +11,7 @@ import time
 import pytest
 
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_S
 from talkvid_assets_tests.devserver import (
@@ -48,7 +49,7 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
     inbox = home / "inbox"
     inbox.mkdir()
     log = tmp_path / "dev.log"
-    key = video_key(SAMPLES / "talk_demo.mp4")
+    key = partition_key(SAMPLES / "talk_demo.mp4", video_key(SAMPLES / "talk_demo.mp4"))
     with dev_server(home, log) as port:
         assert {"inbox_sensor", "config_sensor", "automation"} <= set(sensors(port))
         shutil.copy(SAMPLES / "talk_demo.mp4", inbox / "talk_demo.mp4")

@@ -3,6 +3,9 @@ none stops the others, no row is lost."""
 
 import pytest
 
+from talkvid_assets.core.export_formats import SAFE_KEY
+from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import content_key
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.media import SAMPLES, hostile_inputs
@@ -78,7 +81,8 @@ def test_hostile_file_name_is_curated_and_the_good_video_still_passes(outcome):
     hostile = by_kind["hostile_name"]
     assert hostile["status"] == "ok"
     assert hostile["source_path"] == str(files["hostile_name"].resolve())
-    assert keys[files["hostile_name"]].isalnum()  # the key is a hash, never the name
+    key = keys[files["hostile_name"]]  # the name made safe, then the content key
+    assert SAFE_KEY.fullmatch(key) and content_key(key) == video_key(files["hostile_name"])
     (clip,) = clips_of(store, hostile["video_id"])
     assert clip["passed"], clip["reject_reasons"]
     assert [clip["passed"] for clip in clips_of(store, by_kind["good"]["video_id"])] == [True]

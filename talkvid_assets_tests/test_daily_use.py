@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 import pytest
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 
 from talkvid_assets.cli import build_parser, demo_banner, main
 from talkvid_assets.core.durable import umask
@@ -185,6 +185,17 @@ def test_a_vanished_source_is_missing_never_exported_and_cut_skips_it(home, tmp_
     assert video == {"status": "missing", "reject_reason": f"source is gone: {source}"}
 
 
+def test_curate_takes_a_vanished_source_out_of_the_dataset_file(home):
+    home, keys = home
+    (home.parent / "sources" / "talk_demo.mp4").unlink()
+    assert talkvid(home, "curate", "--stale").returncode == 0
+    assert json.loads((home / "exports" / "talkvid.json").read_text()) == []
+    status = Store(home).query(
+        "SELECT status FROM videos WHERE video_id = :k", {"k": keys["talk_demo.mp4"]}
+    )
+    assert status == [{"status": "missing"}]
+
+
 def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home):
     home, keys = home
     with instance_of(home) as instance:
@@ -197,8 +208,10 @@ def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home
     assert video["status"] == "rejected"
     assert video["reject_reason"].startswith("no source registered for this partition")
     with instance_of(home) as instance:
-        job = build_definitions(home).resolve_job_def("remove_videos")
-        config = {"ops": {"remove_videos": {"config": {"videos": ["my_new_video"]}}}}
+        defs = build_definitions(home)
+        Definitions.validate_loadable(defs)  # as `dagster dev`'s code server loads it
+        job = defs.resolve_job_def("remove_videos")
+        config = {"ops": {"remove": {"config": {"videos": ["my_new_video"]}}}}
         assert job.execute_in_process(run_config=config, instance=instance).success
         assert sorted(instance.get_dynamic_partitions("videos")) == sorted(keys.values())
     assert traces_of(Store(home), "my_new_video") == {}
@@ -326,7 +339,7 @@ def test_relabelling_through_a_manifest_updates_labels_bench_and_exports(home, c
     def label(gender: str, language: str) -> dict:
         manifest.write_text(header + f"talk_demo.mp4,alice,19-30,{gender},Asian,{language}\n")
         assert main(["--home", str(home), "ingest", "--manifest", str(manifest)]) == 0
-        assert "relabelled 1 curated video(s)" in capsys.readouterr().out
+        assert "relabelled 1 curated video(s)" in capsys.readouterr().err
         (record,) = json.loads((home / "exports" / "talkvid.json").read_text())
         assert record["id"] == clip
         (mine,) = json.loads(

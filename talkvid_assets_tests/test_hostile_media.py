@@ -18,6 +18,7 @@ import av
 import numpy as np
 import pytest
 
+from talkvid_assets.core.export_formats import SAFE_KEY
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.store import Store
@@ -258,7 +259,7 @@ def test_a_file_name_with_a_dash_or_newline_is_curated_under_its_real_path(outco
     video = by_kind[kind]
     assert video["status"] == "ok", video["reject_reason"]
     assert video["source_path"] == str(files[kind].resolve())
-    assert keys[files[kind]].isalnum()
+    assert SAFE_KEY.fullmatch(keys[files[kind]])  # the name made safe, then the content key
     assert clips_of(store, video["video_id"])
 
 

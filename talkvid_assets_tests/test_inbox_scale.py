@@ -13,6 +13,7 @@ import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
 from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.partitions import video_partitions
@@ -74,6 +75,11 @@ def inbox(tmp_path, monkeypatch):
         yield Inbox(home, instance)
 
 
+def partition_key_of(path: Path) -> str:
+    """The partition the inbox gives a file: its name, then its content key."""
+    return partition_key(path, video_key(path))
+
+
 def drop(path: Path, content: bytes, size: int | None = None) -> Path:
     """A file of ``content``, extended with a hole to ``size`` bytes (cheap to make, hashed
     like any other bytes)."""
@@ -102,7 +108,7 @@ def test_a_settled_known_file_is_not_read_again(inbox):
     dropped = drop(inbox.folder / "sub" / "dropped.mp4", b"dropped into the inbox")
     inbox.tick()
     inbox.tick()
-    dropped_key = video_key(dropped)
+    dropped_key = partition_key_of(dropped)
     assert inbox.partitions() == {dropped_key}
     assert inbox.pending() == {}
 
@@ -160,7 +166,9 @@ def test_a_drop_larger_than_the_budget_arrives_over_several_ticks(inbox, monkeyp
         handled_per_tick.append(len(inbox.partitions()) - partitions)
         if not inbox.pending():
             break
-    keys = {video_key(path) for path in paths}  # after the ticks: the sensor hashed them first
+    keys = {
+        partition_key_of(path) for path in paths
+    }  # after the ticks: the sensor hashed them first
     print(f"\n{len(keys)} files of {size:,} bytes, per tick: {handled_per_tick}")
     print("tick seconds: " + ", ".join(f"{seconds:.2f}" for seconds in inbox.seconds))
     assert inbox.partitions() == keys
@@ -176,7 +184,7 @@ def test_a_file_too_large_for_one_budget_is_ingested_by_a_run(inbox, monkeypatch
     small = drop(inbox.folder / "small.mp4", b"a short talk")
     inbox.tick()
     result = inbox.tick()
-    assert inbox.partitions() == {video_key(small)}
+    assert inbox.partitions() == {partition_key_of(small)}
     (request,) = result.run_requests
     stat = large.stat()
     assert request.run_key == f"{large}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -189,7 +197,7 @@ def test_a_file_too_large_for_one_budget_is_ingested_by_a_run(inbox, monkeypatch
         resources={"talkvid": inbox.resource},
     )
     assert outcome.success
-    assert inbox.partitions() == {video_key(small), video_key(large)}
+    assert inbox.partitions() == {partition_key_of(small), partition_key_of(large)}
     result = inbox.tick()
     assert not result.run_requests and not result.dynamic_partitions_requests
     assert inbox.pending() == {}
@@ -207,7 +215,7 @@ def test_a_growing_file_is_ingested_once_settled(inbox):
             assert not result.dynamic_partitions_requests
             assert inbox.partitions() == set()
     inbox.tick()
-    assert inbox.partitions() == {video_key(path)}
+    assert inbox.partitions() == {partition_key_of(path)}
     (row,) = inbox.store.query("SELECT size_bytes FROM sources")
     assert row["size_bytes"] == len(b"".join(chunks))
 
@@ -217,7 +225,7 @@ def test_the_same_bytes_under_two_names_give_one_partition(inbox):
     second = drop(inbox.folder / "again" / "talk copy.mp4", b"the same talk")
     inbox.tick()
     inbox.tick()
-    key = video_key(first)
+    key = partition_key_of(first)
     assert inbox.partitions() == {key}
     (source,) = inbox.store.query("SELECT source_path FROM sources")
     assert source["source_path"] == str(first)

@@ -1,5 +1,5 @@
-"""One dynamic partition per source video, keyed by content hash (see core.ingest.video_key),
-and how many of them one run curates."""
+"""One dynamic partition per source video, keyed by its file name and content hash (see
+core.partition_keys), and how many of them one run curates."""
 
 from dagster import BackfillPolicy, DynamicPartitionsDefinition
 

@@ -1,7 +1,7 @@
 """Removing videos, from the UI as from the CLI: the `remove_videos` job.
 
 Launch it from the UI (Jobs, then `remove_videos`, then the Launchpad) with the partition keys
-or source paths to remove, e.g. ``ops: {remove_videos: {config: {videos: [my_new_video]}}}``;
+or source paths to remove, e.g. ``ops: {remove: {config: {videos: [my_new_video]}}}``;
 `talkvid remove` does the same. The store's part is ``core.removal``; this module deletes the
 Dagster partition.
 """
@@ -49,7 +49,7 @@ class RemoveVideos(Config):
     videos: list[str] = Field(description="partition keys or source paths of the videos")
 
 
-@op(name="remove_videos")
+@op(name="remove")
 def remove_videos_op(
     context: OpExecutionContext, config: RemoveVideos, talkvid: TalkvidResource
 ) -> None:
