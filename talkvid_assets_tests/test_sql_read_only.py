@@ -90,3 +90,15 @@ def test_ctrl_c_during_a_slow_query_is_one_line(tmp_path):
     _, stderr = sql.communicate(timeout=60)
     assert sql.returncode not in (0, None)
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def test_the_working_directorys_tmp_folder_is_not_readable(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "secret.csv").write_text("a\n1\n")
+    query = sa.text("SELECT * FROM read_csv('.tmp/secret.csv')")
+    with (
+        store.engine().connect() as connection,
+        pytest.raises(sa.exc.DBAPIError, match="Permission Error"),
+    ):
+        connection.execute(query).all()
