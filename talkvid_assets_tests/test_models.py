@@ -121,6 +121,7 @@ def test_models_list_and_a_fetch_without_network_fail_in_one_line(tmp_path):
         "insightface-buffalo_l": "missing",
         "dover": "missing",
         "cotracker3": "missing",
+        "syncnet": "missing",
         "transnetv2": "present",
     }
     # A mirror nobody listens on stands for "no network" whatever this machine can reach.

@@ -147,6 +147,20 @@ MODELS: dict[str, Model] = {
             "git+https://github.com/facebookresearch/co-tracker",
         ),
         Model(
+            name="syncnet",
+            stage="sync",
+            licence="MIT (joonson/syncnet_python)",
+            source="github.com/joonson/syncnet_python download_model.sh (robots.ox.ac.uk VGG)",
+            files=(
+                WeightFile(
+                    "syncnet_v2.model",
+                    "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+                ),
+            ),
+            note="the publisher states no checksum or size: the first fetch records its sha256 "
+            "(13.6 M parameters, about 54 MB as float32)",
+        ),
+        Model(
             name="transnetv2",
             stage="segments",
             licence="MIT",

@@ -152,6 +152,28 @@ STAGES: tuple[Stage, ...] = (
         description="the reference's eleven head-detail scores on one frame per second",
         model_backends=frozenset({"retinaface-torch", "retinaface-torch-r50", "insightface"}),
     ),
+    Stage(
+        name="sync",
+        table="sync_scores",
+        # SyncNet's offset search spans +-15 frames at 25 fps (core.sync.offset); confidence is
+        # a median minus a minimum of distances and the distance a mean of norms: both >= 0.
+        score_columns=(
+            ScoreColumn("sync_offset", "int64", -15.0, 15.0),
+            ScoreColumn("sync_confidence", "float64", 0.0, float("inf")),
+            ScoreColumn("sync_distance", "float64", 0.0, float("inf")),
+        ),
+        summary_column="sync_confidence",
+        export_field="sync",
+        backends={
+            "off": "talkvid_assets.core.sync.off:SyncOff",
+            "syncnet": "talkvid_assets.core.sync.scorer:sync_backend",
+        },
+        # No package ships SyncNet's weights, so the offline default records no sync score
+        # (named "off"); `talkvid models fetch syncnet` and `backends: {sync: syncnet}` turn it on.
+        default_backend="off",
+        description="lip sync: SyncNet's audio-video offset (25 fps frames), Sync-C and Sync-D",
+        model_backends=frozenset({"syncnet"}),
+    ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
 # The parts of a curation whose CPU time is recorded per video (decode_reports.<part>_cpu_s):
