@@ -92,24 +92,27 @@ def _windows(crops: np.ndarray, audio: np.ndarray) -> tuple[torch.Tensor, torch.
     )
 
 
-def train_tiny_syncnet(seed: int = 0, steps: int = 80) -> SyncNet:
+def train_tiny_syncnet(
+    seed: int = 0, steps: int = 80, clip: tuple[np.ndarray, np.ndarray] | None = None
+) -> SyncNet:
     """A tiny SyncNet trained on synthetic clips with the contrastive loss of the SyncNet
     paper: in-sync pairs pulled together, pairs 3-15 frames apart pushed ``MARGIN`` apart.
 
     On one thread: torch's threads spin against each other on a busy machine (80 steps took
-    60 s on two threads there and 4 s on one)."""
+    60 s on two threads there and 4 s on one). ``clip`` is (crops, audio) to learn from,
+    drawn mouths by default."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(seed, steps)
+        return _train(seed, steps, clip or talking_clip(400, seed + 1000))
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(seed: int, steps: int) -> SyncNet:
+def _train(seed: int, steps: int, clip: tuple[np.ndarray, np.ndarray]) -> SyncNet:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    video, sound = _windows(*talking_clip(400, seed + 1000))
+    video, sound = _windows(*clip)
     network = SyncNet(TINY)
     optimiser = torch.optim.Adam(network.parameters(), lr=3e-3)
     count = len(video)
@@ -128,3 +131,60 @@ def _train(seed: int, steps: int) -> SyncNet:
         loss.mean().backward()
         optimiser.step()
     return network.eval()
+
+
+# Talking faces: a still of talk_demo.mp4's speaker whose mouth is redrawn, opening with the
+# envelope of a tone, so the real face detector finds the face and SyncNet's crop holds a mouth.
+STILL_WIDTH = 320
+FACE_FPS = 25
+
+
+def face_still() -> tuple[np.ndarray, list[float], tuple[float, float, float]]:
+    """(RGB still, face box, (mouth centre x, y, half width)) found by the embedded RetinaFace."""
+    from talkvid_assets.core.faces import face_area
+    from talkvid_assets.core.identity import default_detector, detect_faces
+    from talkvid_assets_tests.media import read_sample
+
+    frames, _, _ = read_sample("talk_demo.mp4")
+    height = round(frames[0].shape[0] * STILL_WIDTH / frames[0].shape[1]) // 2 * 2
+    still = cv2_resize(frames[0], (STILL_WIDTH, height))
+    face = max(detect_faces([still], default_detector())[0], key=face_area)
+    (lx, ly), (rx, ry) = face["kps"][3], face["kps"][4]
+    return still, face["bbox"], ((lx + rx) / 2, (ly + ry) / 2, abs(rx - lx) / 2)
+
+
+def cv2_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def talking_face(levels: np.ndarray, still: np.ndarray, mouth: tuple[float, float, float]):
+    """RGB frames of ``still`` with a mouth opening as ``levels`` say."""
+    import cv2
+
+    cx, cy, half_width = mouth
+    frames = []
+    for level in levels:
+        frame = still.copy()
+        axes = (max(2, round(half_width)), max(1, round(1 + half_width * 0.9 * level)))
+        cv2.ellipse(frame, (round(cx), round(cy)), axes, 0, 0, 360, (30, 10, 10), -1)
+        frames.append(frame)
+    return frames
+
+
+def face_crops(frames: list[np.ndarray], bbox: list[float], size: int) -> np.ndarray:
+    """The crops the sync backend takes of ``frames`` (BGR, as SyncNet is fed)."""
+    import cv2
+
+    from talkvid_assets.core.sync.scorer import face_crop
+
+    return np.stack([face_crop(cv2.cvtColor(f, cv2.COLOR_RGB2BGR), bbox, size) for f in frames])
+
+
+def train_face_syncnet(still, bbox, mouth, seed: int = 0, steps: int = 80) -> SyncNet:
+    """The tiny SyncNet trained on crops of the talking still (see :func:`train_tiny_syncnet`)."""
+    rng = np.random.default_rng(seed + 2000)
+    levels = envelope(400, rng)
+    crops = face_crops(talking_face(levels, still, mouth), bbox, FACE)
+    return train_tiny_syncnet(seed, steps, (crops, tone(levels, rng)))

@@ -13,7 +13,12 @@ from talkvid_assets.core.config import (
 )
 from talkvid_assets_tests.conftest import configure
 
-TAGS = {"quality": "frame-stats@1", "motion": "lk@1", "head_detail": "dlib-hog@1"}
+TAGS = {
+    "quality": "frame-stats@1",
+    "motion": "lk@1",
+    "head_detail": "dlib-hog@1",
+    "sync": "none@1",
+}
 
 
 def test_a_new_home_gets_the_documented_defaults(tmp_path):

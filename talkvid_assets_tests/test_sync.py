@@ -95,14 +95,14 @@ def test_default_curation_leaves_sync_unjudged_until_a_threshold_is_set():
         **dict.fromkeys(("avg_rotation", "min_rotation"), 100.0),
         "sync_offset": None,
         "sync_confidence": None,
-        "sync_backend": "off",
+        "sync_backend": "none",
     }
     default = parse_config({})
-    assert default.backends["sync"] == "off"
+    assert default.backends["sync"] == "none"
     assert default.judging_profile().clip.reasons(clip) == []
     judged = parse_config({"thresholds": {"sync_offset": 2, "sync_confidence": 3.0}})
     assert judged.judging_profile().clip.reasons(clip) == [
-        "sync scores missing (sync backend 'off'): a sync threshold is set"
+        "sync scores missing (sync backend 'none'): a sync threshold is set"
     ]
     scored = {**clip, "sync_offset": -4, "sync_confidence": 2.5, "sync_backend": "syncnet"}
     assert judged.judging_profile().clip.reasons(scored) == [

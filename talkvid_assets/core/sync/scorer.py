@@ -136,20 +136,23 @@ class SyncClip:
         """The clip's audio, 16 kHz mono from the clip's start."""
         self._audio = samples
 
-    def finish(self, duration: float, frame_count: int) -> dict[str, float | None]:
-        scores: dict[str, float | None] = dict.fromkeys(SCORE_NAMES)
+    def result(self, duration: float) -> SyncResult | None:
+        """The clip's offset, Sync-C and Sync-D over its first ``duration`` seconds; None
+        when no face was found or the clip is shorter than one window."""
         if self._first_tick_s is None:
-            return scores
+            return None
         start = round(self._first_tick_s * AUDIO_RATE)
-        end = round(duration * AUDIO_RATE)
-        result = self._embedder.result(self._audio[start:end])
-        if result is not None:
-            scores.update(
-                sync_offset=result.offset,
-                sync_confidence=result.confidence,
-                sync_distance=result.distance,
-            )
-        return scores
+        return self._embedder.result(self._audio[start : round(duration * AUDIO_RATE)])
+
+    def finish(self, duration: float, frame_count: int) -> dict[str, float | None]:
+        result = self.result(duration)
+        if result is None:
+            return dict.fromkeys(SCORE_NAMES)
+        return {
+            "sync_offset": result.offset,
+            "sync_confidence": result.confidence,
+            "sync_distance": result.distance,
+        }
 
 
 @functools.cache
