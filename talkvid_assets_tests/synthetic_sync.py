@@ -25,7 +25,6 @@ TINY = SyncNetShape(
     embedding=16,
     face_size=FACE,
 )
-SAMPLES_PER_FRAME = AUDIO_RATE // SYNC_FPS
 TONE_HZ = 300.0
 MARGIN = 2.0
 
@@ -52,18 +51,18 @@ def mouths(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.stack(crops)
 
 
-def tone(levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """16 kHz audio: a tone whose loudness follows ``levels`` (linear between frames)."""
-    count = len(levels) * SAMPLES_PER_FRAME
-    times = np.arange(count) / AUDIO_RATE
+def tone(levels: np.ndarray, rng: np.random.Generator, rate: int = AUDIO_RATE) -> np.ndarray:
+    """Audio at ``rate``: a tone whose loudness follows ``levels`` (linear between frames)."""
+    count = len(levels) * rate // SYNC_FPS
+    times = np.arange(count) / rate
     gain = np.interp(times * SYNC_FPS - 0.5, np.arange(len(levels)), levels)
     noise = rng.normal(0, 0.003, count)
     return (0.5 * gain * np.sin(2 * np.pi * TONE_HZ * times) + noise).astype(np.float32)
 
 
-def delayed(audio: np.ndarray, frames: int) -> np.ndarray:
+def delayed(audio: np.ndarray, frames: int, rate: int = AUDIO_RATE) -> np.ndarray:
     """``audio`` played ``frames`` 25 fps frames later (earlier when negative), same length."""
-    shift = frames * SAMPLES_PER_FRAME
+    shift = frames * rate // SYNC_FPS
     out = np.zeros_like(audio)
     if shift >= 0:
         out[shift:] = audio[: len(audio) - shift]
