@@ -15,10 +15,12 @@ import cv2
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.sync.network import save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE
+from talkvid_assets.launch import instance_dir
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import TALKVID
 from talkvid_assets_tests.media import AUDIO_RATE, write_video
@@ -32,8 +34,10 @@ from talkvid_assets_tests.synthetic_sync import (
     train_face_syncnet,
 )
 
+pytestmark = pytest.mark.slow  # three evaluations of eight clips: about two minutes
+
 STRATA = {("gender", "Female"): 2, ("gender", "Male"): 2, ("age", "19-30"): 2, ("age", "60+"): 2}
-FRAMES = 100  # 4 s at 25 fps
+FRAMES = 75  # 3 s at 25 fps
 SHIFT = 5  # frames the degraded model's audio lags
 TINY = [
     "--extractor",
@@ -122,6 +126,12 @@ def test_the_perfect_model_beats_the_degraded_one_on_every_metric_and_stratum(be
     assert overall["CSIM"]["value"] == pytest.approx(1.0, abs=1e-6)
     assert overall["FID"]["extractor"] == "tiny-projection"
     assert overall["CSIM"]["extractor"] == "dlib-resnet"
+    with DagsterInstance.from_config(str(instance_dir(home))) as instance:
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(AssetKey("bench_evaluation"), asset_partitions=["perfect"]), limit=1
+        ).records
+    metadata = records[0].asset_materialization.metadata  # type: ignore[union-attr]
+    assert "gender/Female" in metadata["metrics"].value and "gap" in metadata["gaps"].value
 
 
 def test_without_published_weights_fid_and_fvd_are_skipped_with_the_fetch_named(bench, tmp_path):

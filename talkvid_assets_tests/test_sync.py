@@ -22,6 +22,7 @@ from talkvid_assets.core.video import probe
 from talkvid_assets_tests.devserver import TALKVID
 from talkvid_assets_tests.media import SAMPLES
 from talkvid_assets_tests.synthetic_sync import delayed, talking_clip, train_tiny_syncnet
+from talkvid_assets_tests.test_models import server, url  # noqa: F401 (the fixture)
 
 SHIFTS = (-9, -4, 0, 3, 8)
 
@@ -77,6 +78,29 @@ def test_without_weights_the_stage_names_its_fetch_in_one_line(tmp_path):
     assert shown.returncode == 1
     assert shown.stderr.count("\n") == 1, shown.stderr
     assert "run `talkvid models fetch syncnet`" in shown.stderr
+
+
+def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):  # noqa: F811
+    """`talkvid models fetch syncnet` from a mirror on 127.0.0.1 (the publisher's server is out
+    of reach here): the file lands verified by its recorded sha256 and the stage can run."""
+    server.files[WEIGHT_FILE] = (tiny_weights / MODEL_NAME / WEIGHT_FILE).read_bytes()
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = yaml.safe_load(default_text())
+    settings["backends"]["sync"] = "syncnet"
+    config_path(home).write_text(yaml.safe_dump(settings))
+    mirror = url(server, "").rstrip("/")
+    fetched = subprocess.run(
+        [TALKVID, "--home", home, "models", "fetch", MODEL_NAME, "--from", mirror],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert fetched.returncode == 0, fetched.stderr
+    assert "unpinned, recorded sha256" in fetched.stdout
+    shown = subprocess.run(
+        [TALKVID, "--home", home, "config"], capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "sync=syncnet" in shown.stdout
 
 
 def test_default_curation_leaves_sync_unjudged_until_a_threshold_is_set():
