@@ -402,6 +402,8 @@ def cmd_evaluate(
     chosen = dict(pair.split("=", 1) for pair in extractors if "=" in pair)
     if len(chosen) != len(extractors):
         raise UserError("give each --extractor as ROLE=BACKEND, e.g. identity=dlib-resnet")
+    if resamples < 1:
+        raise UserError(f"--resamples must be at least 1, got {resamples}")
     if generated is not None and not generated.is_dir():
         raise UserError(f"no folder of generated videos at {generated}")
     if not _store(home).query("SELECT count(*) AS n FROM bench_strata")[0]["n"]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from talkvid_assets.core.evaluate.bootstrap import (
     bootstrap_interval,
     percentile_interval,
     resample_indices,
 )
+from talkvid_assets.core.evaluate.extractors import I3DClips, InceptionFrames
 from talkvid_assets.core.evaluate.frechet import Gaussian, feature_distance, frechet_distance
 from talkvid_assets.core.evaluate.harness import BenchClip, ClipMeasures, gap_rows, metric_rows
+from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.stages import BackendUnavailable
 
 
 def exact_samples(mean: np.ndarray, covariance: np.ndarray, count: int, seed: int) -> np.ndarray:
@@ -114,3 +118,36 @@ def test_per_clip_metrics_group_by_stratum_with_their_own_bootstrap():
     (gap,) = gap_rows(rows)
     assert (gap["best_stratum"], gap["worst_stratum"]) == ("White", "Black")
     assert gap["gap"] == pytest.approx(0.95 - 0.55)
+
+
+class ChannelMeans(torch.nn.Module):
+    """Stands in for Inception's TorchScript file: same call, per-channel means as features."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        return x.float().mean(dim=(2, 3))
+
+
+class ClipChannelMeans(torch.nn.Module):
+    """Stands in for I3D's TorchScript file: same call, per-channel means over the clip."""
+
+    def forward(
+        self, x: torch.Tensor, rescale: bool = False, resize: bool = True,
+        return_features: bool = False,
+    ) -> torch.Tensor:  # fmt: skip
+        return x.mean(dim=(2, 3, 4))
+
+
+def test_torchscript_extractors_load_from_the_models_folder_and_feed_their_layout(tmp_path):
+    """The published Inception and I3D files cannot be fetched here; TorchScript files of the
+    same call signature go through the same loading and input layout (uint8 NCHW for
+    Inception, NCTHW in [-1, 1] for I3D, 16 frames)."""
+    runtime = Runtime(tmp_path / "models", "cpu")
+    with pytest.raises(BackendUnavailable, match="talkvid models fetch inception-v3"):
+        InceptionFrames(runtime).ready()
+    for extractor, module in ((InceptionFrames, ChannelMeans), (I3DClips, ClipChannelMeans)):
+        (tmp_path / "models" / extractor.MODEL).mkdir(parents=True)
+        torch.jit.script(module()).save(str(tmp_path / "models" / extractor.MODEL / extractor.FILE))
+    frames = np.zeros((20, 8, 8, 3), np.uint8)
+    frames[..., 0], frames[:16, :, :, 1] = 255, 51  # red full, green only in the first 16
+    assert InceptionFrames(runtime).frame_features(frames[:2]).tolist() == [[255.0, 51.0, 0.0]] * 2
+    assert I3DClips(runtime).clip_features(frames) == pytest.approx([1.0, -0.6, -1.0])

@@ -116,14 +116,31 @@ def load_extractor(role: str, name: str, runtime: Runtime) -> Any:
         raise BackendUnavailable(f"cannot load {role} extractor {target}: {error}") from None
 
 
-def _torchscript(runtime: Runtime, model: str, file: str) -> tuple[Any, str]:
-    import torch
+class _TorchScriptExtractor:
+    """A network published as one TorchScript file under ``models/MODEL/FILE``: checked by
+    :meth:`ready` without loading, loaded on first use on the configured device."""
 
-    device = runtime.torch_device()
-    return torch.jit.load(str(runtime.weight(model, file)), map_location=device).eval(), device
+    MODEL = FILE = ""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._loaded: tuple[Any, str] | None = None
+
+    def ready(self) -> None:
+        self._runtime.weight(self.MODEL, self.FILE)
+
+    def network(self) -> tuple[Any, str]:
+        """(TorchScript module, device)."""
+        if self._loaded is None:
+            import torch
+
+            device = self._runtime.torch_device()
+            path = self._runtime.weight(self.MODEL, self.FILE)
+            self._loaded = torch.jit.load(str(path), map_location=device).eval(), device
+        return self._loaded
 
 
-class InceptionFrames:
+class InceptionFrames(_TorchScriptExtractor):
     """FID's InceptionV3 (TensorFlow's 2015-12-05 graph) as the TorchScript file NVIDIA's
     StyleGAN metrics and clean-fid load: uint8 NCHW in, it resizes to 299 itself, 2048-D pool
     features out with ``return_features=True``."""
@@ -131,24 +148,16 @@ class InceptionFrames:
     name = "inception-v3"
     MODEL, FILE = "inception-v3", "inception-2015-12-05.pt"
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._loaded: tuple[Any, str] | None = None
-
-    def ready(self) -> None:
-        self._runtime.weight(self.MODEL, self.FILE)
-
     def frame_features(self, frames: np.ndarray) -> np.ndarray:
         import torch
 
-        self._loaded = self._loaded or _torchscript(self._runtime, self.MODEL, self.FILE)
-        network, device = self._loaded
+        network, device = self.network()
         batch = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).to(device)
         with torch.inference_mode():
             return network(batch, return_features=True).float().cpu().numpy()
 
 
-class I3DClips:
+class I3DClips(_TorchScriptExtractor):
     """FVD's I3D (Kinetics-400) as the TorchScript file StyleGAN-V's FVD loads: float NCTHW in
     [-1, 1], resized to 224 by the network, 400-D logits-layer features with
     ``return_features=True``. The first ``FVD_FRAMES`` frames of each clip are used."""
@@ -156,18 +165,10 @@ class I3DClips:
     name = "i3d"
     MODEL, FILE = "i3d", "i3d_torchscript.pt"
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._loaded: tuple[Any, str] | None = None
-
-    def ready(self) -> None:
-        self._runtime.weight(self.MODEL, self.FILE)
-
     def clip_features(self, frames: np.ndarray) -> np.ndarray:
         import torch
 
-        self._loaded = self._loaded or _torchscript(self._runtime, self.MODEL, self.FILE)
-        network, device = self._loaded
+        network, device = self.network()
         video = torch.from_numpy(np.ascontiguousarray(frames[:FVD_FRAMES])).to(device)
         video = video.permute(3, 0, 1, 2)[None].float() / 127.5 - 1.0
         with torch.inference_mode():

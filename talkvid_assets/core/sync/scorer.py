@@ -115,13 +115,10 @@ class SyncClip:
         while self._tick / SYNC_FPS <= clip_time + 1e-6:
             if self._tick % DETECT_EVERY == 0:
                 self._box = self._find_face(frame) or self._box
-            if self._box is not None:
+            if self._box is not None:  # held from the last detection that found a face
                 if self._first_tick_s is None:
                     self._first_tick_s = self._tick / SYNC_FPS
                 self._embedder.add(face_crop(frame.image("bgr24"), self._box, self._size))
-            elif self._first_tick_s is not None:
-                # The face was lost for good: windows must stay contiguous in time.
-                break
             self._tick += 1
 
     def _find_face(self, frame: Frame) -> list[float] | None:
