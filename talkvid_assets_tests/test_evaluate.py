@@ -37,7 +37,7 @@ from talkvid_assets_tests.synthetic_sync import (
 pytestmark = pytest.mark.slow  # three evaluations of eight clips: about two minutes
 
 STRATA = {("gender", "Female"): 2, ("gender", "Male"): 2, ("age", "19-30"): 2, ("age", "60+"): 2}
-FRAMES = 75  # 3 s at 25 fps
+FRAMES = 100  # 4 s at 25 fps
 SHIFT = 5  # frames the degraded model's audio lags
 TINY = [
     "--extractor",
@@ -86,7 +86,9 @@ def bench(tmp_path_factory):
         )  # fmt: skip
         shutil.copy(source, perfect / f"{clip_id}.mp4")
         blurred = [cv2.GaussianBlur(frame, (0, 0), 2.5) for frame in frames]
-        write_video(degraded / f"{clip_id}.mp4", blurred, FACE_FPS, delayed(audio, SHIFT))
+        write_video(
+            degraded / f"{clip_id}.mp4", blurred, FACE_FPS, delayed(audio, SHIFT, AUDIO_RATE)
+        )
     for dimension, rows in picks.items():
         store.write("bench_strata", dimension, rows)
     return home, perfect, degraded
