@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 
@@ -20,8 +21,18 @@ from talkvid_assets.core.sync.network import load_syncnet, save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE, SyncEmbedder
 from talkvid_assets.core.video import probe
 from talkvid_assets_tests.devserver import TALKVID
-from talkvid_assets_tests.media import SAMPLES
-from talkvid_assets_tests.synthetic_sync import delayed, talking_clip, train_tiny_syncnet
+from talkvid_assets_tests.media import AUDIO_RATE as MEDIA_RATE
+from talkvid_assets_tests.media import SAMPLES, write_video
+from talkvid_assets_tests.synthetic_sync import (
+    delayed,
+    envelope,
+    face_still,
+    talking_clip,
+    talking_face,
+    tone,
+    train_face_syncnet,
+    train_tiny_syncnet,
+)
 from talkvid_assets_tests.test_models import server, url  # noqa: F401 (the fixture)
 
 SHIFTS = (-9, -4, 0, 3, 8)
@@ -61,6 +72,24 @@ def test_sync_backend_runs_in_the_decode_pass_on_real_media(tiny_weights):
     for scores in scored:
         assert -15 <= scores["sync_offset"] <= 15
         assert scores["sync_confidence"] >= 0 and scores["sync_distance"] >= 0
+
+
+def test_each_clip_of_the_decode_pass_gets_its_own_audio(tmp_path):
+    """A talking face whose audio lags by 4 frames, cut in two clips by a known cut: the sync
+    stage, fed by the decode pass (faces detected, crops, the clip's audio handed over at its
+    bounds), finds the lag in both clips with a tiny SyncNet trained on that face."""
+    still, bbox, mouth = face_still()
+    models = tmp_path / "models"
+    (models / MODEL_NAME).mkdir(parents=True)
+    save_syncnet(train_face_syncnet(still, bbox, mouth), models / MODEL_NAME / WEIGHT_FILE)
+    rng = np.random.default_rng(5)
+    levels = envelope(150, rng)
+    audio = delayed(tone(levels, rng, MEDIA_RATE), 4, MEDIA_RATE)
+    path = write_video(tmp_path / "face.mp4", talking_face(levels, still, mouth), 25, audio)
+    backend = load_backend("sync", "syncnet", Runtime(models, "cpu"))
+    result = decode_pass(path, probe(path), {"sync": backend}, known_cuts=[60], speech=False)
+    assert [clip.scene.start_frame for clip in result.clips] == [0, 60]
+    assert [clip.scores["sync"]["sync_offset"] for clip in result.clips] == [-4, -4]
 
 
 def test_without_weights_the_stage_names_its_fetch_in_one_line(tmp_path):

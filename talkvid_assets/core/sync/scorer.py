@@ -109,15 +109,15 @@ class SyncClip:
         self._tick = 0
         self._box: list[float] | None = None
         self._audio = np.zeros(0, np.float32)
-        self._first_tick_s: float | None = None
+        self._first_crop_s: float | None = None
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         while self._tick / SYNC_FPS <= clip_time + 1e-6:
             if self._tick % DETECT_EVERY == 0:
                 self._box = self._find_face(frame) or self._box
             if self._box is not None:  # held from the last detection that found a face
-                if self._first_tick_s is None:
-                    self._first_tick_s = self._tick / SYNC_FPS
+                if self._first_crop_s is None:  # the audio starts at the first crop's frame
+                    self._first_crop_s = clip_time
                 self._embedder.add(face_crop(frame.image("bgr24"), self._box, self._size))
             self._tick += 1
 
@@ -136,9 +136,9 @@ class SyncClip:
     def result(self, duration: float) -> SyncResult | None:
         """The clip's offset, Sync-C and Sync-D over its first ``duration`` seconds; None
         when no face was found or the clip is shorter than one window."""
-        if self._first_tick_s is None:
+        if self._first_crop_s is None:
             return None
-        start = round(self._first_tick_s * AUDIO_RATE)
+        start = round(self._first_crop_s * AUDIO_RATE)
         return self._embedder.result(self._audio[start : round(duration * AUDIO_RATE)])
 
     def finish(self, duration: float, frame_count: int) -> dict[str, float | None]:
