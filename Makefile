@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 3000
 export TALKVID_HOME ?= $(CURDIR)/data
 
-.PHONY: setup demo test lint format dev bench bench-backends clean system-deps
+.PHONY: setup demo test lint format dev bench bench-backends bench-scale clean system-deps
 
 setup: $(STAMP)
 
@@ -47,6 +47,14 @@ bench: setup
 # CPU per sampled frame of every backend, the alternatives included.
 bench-backends: setup
 	$(BIN)/python benchmarks/backends.py
+
+# Per-video fixed cost on 1,000 real curations, then ticks, planning, queries and bytes per video
+# on homes of 1,000 / 10,000 / 100,000 videos (synthesised beyond the real ones; see
+# benchmarks/scale.py), also written to benchmarks/results.md. SIZES="1000 10000" for a shorter run.
+SIZES ?= 1000 10000 100000
+REAL ?= 1000
+bench-scale: setup system-deps
+	$(BIN)/python benchmarks/scale.py --real $(REAL) --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) data/talkvid.duckdb data/.talkvid.duckdb.* data/tables data/exports data/dagster \

@@ -132,27 +132,40 @@ def _record_labels(store: Store, key: str, manifest: Path | None, row: ManifestR
     )
 
 
-def _summarise(store: Store, key: str, outcome: RunOutcome) -> str:
-    """One progress line; the counts are the run's own verdicts, not a re-read of the tables
-    that a concurrent curate may be rewriting."""
-    counts = (
-        outcome.verdicts.get(key)
-        or store.query(
-            "SELECT count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
-            "FROM clips WHERE video_id = :video_id",
-            {"video_id": key},
-        )[0]
-    )
-    video = store.query(
-        "SELECT status, source_path FROM videos WHERE video_id = :key", {"key": key}
-    )
-    status = video[0]["status"] if video else "missing"
-    name = Path(video[0]["source_path"]).name if video else "?"
+def _summarise(store: Store, outcome: RunOutcome) -> dict[str, str]:
+    """One progress line per video of a run; the counts are the run's own verdicts, not a
+    re-read of the tables that a concurrent curate may be rewriting. Two queries per run, not
+    per video."""
+    ids = {"ids": list(outcome.partitions)}
+    missing = [key for key in outcome.partitions if key not in outcome.verdicts]
+    counts = {**outcome.verdicts}
+    if missing:
+        for row in store.query(
+            "SELECT video_id, count(*) AS clips, count(*) FILTER (WHERE passed) AS passed "
+            "FROM clips WHERE video_id IN (SELECT unnest(:ids)) GROUP BY video_id",
+            {"ids": missing},
+        ):
+            counts[row["video_id"]] = row
+    videos = {
+        row["video_id"]: row
+        for row in store.query(
+            "SELECT video_id, status, source_path FROM videos "
+            "WHERE video_id IN (SELECT unnest(:ids))",
+            ids,
+        )
+    }
     state = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
-    return (
-        f"{key} {status:8s} clips={counts['clips']} passed={counts['passed']} "
-        f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}  {name}"
-    )
+    lines = {}
+    for key in outcome.partitions:
+        video = videos.get(key)
+        count = counts.get(key) or {"clips": 0, "passed": 0}
+        status = video["status"] if video else "missing"
+        name = Path(video["source_path"]).name if video else "?"
+        lines[key] = (
+            f"{key} {status:8s} clips={count['clips']} passed={count['passed']} "
+            f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}  {name}"
+        )
+    return lines
 
 
 def _check_profile(home: Path, profile: str | None) -> str:
@@ -196,9 +209,9 @@ def cmd_curate(home: Path, partitions: Sequence[str], profile: str | None, stale
 
     def progress(outcome: RunOutcome) -> None:
         nonlocal done_count
-        for key in outcome.partitions:
+        for line in _summarise(store, outcome).values():
             done_count += 1
-            print(f"[{done_count}] {_summarise(store, key, outcome)}", flush=True)
+            print(f"[{done_count}] {line}", flush=True)
 
     try:
         outcomes = curate(instance, home, keys, on_done=progress, stopping=stop.is_set)

@@ -271,7 +271,8 @@ def plan(
     """The runs that bring ``partitions`` up to date now: the asset partitions Dagster calls
     missing or stale, or whose blocking check failed, grouped in contiguous ranges."""
     order = instance.get_dynamic_partitions(video_partitions.name)
-    wanted = [key for key in order if key in set(partitions)]
+    chosen = set(partitions)
+    wanted = [key for key in order if key in chosen]
     assets = video_assets(defs)
     pairs = [(asset, key) for key in wanted for asset in assets]
     todo = outdated(instance, defs.resolve_asset_graph(), pairs)

@@ -24,7 +24,7 @@ NO_LANGUAGE = "no language in the manifest, and no offline language-ID model is 
 PASSING_CLIPS_SQL = """
     SELECT f.clip_id, f.video_id, c.start_time, c.end_time
     FROM filtered_clips f JOIN clip_scores c USING (clip_id)
-    WHERE f.passed AND f.video_id = :video_id ORDER BY c.start_time
+    WHERE f.passed AND f.video_id IN (SELECT unnest(:ids)) ORDER BY f.video_id, c.start_time
 """
 BENCH_INPUT_SQL = """
     SELECT f.clip_id, f.video_id, a.age_group, a.gender, a.ethnicity, a.language, s.speaker_id
@@ -65,16 +65,34 @@ def annotation_row(
     }
 
 
-def annotate(store: Store, video_id: str) -> list[dict[str, Any]]:
-    """Annotate a video's passing clips; writes them.
+def annotate(store: Store, video_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Annotate the videos' passing clips; writes them, and returns each video's rows.
 
-    A clip annotated before with the same bounds keeps its face descriptor, so re-judging (a
-    threshold edit) decodes nothing; the others are described from one decode of the video.
+    Two queries over the views for all the videos (a ranged run's), not two per video. A clip
+    annotated before with the same bounds keeps its face descriptor, so re-judging (a threshold
+    edit) decodes nothing; the others are described from one decode of their video.
     """
+    clips: dict[str, list[dict[str, Any]]] = {video: [] for video in video_ids}
+    for clip in store.query(PASSING_CLIPS_SQL, {"ids": list(video_ids)}):
+        clips[clip["video_id"]].append(clip)
+    sources = {
+        row["video_id"]: row["source_path"]
+        for row in store.query(
+            "SELECT video_id, source_path FROM videos WHERE video_id IN (SELECT unnest(:ids))",
+            {"ids": list(video_ids)},
+        )
+    }
+    return {
+        video: _annotate_video(store, video, clips[video], sources.get(video))
+        for video in video_ids
+    }
+
+
+def _annotate_video(
+    store: Store, video_id: str, clips: list[dict[str, Any]], source: str | None
+) -> list[dict[str, Any]]:
     from talkvid_assets.core.identity import video_clip_descriptors
 
-    clips = store.query(PASSING_CLIPS_SQL, {"video_id": video_id})
-    source = store.query("SELECT source_path FROM videos WHERE video_id = :v", {"v": video_id})
     labels = store.rows("labels", video_id)
     known = {
         (row["clip_id"], row["start_time"], row["end_time"]): row["face_descriptor"]
@@ -91,7 +109,7 @@ def annotate(store: Store, video_id: str) -> list[dict[str, Any]]:
         if c["clip_id"] not in descriptors
     ]
     if todo and source:
-        descriptors |= video_clip_descriptors(source[0]["source_path"], todo)
+        descriptors |= video_clip_descriptors(source, todo)
     rows = [
         annotation_row(clip, labels[0] if labels else None, descriptors.get(clip["clip_id"]))
         for clip in clips

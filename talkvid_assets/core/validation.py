@@ -11,7 +11,6 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
@@ -98,32 +97,32 @@ def score_problems(store: Store, video_id: str, stage: Stage) -> list[str]:
     return _listed(problems)
 
 
-def verdict_problems(store: Store, video_ids: Sequence[str]) -> list[str]:
-    """A verdict for every segment; a clip passes only without reasons; a NULL score never
-    passes silently: the verdict names the missing column."""
+def verdict_problems(store: Store, video_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Per video: a verdict for every segment; a clip passes only without reasons; a NULL score
+    never passes silently: the verdict names the missing column. One query for all the videos
+    (a ranged run's), not one per video."""
     clips = store.query(
         "SELECT * FROM clips WHERE video_id IN (SELECT unnest(:ids))", {"ids": list(video_ids)}
     )
-    problems = []
+    problems: dict[str, list[str]] = {video: [] for video in video_ids}
     for clip in clips:
+        found = problems[clip["video_id"]]
         reasons = clip["reject_reasons"]
         if clip["passed"] is None:
-            problems.append(f"{clip['clip_id']}: no verdict")
+            found.append(f"{clip['clip_id']}: no verdict")
             continue
         if clip["passed"] == bool(reasons):
-            problems.append(f"{clip['clip_id']}: passed={clip['passed']} with reasons {reasons}")
+            found.append(f"{clip['clip_id']}: passed={clip['passed']} with reasons {reasons}")
         for stage in (stage for stage in STAGES if stage.always_judged):
             column = stage.summary_column
             explained = any(r.startswith((column, stage.name)) for r in reasons or [])
             if clip.get(column) is None and not explained:
-                problems.append(f"{clip['clip_id']}: {column} is NULL and no reason says why")
-    return _listed(problems)
+                found.append(f"{clip['clip_id']}: {column} is NULL and no reason says why")
+    return {video: _listed(found) for video, found in problems.items()}
 
 
-def export_problems(
-    store: Store, export_files: Sequence[Path], video_ids: Sequence[str] | None
-) -> list[str]:
-    """The export files together hold exactly the passing clips (of ``video_ids``, or all)."""
+def _exported_ids(export_files: Sequence[Path]) -> Counter[str] | list[str]:
+    """The clip ids the export files hold, or the one problem that stops reading them."""
     exported: Counter[str] = Counter()
     for export_file in export_files:
         if not export_file.exists():
@@ -132,13 +131,41 @@ def export_problems(
             exported.update(record["id"] for record in json.loads(export_file.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             return [f"{export_file} is not a TalkVid record list: {exc}"]
-    sql = "SELECT clip_id FROM clips WHERE passed"
-    params: dict[str, Any] = {}
-    if video_ids is not None:
-        sql += " AND video_id IN (SELECT unnest(:ids))"
-        params["ids"] = list(video_ids)
-    passing = {row["clip_id"] for row in store.query(sql, params)}
+    return exported
+
+
+def _compare(exported: Counter[str], passing: set[str]) -> list[str]:
     problems = [f"{clip}: passing but not exported" for clip in sorted(passing - set(exported))]
     problems += [f"{clip}: exported but not passing" for clip in sorted(set(exported) - passing)]
     problems += [f"{clip}: exported {n} times" for clip, n in exported.items() if n > 1]
     return _listed(problems)
+
+
+def export_problems(store: Store, export_files: Sequence[Path]) -> list[str]:
+    """The export files together hold exactly the corpus's passing clips."""
+    exported = _exported_ids(export_files)
+    if isinstance(exported, list):
+        return exported
+    passing = {row["clip_id"] for row in store.query("SELECT clip_id FROM clips WHERE passed")}
+    return _compare(exported, passing)
+
+
+def video_export_problems(
+    store: Store, export_dir: Path, video_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Per video: its export file ``<export_dir>/<video_id>.json`` holds exactly its passing
+    clips. One query for all the videos."""
+    passing: dict[str, set[str]] = {video: set() for video in video_ids}
+    rows = store.query(
+        "SELECT video_id, clip_id FROM clips WHERE passed AND video_id IN (SELECT unnest(:ids))",
+        {"ids": list(video_ids)},
+    )
+    for row in rows:
+        passing[row["video_id"]].add(row["clip_id"])
+    problems = {}
+    for video in video_ids:
+        exported = _exported_ids([export_dir / f"{video}.json"])
+        problems[video] = (
+            exported if isinstance(exported, list) else _compare(exported, passing[video])
+        )
+    return problems

@@ -56,8 +56,7 @@ def build_bench() -> list[AssetsDefinition]:
         """Each passing clip's labels (the source's manifest row) and its face descriptor."""
         store = talkvid.store()
         metadata = {}
-        for key in context.partition_keys:
-            rows = annotate(store, key)
+        for key, rows in annotate(store, context.partition_keys).items():
             metadata[key] = {
                 "clips": len(rows),
                 "with_face": sum(row["face_descriptor"] is not None for row in rows),

@@ -5,7 +5,7 @@ out-of-range score, a verdict that does not account for a NULL score. The decode
 only warns: a truncated source is curated on its decodable part, on purpose.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -29,8 +29,14 @@ from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.per_partition import check_partitions, problem_metadata
 from talkvid_assets.defs.resources import TalkvidResource
 
-# A per-video invariant: the problems it finds in one video's rows.
-Finder = Callable[[Store, str], list[str]]
+# An invariant over a run's videos: the problems it finds in each video's rows. Those that need
+# a query over the views answer for all the videos at once (a query costs about 20 ms, whatever
+# the number of videos); those reading a video's own partition files go one video at a time.
+Finder = Callable[[Store, Sequence[str]], Mapping[str, list[str]]]
+
+
+def _each(per_video: Callable[[Store, str], list[str]]) -> Finder:
+    return lambda store, keys: {key: per_video(store, key) for key in keys}
 
 
 def _result(problems: list[str], severity: AssetCheckSeverity) -> AssetCheckResult:
@@ -55,8 +61,7 @@ def _per_video_check(
     )
     def check(context: AssetCheckExecutionContext, talkvid: TalkvidResource) -> AssetCheckResult:
         store = talkvid.store()
-        problems = {key: finder(store, key) for key in context.partition_keys}
-        return check_partitions(context, problems, severity)
+        return check_partitions(context, finder(store, context.partition_keys), severity)
 
     return check
 
@@ -65,18 +70,14 @@ def _stage_check(stage: Stage) -> AssetChecksDefinition:
     return _per_video_check(
         stage.table,
         "every_segment_scored_in_range",
-        lambda store, key: validation.score_problems(store, key, stage),
+        _each(lambda store, key: validation.score_problems(store, key, stage)),
         True,
         f"one {stage.name} row per segment; each score within its formula's range, or NULL",
     )
 
 
-def _verdict_problems(store: Store, key: str) -> list[str]:
-    return validation.verdict_problems(store, [key])
-
-
-def _video_export_problems(store: Store, key: str) -> list[str]:
-    return validation.export_problems(store, [store.home / VIDEO_EXPORT_DIR / f"{key}.json"], [key])
+def _video_export_problems(store: Store, keys: Sequence[str]) -> Mapping[str, list[str]]:
+    return validation.video_export_problems(store, store.home / VIDEO_EXPORT_DIR, keys)
 
 
 @asset_check(asset="talkvid_dataset", name="holds_exactly_the_passing_clips", blocking=True)
@@ -90,7 +91,7 @@ def dataset_check(
     rewrites it, and the check only warns.
     """
     store = talkvid.store()
-    problems = validation.export_problems(store, [store.home / DATASET_FILE], None)
+    problems = validation.export_problems(store, [store.home / DATASET_FILE])
     built = context.instance.get_latest_materialization_event(AssetKey("talkvid_dataset"))
     entry = built.asset_materialization.metadata.get(JUDGED_AT) if built else None
     superseded = entry is not None and latest_judging(store) > entry.value
@@ -102,22 +103,24 @@ def dataset_check(
 def build_checks() -> list[AssetChecksDefinition]:
     return [
         _per_video_check(
-            "raw_videos", "accepted_sources_are_plausible", validation.probe_problems,
+            "raw_videos", "accepted_sources_are_plausible", _each(validation.probe_problems),
             True,
             "an accepted video has positive size, fps and duration, and its file exists",
         ),
         _per_video_check(
-            "segments", "clip_bounds_are_consistent", validation.segment_problems, True,
+            "segments", "clip_bounds_are_consistent", _each(validation.segment_problems),
+            True,
             "bounds inside the video, start < end, duration matches the bounds, unique ids",
         ),
         _per_video_check(
             "segments", "decode_covered_the_source",
-            validation.decode_coverage_problems, False,
+            _each(validation.decode_coverage_problems), False,
             "warns when the decode failed or stopped before the end of the source",
         ),
         *[_stage_check(stage) for stage in STAGES],
         _per_video_check(
-            "filtered_clips", "every_clip_judged_with_reasons", _verdict_problems, True,
+            "filtered_clips", "every_clip_judged_with_reasons",
+            validation.verdict_problems, True,
             "a verdict per segment; passing means no reasons; a NULL score is always explained",
         ),
         _per_video_check(
