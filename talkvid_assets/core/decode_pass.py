@@ -191,13 +191,16 @@ class _OpenClip:
             if hasattr(scorer, "hear"):
                 waiting.append(_Waiting(result, stage, scorer, self.start_time, duration))
             else:
-                self.finish(result, stage, scorer, duration)
+                _finish(self._clock, result, stage, scorer, duration)
         return result, waiting
 
-    def finish(self, result: ClipResult, stage: str, scorer: ClipScorer, duration: float) -> None:
-        scores = self._clock.timed(stage, scorer.finish, duration, result.frame_count)
-        result.scores[stage] = scores
-        self._clock.add(stage, getattr(scorer, "worker_cpu_s", 0.0))  # see ClipScorer
+
+def _finish(
+    clock: StageClock, result: ClipResult, stage: str, scorer: ClipScorer, duration: float
+) -> None:
+    """Put ``scorer``'s scores of the clip into ``result``, its CPU time on ``stage``."""
+    result.scores[stage] = clock.timed(stage, scorer.finish, duration, result.frame_count)
+    clock.add(stage, getattr(scorer, "worker_cpu_s", 0.0))  # see ClipScorer
 
 
 class _ClipSplitter:
@@ -262,7 +265,7 @@ class _ClipSplitter:
                 audio.between(wait.start_s, end_s) if audio is not None else np.zeros(0, np.float32)
             )
             self._clock.timed(wait.stage, wait.scorer.hear, samples)  # type: ignore[attr-defined]
-            self._current.finish(wait.result, wait.stage, wait.scorer, wait.duration)
+            _finish(self._clock, wait.result, wait.stage, wait.scorer, wait.duration)
         self._waiting = still
         if audio is not None:
             audio.forget_before(min([w.start_s for w in still] + [self._current.start_time]))
