@@ -22,12 +22,13 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(assets) == {
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
-        "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
-        "bench_strata", "training_split", "clip_files", "review_calibration",
+        "sync_scores", "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations",
+        "speakers", "bench_strata", "training_split", "clip_files", "review_calibration",
+        "bench_evaluation",
         *(f"config_{part}" for part in CONFIG_PARTS),
     }  # fmt: skip
     assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}
     assert assets["segments"]["partitionKeys"] == [key]
     jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
-    assert "curate" in jobs
+    assert {"curate", "bench_evaluation_job"} <= jobs
     assert (home / "dagster" / "dagster.yaml").exists()
