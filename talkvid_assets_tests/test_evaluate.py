@@ -8,6 +8,7 @@ in every stratum, and the printed table must show each stratum with its interval
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
+from talkvid_assets.core.evaluate.report import NO_CHART
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.sync.network import save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE
@@ -112,6 +114,10 @@ def test_the_perfect_model_beats_the_degraded_one_on_every_metric_and_stratum(be
         line = next(line for line in printed.splitlines() if line.startswith(stratum))
         assert line.count("[") == 6 and "n=2" in line, line  # six metrics, each an interval
     assert "best stratum" in printed and "skipped" not in printed
+    if importlib.util.find_spec("matplotlib") is None:
+        assert NO_CHART in printed
+    else:
+        assert (home / "evaluations" / "perfect" / "chart.png").read_bytes().startswith(b"\x89PNG")
     theirs = {(r["dimension"], r["stratum"], r["metric"]): r for r in worse}
     compared = set()
     for row in best:
