@@ -143,11 +143,21 @@ def test_the_perfect_model_beats_the_degraded_one_on_every_metric_and_stratum(be
 
 
 def test_without_published_weights_fid_and_fvd_are_skipped_with_the_fetch_named(bench, tmp_path):
+    """A model that made two videos, one of them unreadable: the default extractors run on
+    what there is, and every clip left out is named with its reason."""
     home, perfect, _ = bench
-    printed, rows = evaluate(home, "defaults", perfect)
+    some = tmp_path / "some"
+    some.mkdir()
+    good, broken, *absent = sorted(path.name for path in perfect.iterdir())
+    shutil.copy(perfect / good, some / good)
+    (some / broken).write_text("not a video\n")
+    printed, rows = evaluate(home, "defaults", some)
     assert "skipped frames metrics: inception-v3 weights are not in" in printed
     assert "run `talkvid models fetch i3d`" in printed
     assert {row["metric"] for row in rows} == {"Sync-C", "Sync-D", "AV offset", "CSIM"}
+    assert {row["clips"] for row in rows if row["dimension"] == "all"} == {1}
+    assert f"not measured {broken.removesuffix('.mp4')}: cannot read {broken}" in printed
+    assert sum(f"no generated video {name}" in printed for name in absent) == len(absent) == 6
     missing = subprocess.run(
         [TALKVID, "--home", home, "evaluate", "nobody", "--generated", tmp_path / "none"],
         capture_output=True, text=True, check=False,
