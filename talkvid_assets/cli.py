@@ -597,6 +597,53 @@ def cmd_models(home: Path, action: str, name: str | None, mirror: str | None) ->
         )
 
 
+def cmd_evaluate(
+    home: Path,
+    model: str,
+    generated: Path | None,
+    extractors: Sequence[str],
+    resamples: int,
+    seed: int,
+) -> None:
+    """Evaluate a model's videos on the bench (the `bench_evaluation` asset) and print it."""
+    from talkvid_assets.core.evaluate.report import NO_CHART, gap_table, metric_table
+    from talkvid_assets.core.evaluate.run import check_model_name, read_evaluation
+    from talkvid_assets.defs.evaluation import EvaluationSettings
+    from talkvid_assets.launch import run_evaluation
+
+    check_model_name(model)
+    chosen = dict(pair.split("=", 1) for pair in extractors if "=" in pair)
+    if len(chosen) != len(extractors):
+        raise UserError("give each --extractor as ROLE=BACKEND, e.g. identity=dlib-resnet")
+    if resamples < 1:
+        raise UserError(f"--resamples must be at least 1, got {resamples}")
+    if generated is not None and not generated.is_dir():
+        raise UserError(f"no folder of generated videos at {generated}")
+    if not _store(home).query("SELECT count(*) AS n FROM bench_strata")[0]["n"]:
+        raise UserError(f"no TalkVid-Bench in {home}: curate labelled videos first")
+    settings = EvaluationSettings(
+        generated=str(generated.resolve()) if generated else "",
+        extractors=chosen,
+        resamples=resamples,
+        seed=seed,
+    )
+    error = run_evaluation(_instance(home), home, model, settings)
+    if error is not None:
+        raise UserError(f"evaluation of {model} failed: {error}")
+    result = read_evaluation(home, model)
+    print(f"{model} on TalkVid-Bench: value [95% bootstrap interval over clips] n=clips")
+    print(metric_table(result.rows))
+    print()
+    print(gap_table(result.gaps))
+    for role, reason in result.skipped.items():
+        print(f"skipped {role} metrics: {reason}")
+    for clip_id, problem in result.problems.items():
+        print(f"not measured {clip_id}: {problem}")
+    chart = result.folder / "chart.png"
+    print(f"chart: {chart}" if chart.is_file() else NO_CHART)
+    print(f"results: {result.folder}/metrics.parquet, gaps.parquet")
+
+
 def cmd_review(home: Path, action: str, path: Path, per_side: int) -> None:
     """Export clips near each threshold for people to judge, or import their verdicts."""
     from talkvid_assets.core.config import load_config
@@ -731,6 +778,24 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", choices=["list", "fetch"])
     models.add_argument("name", nargs="?", help="model to fetch (see `talkvid models list`)")
     models.add_argument("--from", dest="mirror", help="fetch the same file names from this URL")
+    evaluate = commands.add_parser(
+        "evaluate", help="per-stratum FID, FVD, Sync-C/D, CSIM of a model's videos on the bench"
+    )
+    evaluate.add_argument("model", help="the evaluated model's name (its partition)")
+    evaluate.add_argument(
+        "--generated",
+        type=Path,
+        help="folder of <clip_id>.mp4 videos (default: $TALKVID_HOME/generated/MODEL)",
+    )
+    evaluate.add_argument(
+        "--extractor",
+        action="append",
+        default=[],
+        metavar="ROLE=BACKEND",
+        help="frames, clips, sync or identity: a known backend or module:factory",
+    )
+    evaluate.add_argument("--resamples", type=int, default=200, help="bootstrap resamples")
+    evaluate.add_argument("--seed", type=int, default=0)
     dev = commands.add_parser("dev", help="start `dagster dev` on this home's instance")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -763,6 +828,8 @@ def _run(args: argparse.Namespace, home: Path) -> int:
         cmd_reap(home, args.run_ids)
     elif args.command == "dev":
         return cmd_dev(home, args.host, args.port)
+    elif args.command == "evaluate":
+        cmd_evaluate(home, args.model, args.generated, args.extractor, args.resamples, args.seed)
     elif args.command == "review":
         cmd_review(home, args.action, args.path, args.per_side)
     elif args.command == "models":
@@ -776,13 +843,21 @@ def _run(args: argparse.Namespace, home: Path) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from talkvid_assets.core.config import ConfigError
+    from talkvid_assets.core.evaluate import EvaluationError
     from talkvid_assets.core.manifest import ManifestError
     from talkvid_assets.core.models import FetchError
     from talkvid_assets.core.review import ReviewError
     from talkvid_assets.core.stages import BackendUnavailable
 
     # Mistakes in what the user gave (settings, files, names): one line each, never a traceback.
-    user_errors = (ConfigError, BackendUnavailable, FetchError, ManifestError, ReviewError)
+    user_errors = (
+        ConfigError,
+        BackendUnavailable,
+        FetchError,
+        ManifestError,
+        ReviewError,
+        EvaluationError,
+    )
 
     args = build_parser().parse_args(argv)
     home = (args.home or Path(os.environ.get("TALKVID_HOME") or "data")).resolve()

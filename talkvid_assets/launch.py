@@ -39,6 +39,7 @@ from talkvid_assets.defs.build import CORPUS_WIDE, CURATE_JOB, build_definitions
 from talkvid_assets.defs.config_assets import observe_config
 from talkvid_assets.defs.dagster_stale import outdated
 from talkvid_assets.defs.decode_pass import POOL
+from talkvid_assets.defs.evaluation import EVALUATION_JOB, EvaluationSettings, evaluated_models
 from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
 from talkvid_assets.defs.model_stages import GPU_POOL
@@ -555,3 +556,24 @@ def _judged(events: Sequence[DagsterEvent]) -> dict[str, Mapping[str, int]]:
                 PASSED: metadata[PASSED].value,
             }
     return counts
+
+
+def run_evaluation(
+    instance: DagsterInstance, home: Path, model: str, settings: EvaluationSettings
+) -> str | None:
+    """Materialize ``bench_evaluation`` for ``model`` in this process (adding the model's
+    partition); None when it succeeded, else the step's error in one line."""
+    instance.add_dynamic_partitions(evaluated_models.name, [model])
+    job = build_definitions(home).resolve_job_def(EVALUATION_JOB)
+    result = job.execute_in_process(
+        run_config={"ops": {"bench_evaluation": {"config": settings.model_dump()}}},
+        instance=instance,
+        partition_key=model,
+        raise_on_error=False,
+        tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+    )
+    if result.success:
+        return None
+    errors = [event.step_failure_data.error for event in result.all_events
+              if event.is_step_failure]  # fmt: skip
+    return step_error(errors[0]) if errors and errors[0] else "run failed"

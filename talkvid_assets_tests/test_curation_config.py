@@ -22,6 +22,7 @@ TAGS = {
     "motion": "lk@1",
     "head_detail": "dlib-hog@1",
     "language": "whisper-base@unfetched",
+    "sync": "none@1",
 }
 
 

@@ -46,7 +46,7 @@ def test_a_model_backend_gets_its_own_asset_in_the_gpu_pool(tmp_path):
     assert json.loads(model.op.tags["dagster-k8s/config"]) == GPU_OP_TAGS["dagster-k8s/config"]
     assert decode.op.pool == "decode_pass" and "dagster-k8s/config" not in decode.op.tags
     assert {key.to_user_string() for key in decode.keys} == {
-        "segments", "quality_scores", "motion_scores",
+        "segments", "quality_scores", "motion_scores", "sync_scores",
     }  # fmt: skip
     configure(tmp_path)  # the embedded default: scored inside the decode pass again
     assert "head_detail_scores" in {

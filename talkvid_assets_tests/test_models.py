@@ -131,6 +131,9 @@ def test_models_list_and_a_fetch_without_network_fail_in_one_line(tmp_path):
         "dover": "missing",
         "cotracker3": "missing",
         "whisper-base": "missing",
+        "syncnet": "missing",
+        "inception-v3": "missing",
+        "i3d": "missing",
         "transnetv2": "present",
     }
     # A mirror nobody listens on stands for "no network" whatever this machine can reach.

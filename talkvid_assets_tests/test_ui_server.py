@@ -22,14 +22,14 @@ def test_dev_server_shows_the_graph_and_partitions(tmp_path):
     assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
     assert set(assets) == {
         "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
-        "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations", "speakers",
-        "bench_strata", "training_split", "clip_files", "fixed_frame_records", "review_calibration",
-        "url_sources",
+        "sync_scores", "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations",
+        "speakers", "bench_strata", "training_split", "clip_files", "fixed_frame_records",
+        "review_calibration", "url_sources", "bench_evaluation",
         *(f"config_{part}" for part in CONFIG_PARTS),
     }  # fmt: skip
     assert assets["url_sources"]["groupName"] == "sources"
     assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}
     assert assets["segments"]["partitionKeys"] == [key]
     jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
-    assert {"curate", "url_ingest"} <= jobs
+    assert {"curate", "url_ingest", "bench_evaluation_job"} <= jobs
     assert (home / "dagster" / "dagster.yaml").exists()

@@ -64,8 +64,10 @@ THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
         column.name: (column.low, column.high)
         for stage in STAGES
         for column in stage.score_columns
-        if column.name in ("quality_score", "motion_ratio", *HEAD_DETAIL_KEYS)
+        if column.name in ("quality_score", "motion_ratio", "sync_confidence", *HEAD_DETAIL_KEYS)
     },
+    # The largest |offset| in 25 fps frames a clip may have; SyncNet searches +-15.
+    "sync_offset": (0.0, 15.0),
 }
 TEMPLATE = """\
 # Curation configuration of this talkvid home. Every route reads it: `talkvid curate`, the
@@ -77,7 +79,8 @@ TEMPLATE = """\
 profile: {profile}
 
 # Overrides of the profile's clip thresholds, keyed by the `clips` view's columns (a clip
-# passes when its value is >= the threshold; duration_s must be exceeded). Known keys:
+# passes when its value is >= the threshold; duration_s must be exceeded; sync_offset is the
+# largest |offset| allowed). The sync keys need `backends: {{sync: syncnet}}`. Known keys:
 # {threshold_keys}
 thresholds: {{}}
 
@@ -186,10 +189,17 @@ class CurationConfig:
         profile = PROFILES[self.profile]
         clip = profile.clip
         per_backend = {"quality_score": "min_quality", "motion_ratio": "min_motion"}
-        scalar = {"duration_s": "min_duration_s", "speech_ratio": "min_speech_ratio"}
+        scalar = {
+            "duration_s": "min_duration_s",
+            "speech_ratio": "min_speech_ratio",
+            "sync_offset": "max_sync_offset",
+            "sync_confidence": "min_sync_confidence",
+        }
         changes: dict[str, Any] = {}
         for key, value in self.thresholds.items():
-            if key in scalar:
+            if key == "sync_offset":
+                changes[scalar[key]] = int(value)
+            elif key in scalar:
                 changes[scalar[key]] = value
             elif key in per_backend:
                 changes[per_backend[key]] = dict.fromkeys(getattr(clip, per_backend[key]), value)
@@ -417,6 +427,8 @@ def _thresholds(raw: Any) -> dict[str, float]:
             raise ConfigError(f"threshold {key} must be a number, got {value!r}")
         if not low <= value <= high:
             raise ConfigError(f"threshold {key}={value} is outside {low:.4g}..{high:.4g}")
+        if key == "sync_offset" and value != int(value):
+            raise ConfigError(f"threshold sync_offset must be whole frames, got {value}")
         thresholds[key] = float(value)
     return thresholds
 

@@ -3,7 +3,8 @@
 Frames stream from :func:`talkvid_assets.core.video.decode` into the scene detector; the clip of
 the current scene (its bounds trimmed as the reference does) receives the same frames for all
 scorers, and is closed when the next cut arrives (frames wait while a detector that reports cuts
-late may still cut before them). The audio track streams into silero-vad in the same loop. Every
+late may still cut before them). The audio track streams into silero-vad in the same loop, and
+into the clips of stages that hear it (lip sync), which finish once their audio is decoded. Every
 segment gets every score, whatever its duration or speech: judging is left to
 :mod:`talkvid_assets.core.thresholds`, so a threshold change never needs a re-score.
 """
@@ -24,7 +25,14 @@ from talkvid_assets.core.pictures import thumbnail_size
 from talkvid_assets.core.scenes import CutDetector, KnownCuts, Scene, clip_start, cut_detector
 from talkvid_assets.core.scoring import ClipScorer, ScorerBackend, Scores
 from talkvid_assets.core.stages import DECODE, SCENES, VOICE
-from talkvid_assets.core.video import TIME_EPS, DecodeReport, Frame, VideoProbe, decode
+from talkvid_assets.core.video import (
+    AUDIO_RATE,
+    TIME_EPS,
+    DecodeReport,
+    Frame,
+    VideoProbe,
+    decode,
+)
 from talkvid_assets.core.voice import SpeechDetector
 
 if TYPE_CHECKING:
@@ -97,6 +105,41 @@ class DecodePassResult:
     cpu_s: dict[str, float] = field(default_factory=dict)  # by stage, see StageClock
 
 
+class ClipAudio:
+    """The decoded audio (16 kHz mono, from the video's start) kept while a clip that hears it
+    is open or waiting: memory grows with a clip's length, not the source's."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[np.ndarray] = deque()
+        self._first = 0  # sample index of the first kept chunk
+        self.samples = 0  # samples decoded so far
+
+    def add(self, samples: np.ndarray) -> None:
+        self._chunks.append(samples)
+        self.samples += len(samples)
+
+    def between(self, start_s: float, end_s: float) -> np.ndarray:
+        """The samples from ``start_s`` to ``end_s`` (as far as decoded)."""
+        kept = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
+        start = max(0, round(start_s * AUDIO_RATE) - self._first)
+        return kept[start : max(start, round(end_s * AUDIO_RATE) - self._first)]
+
+    def forget_before(self, time_s: float) -> None:
+        while self._chunks and self._first + len(self._chunks[0]) <= time_s * AUDIO_RATE:
+            self._first += len(self._chunks.popleft())
+
+
+@dataclass
+class _Waiting:
+    """A closed clip's scorer that finishes when the clip's audio has been decoded."""
+
+    result: ClipResult
+    stage: str
+    scorer: ClipScorer
+    start_s: float
+    duration: float
+
+
 class _OpenClip:
     """The clip of the scene being decoded, not yet knowing where it ends."""
 
@@ -136,16 +179,28 @@ class _OpenClip:
         for stage, scorer in self.scorers.items():
             self._clock.timed(stage, scorer.offer, frame, clip_index, clip_time)
 
-    def close(self, end_frame: int, fps: float) -> ClipResult:
+    def close(self, end_frame: int, fps: float) -> tuple[ClipResult, list[_Waiting]]:
+        """The clip's result, and the scorers that still wait for its audio (see ClipScorer)."""
         scene = Scene(self.index, self.start_frame, end_frame, fps)
         duration = max(0.0, scene.clip_end_s - scene.clip_start_s)
         past_end = sum(time >= scene.clip_end_s - TIME_EPS for time in self.recent_times)
         frame_count = self.offered - past_end
-        scores = {}
+        result = ClipResult(scene, frame_count, {}, thumbnail=self.thumbnail)
+        waiting = []
         for stage, scorer in self.scorers.items():
-            scores[stage] = self._clock.timed(stage, scorer.finish, duration, frame_count)
-            self._clock.add(stage, getattr(scorer, "worker_cpu_s", 0.0))  # see ClipScorer
-        return ClipResult(scene, frame_count, scores, thumbnail=self.thumbnail)
+            if hasattr(scorer, "hear"):
+                waiting.append(_Waiting(result, stage, scorer, self.start_time, duration))
+            else:
+                _finish(self._clock, result, stage, scorer, duration)
+        return result, waiting
+
+
+def _finish(
+    clock: StageClock, result: ClipResult, stage: str, scorer: ClipScorer, duration: float
+) -> None:
+    """Put ``scorer``'s scores of the clip into ``result``, its CPU time on ``stage``."""
+    result.scores[stage] = clock.timed(stage, scorer.finish, duration, result.frame_count)
+    clock.add(stage, getattr(scorer, "worker_cpu_s", 0.0))  # see ClipScorer
 
 
 class _ClipSplitter:
@@ -173,6 +228,7 @@ class _ClipSplitter:
         self._held: deque[Frame] = deque()
         self._current = _OpenClip(0, 0, video, backends, clock)
         self.clips: list[ClipResult] = []
+        self._waiting: list[_Waiting] = []
 
     def add(self, frame: Frame, cuts: list[int]) -> None:
         """Take the next decoded frame and the cuts the detector reported on it."""
@@ -187,8 +243,32 @@ class _ClipSplitter:
         while self._held:
             self._current.offer(self._held.popleft())
         if end_number > self._current.start_frame:
-            self.clips.append(self._current.close(end_number, self._video.fps))
+            self._close(end_number)
         return self.clips
+
+    def _close(self, end_frame: int) -> None:
+        result, waiting = self._current.close(end_frame, self._video.fps)
+        self.clips.append(result)
+        self._waiting += waiting
+
+    def settle(self, audio: ClipAudio | None, final: bool = False) -> None:
+        """Finish the waiting scorers whose clip's audio is decoded (all of them when
+        ``final``), handing each its clip's audio, and forget audio no clip needs any more."""
+        decoded_s = audio.samples / AUDIO_RATE if audio is not None else 0.0
+        still = []
+        for wait in self._waiting:
+            end_s = wait.start_s + wait.duration
+            if not final and audio is not None and decoded_s < end_s:
+                still.append(wait)
+                continue
+            samples = (
+                audio.between(wait.start_s, end_s) if audio is not None else np.zeros(0, np.float32)
+            )
+            self._clock.timed(wait.stage, wait.scorer.hear, samples)  # type: ignore[attr-defined]
+            _finish(self._clock, wait.result, wait.stage, wait.scorer, wait.duration)
+        self._waiting = still
+        if audio is not None:
+            audio.forget_before(min([w.start_s for w in still] + [self._current.start_time]))
 
     def _cut(self, cuts: list[int]) -> None:
         for cut in cuts:
@@ -196,7 +276,7 @@ class _ClipSplitter:
                 continue
             while self._held and self._held[0].number < cut:
                 self._current.offer(self._held.popleft())
-            self.clips.append(self._current.close(cut, self._video.fps))
+            self._close(cut)
             self._current = _OpenClip(
                 len(self.clips), cut, self._video, self._backends, self._clock
             )
@@ -231,17 +311,25 @@ def decode_pass(
     )
     clock = StageClock(own_thread=decoder_threads == 1)
     voice = SpeechDetector() if video.has_audio and speech else None
+    listening = any(getattr(backend, "hears_audio", False) for backend in backends.values())
+    audio = ClipAudio() if video.has_audio and listening else None
     report = DecodeReport()
     splitter = _ClipSplitter(video, backends, cuts.latency, clock)
 
     def hear(samples: np.ndarray) -> None:
-        clock.timed(VOICE, voice.feed, samples)
+        if voice is not None:
+            clock.timed(VOICE, voice.feed, samples)
+        if audio is not None:
+            audio.add(samples)
 
-    for frame in decode(path, video.fps, hear if voice else None, report, decoder_threads):
+    on_audio = hear if voice is not None or audio is not None else None
+    for frame in decode(path, video.fps, on_audio, report, decoder_threads):
         if cancel is not None and cancel.is_set():
             raise PassCancelled(f"decode of {path} cancelled")
         splitter.add(frame, clock.timed(SCENES, cuts.push, frame))
+        splitter.settle(audio)
     clips = splitter.finish(clock.timed(SCENES, cuts.flush), report.end_number)
+    splitter.settle(audio, final=True)
     if voice is not None and voice.audio_s > 0 and not report.audio_unusable:
         for clip in clips:
             scene = clip.scene

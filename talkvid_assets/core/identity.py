@@ -29,7 +29,7 @@ import cv2
 import dlib
 import numpy as np
 
-from talkvid_assets.core.faces import FaceDetector, scale_face
+from talkvid_assets.core.faces import FaceDetector, face_area, scale_face
 from talkvid_assets.core.head_detail import Face
 from talkvid_assets.core.runtime import cpu_runtime
 from talkvid_assets.core.video import Frame, decode, probe
@@ -85,18 +85,13 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
-def _area(face: Face) -> float:
-    x1, y1, x2, y2 = face["bbox"]
-    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
-
-
 def dominant_face(faces: Sequence[Face]) -> Face | None:
     """The frame's largest face when it dwarfs every other one, else None: with two people of
     similar size in view, whose face a clip belongs to is not known."""
     if not faces:
         return None
-    ranked = sorted(faces, key=_area, reverse=True)
-    if len(ranked) > 1 and _area(ranked[0]) < DOMINANCE * _area(ranked[1]):
+    ranked = sorted(faces, key=face_area, reverse=True)
+    if len(ranked) > 1 and face_area(ranked[0]) < DOMINANCE * face_area(ranked[1]):
         return None
     return ranked[0]
 

@@ -204,6 +204,47 @@ MODELS: dict[str, Model] = {
             note="fetched from the package index's wheels (core.language.wheels) or --from URL",
         ),
         Model(
+            name="syncnet",
+            stage="sync",
+            licence="MIT (joonson/syncnet_python)",
+            source="github.com/joonson/syncnet_python download_model.sh (robots.ox.ac.uk VGG)",
+            files=(
+                WeightFile(
+                    "syncnet_v2.model",
+                    "http://www.robots.ox.ac.uk/~vgg/software/lipsync/data/syncnet_v2.model",
+                ),
+            ),
+            note="the publisher states no checksum or size: the first fetch records its sha256 "
+            "(13.6 M parameters, about 54 MB as float32)",
+        ),
+        Model(
+            name="inception-v3",
+            stage="evaluate",
+            licence="TensorFlow's Inception graph (Apache 2.0) as NVIDIA converted it; check terms",
+            source="NVlabs stylegan2-ada-pytorch metrics: FID's Inception as TorchScript",
+            files=(
+                WeightFile(
+                    "inception-2015-12-05.pt",
+                    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
+                    "inception-2015-12-05.pt",
+                ),
+            ),
+            note="no published checksum: the first fetch records its sha256",
+        ),
+        Model(
+            name="i3d",
+            stage="evaluate",
+            licence="DeepMind kinetics-i3d (Apache 2.0) as StyleGAN-V converted it; check terms",
+            source="universome/stylegan-v FVD: I3D (Kinetics-400) as TorchScript",
+            files=(
+                WeightFile(
+                    "i3d_torchscript.pt",
+                    "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+                ),
+            ),
+            note="no published checksum: the first fetch records its sha256",
+        ),
+        Model(
             name="transnetv2",
             stage="segments",
             licence="MIT",

@@ -21,7 +21,12 @@ Scores = dict[str, float | None]
 class ClipScorer(Protocol):
     """A scorer that works on threads of its own (face detection does) may also expose
     ``worker_cpu_s``, the CPU seconds they spent for this clip: the decode pass times everything
-    else on its own thread and adds it, so the stage's recorded cost is complete."""
+    else on its own thread and adds it, so the stage's recorded cost is complete.
+
+    A scorer that needs the clip's sound (lip sync) also has ``hear(samples)``, and its backend
+    ``hears_audio = True``: the decode pass then keeps the audio of open clips and calls
+    ``hear`` with the clip's 16 kHz mono samples (empty without an audio track) just before
+    ``finish``, once the clip's audio is decoded."""
 
     def offer(self, frame: Frame, clip_index: int, clip_time: float) -> None:
         """Look at the next frame of the clip (index and time counted from the clip start)."""

@@ -108,6 +108,10 @@ class Stage:
         found = self.column(column)
         return found.low, found.high
 
+    # False when the stage's thresholds are unset by default, so a missing score fails no clip
+    # and needs no reason (lip sync, until SyncNet's weights are fetched and a threshold set).
+    always_judged: bool = True
+
     @property
     def backend_column(self) -> str:
         """The column naming the backend behind each score, e.g. ``quality_backend``."""
@@ -228,6 +232,31 @@ STAGES: tuple[Stage, ...] = (
         release_backends=frozenset(
             {"retinaface", "dlib-hog", "retinaface-torch", "retinaface-torch-r50", "insightface"}
         ),
+    ),
+    Stage(
+        name="sync",
+        table="sync_scores",
+        # SyncNet's offset search spans +-15 frames at 25 fps (core.sync.offset); confidence is
+        # a median minus a minimum of distances and the distance a mean of norms: both >= 0,
+        # and published clips score about 0-12 and 5-15, so above 50 a network or input broke.
+        score_columns=(
+            ScoreColumn("sync_offset", "int64", -15.0, 15.0),
+            ScoreColumn("sync_confidence", "float64", 0.0, 50.0),
+            ScoreColumn("sync_distance", "float64", 0.0, 50.0),
+        ),
+        summary_column="sync_confidence",
+        export_field="sync",
+        backends={
+            "none": "talkvid_assets.core.sync.none:SyncNone",
+            "syncnet": "talkvid_assets.core.sync.scorer:sync_backend",
+        },
+        # No package ships SyncNet's weights, so the offline default records no sync score
+        # (named "none"; not "off", which YAML reads as false); `talkvid models fetch syncnet`
+        # and `backends: {sync: syncnet}` turn it on.
+        default_backend="none",
+        description="lip sync: SyncNet's audio-video offset (25 fps frames), Sync-C and Sync-D",
+        model_backends=frozenset({"syncnet"}),
+        always_judged=False,
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}

@@ -110,6 +110,11 @@ class ClipThresholds:
     head_detail_backends: Mapping[str, Mapping[str, float]] = field(
         default_factory=lambda: {"dlib-hog": DLIB_HOG_RESOLUTION}
     )
+    # Lip sync (SyncNet, not a TalkVid filter): off until set, since its weights must be
+    # fetched. A clip passes when |sync_offset| <= max_sync_offset frames and sync_confidence
+    # >= min_sync_confidence.
+    max_sync_offset: int | None = None
+    min_sync_confidence: float | None = None
 
     def reasons(self, clip: Mapping[str, Any]) -> list[str]:
         """Every check ``clip`` fails. ``clip`` holds the segment and score columns plus the
@@ -129,6 +134,20 @@ class ClipThresholds:
                 for key, minimum in self.head_detail_for(clip.get("head_detail_backend")).items()
                 if clip[key] < minimum
             ]
+        return found + self._sync_reasons(clip)
+
+    def _sync_reasons(self, clip: Mapping[str, Any]) -> list[str]:
+        if self.max_sync_offset is None and self.min_sync_confidence is None:
+            return []
+        offset, confidence = clip.get("sync_offset"), clip.get("sync_confidence")
+        if offset is None or confidence is None:
+            backend = clip.get("sync_backend")
+            return [f"sync scores missing (sync backend {backend!r}): a sync threshold is set"]
+        found = []
+        if self.max_sync_offset is not None and abs(offset) > self.max_sync_offset:
+            found.append(f"sync_offset={offset} (needs |offset| <= {self.max_sync_offset})")
+        if self.min_sync_confidence is not None and confidence < self.min_sync_confidence:
+            found.append(f"sync_confidence={confidence:.2f} (needs >= {self.min_sync_confidence})")
         return found
 
     def head_detail_for(self, backend: str | None) -> dict[str, float]:

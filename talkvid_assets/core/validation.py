@@ -113,7 +113,7 @@ def verdict_problems(store: Store, video_ids: Sequence[str]) -> dict[str, list[s
             continue
         if clip["passed"] == bool(reasons):
             found.append(f"{clip['clip_id']}: passed={clip['passed']} with reasons {reasons}")
-        for stage in STAGES:
+        for stage in (stage for stage in STAGES if stage.always_judged):
             column = stage.summary_column
             explained = any(r.startswith((column, stage.name)) for r in reasons or [])
             if clip.get(column) is None and not explained:

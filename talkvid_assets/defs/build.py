@@ -20,6 +20,7 @@ from talkvid_assets.defs.bench import BENCH_CHECKS, CORPUS_ASSETS, build_bench
 from talkvid_assets.defs.checks import build_checks
 from talkvid_assets.defs.config_assets import CONFIG_ASSETS, CONFIG_GROUP, config_sensor
 from talkvid_assets.defs.decode_pass import build_decode_pass
+from talkvid_assets.defs.evaluation import bench_evaluation, evaluation_job
 from talkvid_assets.defs.exports import DATASET, ON_DEMAND_TAG, build_exports
 from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.model_stages import build_model_stage
@@ -67,9 +68,10 @@ def build_definitions(home: Path) -> Definitions:
             *build_bench(),
             review_calibration,
             url_sources,
+            bench_evaluation,
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
-        jobs=[curate_job, remove_videos, url_ingest_job],
+        jobs=[curate_job, remove_videos, url_ingest_job, evaluation_job],
         sensors=[inbox_sensor, url_list_sensor, config_sensor, automation_sensor],
         resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),

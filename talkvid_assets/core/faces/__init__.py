@@ -46,6 +46,12 @@ class FaceDetector(Protocol):
         ...
 
 
+def face_area(face: Face) -> float:
+    """The area of a face's box (zero for a degenerate one): how faces are ranked by size."""
+    x1, y1, x2, y2 = face["bbox"]
+    return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
 def scale_face(face: Face, sx: float, sy: float) -> Face:
     """Map a face found on a resized image back to source-frame pixels."""
     x1, y1, x2, y2 = face["bbox"]
