@@ -110,7 +110,8 @@ def cmd_ingest(home: Path, paths: Sequence[str], manifest: Path | None) -> tuple
     register_partitions(instance, keys)
     if relabelled:
         ok = _relabel(instance, home, relabelled) and ok
-    print(_profile_note(home), file=sys.stderr)  # stdout stays one KEY<TAB>PATH line per file
+    if keys:  # stdout stays one KEY<TAB>PATH line per file
+        print(_profile_note(home), file=sys.stderr)
     return keys, ok
 
 
