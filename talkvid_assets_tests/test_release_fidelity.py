@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from talkvid_assets.core.config import ConfigError, config_parts, parse_config
+from talkvid_assets.core.config import LANGUAGE_PART, ConfigError, config_parts, parse_config
 from talkvid_assets.core.export import talkvid_record
 from talkvid_assets.core.export_formats import CardInfo, write_export
 from talkvid_assets.core.fixed_frames import fixed_frame_windows, window_records
@@ -43,6 +43,7 @@ def _row(quality_backend: str, motion_backend: str, **changes: Any) -> dict[str,
         "quality_backend": quality_backend,
         "motion_backend": motion_backend,
         "head_detail_backend": "retinaface",
+        "sync_backend": "none",
         "profile": "demo",
         "config_digest": "abc",
     }
@@ -147,7 +148,7 @@ def test_model_stages_can_score_the_reencoded_clip(store, backends) -> None:
 
 def test_model_input_is_a_checked_setting_of_the_model_stages() -> None:
     clip = parse_config({"model_input": "clip", "backends": {"quality": "dover"}})
-    tags = {stage.name: f"{stage.name}@1" for stage in STAGES}
+    tags = {stage.name: f"{stage.name}@1" for stage in STAGES} | {LANGUAGE_PART: "none"}
     assert config_parts(clip, tags)["quality"] == "quality@1 on clip"
     assert config_parts(clip, tags)["motion"] == "motion@1"  # an embedded stage: unchanged
     with pytest.raises(ConfigError, match="model_input"):

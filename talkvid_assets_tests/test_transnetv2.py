@@ -132,10 +132,12 @@ def test_flush_finds_a_cut_in_the_last_window_like_the_batch_run(tmp_path):
     assert [int(start) for start, _ in scenes[1:]] == [60]
 
 
-def test_only_transnetv2_reports_cuts_late():
+def test_each_detector_declares_how_late_it_reports_cuts():
     assert TransNetV2Cuts.latency == 74  # a window's first predicted frame waits for 74 more
     assert PySceneDetectCuts(25.0, 640, 360, "histogram").latency == 0
-    assert PySceneDetectCuts(25.0, 640, 360, "content").latency == 0
+    # ContentDetector's MERGE flash filter (PySceneDetect's default) holds a cut for a minimum
+    # scene length of 15 frames before reporting it.
+    assert PySceneDetectCuts(25.0, 640, 360, "content").latency == 15
 
 
 def test_integer_downscale_analyses_1080p_as_scenedetect_0_6_4_did():

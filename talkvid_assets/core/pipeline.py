@@ -21,12 +21,14 @@ from typing import Any
 import av.error
 import cv2
 
+from talkvid_assets.core.compaction import file_lock
 from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
 from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
 from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import (
+    ALIAS_DIR,
     content_key,
     known_key,
     partition_key,
@@ -55,12 +57,15 @@ def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
     """
     path = Path(path).resolve()
     content = video_key(path)
-    key = known_key(store, content) or partition_key(path, content)
-    known = store.rows("sources", key)
-    if known and Path(known[0]["source_path"]).exists():
-        return key, False
-    _record_source(store, key, path)
-    remember_key(store, content, key)
+    # One registration of a content at a time (threads of a URL ingest, the inbox sensor and a
+    # CLI ingest alike): the first name given to the content is the one every later name finds.
+    with file_lock(store.home / ALIAS_DIR / f".{content}.lock"):
+        key = known_key(store, content) or partition_key(path, content)
+        known = store.rows("sources", key)
+        if known and Path(known[0]["source_path"]).exists():
+            return key, False
+        _record_source(store, key, path)
+        remember_key(store, content, key)
     return key, not known
 
 

@@ -50,7 +50,6 @@ from talkvid_assets.core.ingest import (
     video_key,
 )
 from talkvid_assets.core.pipeline import register_source
-from talkvid_assets.core.url_sources import LIST_SUFFIX
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -283,8 +282,7 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
     look = triage(
         scan_inbox(config.inbox_folders(tick.store.home)),
         pending,
-        # A URL list is not a video: url_list_sensor (defs.url_sources) takes it.
-        lambda file: file.path.endswith(LIST_SUFFIX) or file in tick.handled,
+        lambda file: file in tick.handled,
         quiet_s(),
     )
     if look.settled:

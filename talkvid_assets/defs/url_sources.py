@@ -108,11 +108,7 @@ def url_list_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) 
     home = talkvid.home_path
     cursor = json.loads(context.cursor) if context.cursor else {}
     done: dict[str, list[int]] = cursor.get("done", {})
-    lists = [
-        file
-        for file in scan_inbox(talkvid.config().inbox_folders(home))
-        if file.path.endswith(LIST_SUFFIX)
-    ]
+    lists = list(scan_inbox(talkvid.config().inbox_folders(home), suffixes=(LIST_SUFFIX,)))
     look = triage(lists, cursor.get("pending", {}), lambda file: done.get(file.path) == file.state)
     requests = []
     for file in look.settled:
