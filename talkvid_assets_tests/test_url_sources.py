@@ -258,13 +258,13 @@ def test_a_urls_file_in_the_inbox_is_downloaded_and_curated_with_no_command(tmp_
         def exported() -> bool:
             failed = [run for run in runs(port) if run["status"] in ("FAILURE", "CANCELED")]
             assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
-            return key in materialized(port, "talkvid_export")
+            return f"talk_demo-{key}" in materialized(port, "talkvid_export")
 
         wait_for("the listed video's talkvid_export partition", exported, 240, log, pause=2)
         (shown,) = materializations(port, "url_sources")  # what the UI shows of its run
         assert (shown["metadata"]["ingested urls"], shown["metadata"]["new videos"]) == (1, 1)
     (row,) = Store(home).query("SELECT status, video_id, source_path FROM url_sources")
-    assert (row["status"], row["video_id"]) == ("ingested", key)
+    assert (row["status"], row["video_id"]) == ("ingested", f"talk_demo-{key}")
     assert sha256(Path(row["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
 
 

@@ -48,9 +48,9 @@ from talkvid_assets.core.video import ProbeError, VideoProbe, probe
 TRUNCATION_TOLERANCE = 0.95
 
 
-def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
-    """Record ``path`` under its partition key (its name and content key); returns (key, newly
-    registered).
+def register_source(store: Store, path: str | Path, name: str | None = None) -> tuple[str, bool]:
+    """Record ``path`` under its partition key (its name, or ``name`` where the file's own is
+    not one a person gave it, and its content key); returns (key, newly registered).
 
     Re-ingesting the same content, under any name, is a no-op, unless the first registered path
     has since disappeared, in which case the source moves to the new path (same key).
@@ -60,7 +60,7 @@ def register_source(store: Store, path: str | Path) -> tuple[str, bool]:
     # One registration of a content at a time (threads of a URL ingest, the inbox sensor and a
     # CLI ingest alike): the first name given to the content is the one every later name finds.
     with file_lock(store.home / ALIAS_DIR / f".{content}.lock"):
-        key = known_key(store, content) or partition_key(path, content)
+        key = known_key(store, content) or partition_key(name or path, content)
         known = store.rows("sources", key)
         if known and Path(known[0]["source_path"]).exists():
             return key, False

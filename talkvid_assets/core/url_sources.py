@@ -215,7 +215,8 @@ def _ingest_one(
         row |= {"status": FAILED, "failure": exc.kind, "reason": exc.reason}
         row |= {"http_status": exc.http_status, "attempted_at": started}
         return _record(store, row)
-    video_id, _ = register_source(store, got.path)
+    # The file is named after the URL's key; the partition after the name the URL gives it.
+    video_id, _ = register_source(store, got.path, Path(urlsplit(got.final_url).path).name or None)
     store.write(
         "labels",
         video_id,
