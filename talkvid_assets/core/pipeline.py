@@ -66,20 +66,7 @@ def register_source(store: Store, path: str | Path, name: str | None = None) -> 
             return key, False
         _record_source(store, key, path)
         remember_key(store, content, key)
-    _retire_others_at(store, path, key)
     return key, not known
-
-
-def _retire_others_at(store: Store, path: Path, video_id: str) -> None:
-    """Other videos registered at ``path`` hold other content now (a stalled copy completed in
-    place, a file replaced): each is recorded as changed (``videos.status`` missing), so no
-    export carries a superseded version beside the new one."""
-    others = store.query(
-        "SELECT * FROM sources WHERE source_path = :path AND video_id <> :video_id",
-        {"path": str(path), "video_id": video_id},
-    )
-    for row in others:
-        _check_source(store, row)
 
 
 def _record_source(store: Store, key: str, path: Path) -> None:
