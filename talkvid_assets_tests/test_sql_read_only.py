@@ -85,11 +85,25 @@ def test_ctrl_c_during_a_slow_query_is_one_line(tmp_path):
     Store(home).write("raw_videos", "v", [video_row("v")])
     query = "SELECT max(a.range * b.range) FROM range(1000000) a, range(1000000) b"
     sql = _talkvid_sql(home, query, stdout=subprocess.DEVNULL)
-    time.sleep(4)
-    sql.send_signal(signal.SIGINT)
-    _, stderr = sql.communicate(timeout=60)
+    try:
+        # Ctrl-C once the query runs: past start-up (about 3 CPU s), whatever the machine's load.
+        deadline = time.monotonic() + 120
+        while _cpu_seconds(sql.pid) < 6 and sql.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sql.send_signal(signal.SIGINT)
+        _, stderr = sql.communicate(timeout=60)
+    finally:
+        if sql.poll() is None:  # never leave a query spinning on the machine
+            sql.kill()
+            sql.wait()
     assert sql.returncode not in (0, None)
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_the_working_directorys_tmp_folder_is_not_readable(store, tmp_path, monkeypatch):
