@@ -15,6 +15,16 @@ from typing import TYPE_CHECKING
 
 from talkvid_assets.core.stages import BackendUnavailable
 
+
+class WeightsMissing(BackendUnavailable):
+    """A model's weights are not fetched; ``model`` names it for a reason stored with data (no
+    path in it: the same in every home, and still true after a home moves)."""
+
+    def __init__(self, model: str, folder: Path) -> None:
+        super().__init__(f"{model} weights are not in {folder}: run `talkvid models fetch {model}`")
+        self.model = model
+
+
 if TYPE_CHECKING:
     import onnxruntime
 
@@ -32,9 +42,7 @@ class Runtime:
         """The path of ``file`` of ``model``; a missing file names the command that fetches it."""
         path = self.models_dir / model / file
         if not path.is_file():
-            raise BackendUnavailable(
-                f"{model} weights are not in {path.parent}: run `talkvid models fetch {model}`"
-            )
+            raise WeightsMissing(model, path.parent)
         return path
 
     def weight_tag(self, model: str, file: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from talkvid_assets.core.bench import OTHER_LANGUAGE
 from talkvid_assets.core.config import NO_LANGUAGE_ID
-from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.runtime import Runtime, WeightsMissing
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.video import AUDIO_RATE
 
@@ -106,6 +106,9 @@ class LanguageID:
 
         try:
             return cls(WhisperLanguage.load(runtime), None, min_confidence, tag)
+        except WeightsMissing as exc:  # stored in every annotation: no home path in it
+            why = f"{exc.model} is not fetched: run `talkvid models fetch {exc.model}`"
+            return cls(None, f"no language in the manifest, and {why}", min_confidence, tag)
         except BackendUnavailable as exc:
             return cls(None, f"no language in the manifest, and {exc}", min_confidence, tag)
 
