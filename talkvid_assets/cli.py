@@ -15,9 +15,10 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance
@@ -508,7 +509,7 @@ def cmd_sql(home: Path, query: str) -> None:
     store.compact()  # nothing below 200 files per table; else one query reads a few files
     try:
         with store.engine().connect() as connection:
-            result = connection.execute(sa.text(query))
+            result = _execute_interruptibly(connection, sa.text(query))
             print("\t".join(result.keys()))
             for row in result:
                 print("\t".join(_cell(value) for value in row))
@@ -516,15 +517,38 @@ def cmd_sql(home: Path, query: str) -> None:
     except sa.exc.DBAPIError as exc:
         first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(f"SQL error: {first}") from None
-    except RuntimeError as exc:
-        # DuckDB turns SIGINT during a query into RuntimeError("Query interrupted"); it has
-        # no exception type of its own for that in the public API.
-        if "interrupted" not in str(exc).lower():
-            raise
-        raise KeyboardInterrupt("query interrupted") from None
     except BrokenPipeError:
         # stdout's reader is gone: nothing more to say, and nothing to flush at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _execute_interruptibly(connection: Any, statement: Any) -> Any:
+    """Execute ``statement`` on a worker thread while this (main) thread waits, so Ctrl-C
+    reaches Python at once and interrupts DuckDB (``DuckDBPyConnection.interrupt``): a query
+    running in DuckDB's C++ on the main thread does not always see the signal."""
+    done: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            done["result"] = connection.execute(statement)
+        except BaseException as exc:  # handed to the main thread below
+            done["error"] = exc
+
+    worker = threading.Thread(target=work, name="talkvid-sql", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        connection.connection.driver_connection.interrupt()
+        worker.join(5)
+        # The one line, then out at once: closing an interrupted DuckDB connection (SQLAlchemy's
+        # pool, DuckDB's own threads at interpreter exit) can log a traceback or abort.
+        print("talkvid sql: query interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+    if "error" in done:
+        raise done["error"]
+    return done["result"]
 
 
 def _cell(value: object) -> str:
