@@ -21,7 +21,7 @@ import torch
 
 from talkvid_assets.core.decode_pass import decode_pass
 from talkvid_assets.core.runtime import Runtime
-from talkvid_assets.core.scoring import ScorerBackend
+from talkvid_assets.core.scoring import ScorerBackend, load_backend
 from talkvid_assets.core.stages import SCENES, STAGES, BackendUnavailable
 from talkvid_assets.core.video import VideoProbe, probe
 
@@ -55,7 +55,7 @@ def main() -> None:
     for stage in STAGES:
         for name in stage.backends:
             try:
-                backend = stage.load_backend(name, runtime)
+                backend = load_backend(stage.name, name, runtime)
                 stage_cpu_s(path, video, {stage.name: backend}, stage.name)  # loads the model
                 spent = stage_cpu_s(path, video, {stage.name: backend}, stage.name)
             except BackendUnavailable as exc:

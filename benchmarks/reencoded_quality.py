@@ -12,7 +12,7 @@ import statistics
 
 from talkvid_assets.core.decode_pass import decode_pass
 from talkvid_assets.core.reencoded import score_reencoded
-from talkvid_assets.core.stages import STAGES_BY_NAME
+from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.video import probe
 from talkvid_assets_tests.media import SAMPLES
 
@@ -26,7 +26,7 @@ VIDEOS = (
 
 
 def main() -> None:
-    backend = {"quality": STAGES_BY_NAME["quality"].load_backend("frame-stats")}
+    backend = {"quality": load_backend("quality", "frame-stats")}
     print("| sample | clip | source | re-encoded clip | difference |")
     print("|---|---|---|---|---|")
     differences = []

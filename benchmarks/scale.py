@@ -80,10 +80,11 @@ def short_videos(count: int, first: int = 0) -> list[Path]:
 
 def _core_pass(paths: Sequence[str]) -> None:
     from talkvid_assets.core.decode_pass import decode_pass
+    from talkvid_assets.core.scoring import load_backend
     from talkvid_assets.core.stages import STAGES
     from talkvid_assets.core.video import probe
 
-    backends = {stage.name: stage.load_backend(stage.default_backend) for stage in STAGES}
+    backends = {stage.name: load_backend(stage.name, stage.default_backend) for stage in STAGES}
     for path in paths:
         decode_pass(path, probe(path), backends)
 

@@ -90,9 +90,10 @@ def core_pass(path: Path) -> dict:
 import json, re, time
 from pathlib import Path
 from talkvid_assets.core.decode_pass import decode_pass
+from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.video import probe
-backends = {{s.name: s.load_backend(s.default_backend) for s in STAGES}}
+backends = {{s.name: load_backend(s.name, s.default_backend) for s in STAGES}}
 video = probe({str(path)!r})
 started, cpu = time.perf_counter(), time.process_time()
 result = decode_pass({str(path)!r}, video, backends)

@@ -14,7 +14,7 @@ from dagster import DagsterInstance, instance_for_test
 from talkvid_assets.core.config import config_path, default_text
 from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
 from talkvid_assets.core.pipeline import register_source
-from talkvid_assets.core.scoring import ScorerBackend
+from talkvid_assets.core.scoring import ScorerBackend, load_backend
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
@@ -34,7 +34,7 @@ def head_detail_cases() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def backends() -> dict[str, ScorerBackend]:
-    return {stage.name: stage.load_backend(stage.default_backend) for stage in STAGES}
+    return {stage.name: load_backend(stage.name, stage.default_backend) for stage in STAGES}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from scenedetect import HistogramDetector, detect
 
 from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
 from talkvid_assets.core.scenes import cut_detector
-from talkvid_assets.core.scenes.pyscenedetect import PySceneDetectCuts, reference_downscale
+from talkvid_assets.core.scenes.pyscenedetect import ContentCuts, HistogramCuts, reference_downscale
 from talkvid_assets.core.scenes.transnetv2 import SIZE, TransNetV2Cuts, load_network
 from talkvid_assets.core.scoring import Scores
 from talkvid_assets.core.video import TIME_EPS, Frame, VideoProbe, decode, probe
@@ -134,10 +134,10 @@ def test_flush_finds_a_cut_in_the_last_window_like_the_batch_run(tmp_path):
 
 def test_each_detector_declares_how_late_it_reports_cuts():
     assert TransNetV2Cuts.latency == 74  # a window's first predicted frame waits for 74 more
-    assert PySceneDetectCuts(25.0, 640, 360, "histogram").latency == 0
+    assert HistogramCuts(25.0, 640, 360).latency == 0
     # ContentDetector's MERGE flash filter (PySceneDetect's default) holds a cut for a minimum
     # scene length of 15 frames before reporting it.
-    assert PySceneDetectCuts(25.0, 640, 360, "content").latency == 15
+    assert ContentCuts(25.0, 640, 360).latency == 15
 
 
 def test_integer_downscale_analyses_1080p_as_scenedetect_0_6_4_did():

@@ -23,7 +23,15 @@ import yaml
 from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import DEVICES, Runtime
-from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME, Stage
+from talkvid_assets.core.stages import (
+    DEFAULT_SCENE_DETECTOR,
+    LANGUAGE_IDS,
+    NO_LANGUAGE_ID,
+    SCENE_DETECTORS,
+    STAGES,
+    STAGES_BY_NAME,
+    Stage,
+)
 from talkvid_assets.core.thresholds import PROFILES, Profile
 
 if TYPE_CHECKING:
@@ -35,10 +43,8 @@ MAX_GPU_SLOTS = 1000  # Dagster's own limit on a concurrency pool
 # The folders a home writes its own files into (tables, exports, clip files, previews, model
 # weights, score cache, the Dagster instance): an inbox there would ingest the home's output.
 HOME_OUTPUT_FOLDERS = ("tables", "exports", "clips", "previews", "models", "score_cache", "dagster")
-SCENE_DETECTORS = ("histogram", "content", "transnetv2")
 MODEL_INPUTS = ("source", "clip")
-NO_LANGUAGE_ID = "none"  # no language-ID backend: labels from manifests only
-LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, "whisper-base")  # core.language
+LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, *LANGUAGE_IDS)
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
@@ -166,7 +172,7 @@ class CurationConfig:
     backends: Mapping[str, str] = field(
         default_factory=lambda: {stage.name: stage.default_backend for stage in STAGES}
     )
-    scene_detector: str = "histogram"
+    scene_detector: str = DEFAULT_SCENE_DETECTOR
     # What the paper's models score: frames of the source, or each clip re-encoded as the
     # reference cuts it (core/reencoded.py).
     model_input: str = "source"

@@ -17,10 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
-
-if TYPE_CHECKING:
-    from talkvid_assets.core.store import Store
+from typing import Any, NamedTuple, Protocol
 
 # What the inbox takes: files named as a video container. Anything else (a README.txt, a
 # copy in progress named `.part`, `.crdownload` or `.tmp`, a hidden rsync temporary) is left
@@ -220,6 +217,16 @@ _homes: dict[Path, HandledFiles] = {}
 _homes_lock = threading.Lock()
 
 
+class InboxStore(Protocol):
+    """What the inbox's bookkeeping reads of a home's metadata (core.store.Store): the store
+    imports the manifest's label columns, and the manifest discovers files here, so this module
+    names the part it needs instead of importing the store back."""
+
+    home: Path
+
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+
+
 class HandledFiles:
     """The inbox files already handled in one home: path -> (size, mtime_ns) of the state handled.
 
@@ -232,7 +239,7 @@ class HandledFiles:
     skip: over 100,000 uncompacted partition files the query takes about 40 s (0.5 s compacted).
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: InboxStore) -> None:
         self._states: dict[str, tuple[int, int]] = {}
         self._failed: dict[str, tuple[int, int, int]] = {}
         self._error: BaseException | None = None
@@ -243,7 +250,7 @@ class HandledFiles:
         self._thread.start()
 
     @classmethod
-    def of(cls, store: Store) -> HandledFiles:
+    def of(cls, store: InboxStore) -> HandledFiles:
         """The handled files of ``store``'s home, shared by every tick in this process."""
         with _homes_lock:
             found = _homes.get(store.home)
@@ -251,7 +258,7 @@ class HandledFiles:
                 found = _homes[store.home] = cls(store)
             return found
 
-    def _load(self, store: Store) -> None:
+    def _load(self, store: InboxStore) -> None:
         try:
             rows = store.query("SELECT source_path, size_bytes, mtime_ns FROM sources")
             self._states.update(

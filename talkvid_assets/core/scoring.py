@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from talkvid_assets.core.runtime import Runtime
-from talkvid_assets.core.stages import BackendUnavailable, get_stage
+from talkvid_assets.core.runtime import Runtime, cpu_runtime
+from talkvid_assets.core.stages import BackendUnavailable, get_stage, load_entry
 from talkvid_assets.core.video import Frame, VideoProbe
 
 Scores = dict[str, float | None]
@@ -55,8 +55,20 @@ class ScorerBackend(Protocol):
 
 
 def load_backend(stage: str, name: str, runtime: Runtime | None = None) -> ScorerBackend:
-    """Instantiate backend ``name`` of ``stage`` (see :mod:`talkvid_assets.core.stages`)."""
-    return get_stage(stage).load_backend(name, runtime)
+    """Instantiate backend ``name`` of ``stage`` (registered in :mod:`talkvid_assets.core.stages`)
+    or explain which ones this installation has.
+
+    Instantiating is cheap and never reads weights (code versions are derived from the
+    backend's name and version, which names its weights' checksum); a model backend loads its
+    weights when it first scores, and says then if they are missing."""
+    declared = get_stage(stage)
+    target = declared.backends.get(name)
+    if target is None:
+        raise BackendUnavailable(
+            f"no {stage} backend {name!r} in this installation; "
+            f"available: {', '.join(declared.backends)}"
+        )
+    return load_entry(f"{stage} backend", name, target)(runtime or cpu_runtime())
 
 
 def unready_backends(backends: Mapping[str, str], runtime: Runtime) -> dict[str, str]:

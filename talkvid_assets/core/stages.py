@@ -11,16 +11,12 @@ asks for one, so commands that only read metadata never import OpenCV, dlib or t
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from importlib.metadata import EntryPoint
+from typing import Any, NamedTuple
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
-
-if TYPE_CHECKING:
-    from talkvid_assets.core.runtime import Runtime
-    from talkvid_assets.core.scoring import ScorerBackend
 
 
 class BackendUnavailable(RuntimeError):
@@ -116,23 +112,6 @@ class Stage:
     def backend_column(self) -> str:
         """The column naming the backend behind each score, e.g. ``quality_backend``."""
         return f"{self.name}_backend"
-
-    def load_backend(self, name: str, runtime: Runtime | None = None) -> ScorerBackend:
-        """Instantiate backend ``name`` or explain which ones this installation has.
-
-        Instantiating is cheap and never reads weights (code versions are derived from the
-        backend's name and version, which names its weights' checksum); a model backend loads
-        its weights when it first scores, and says then if they are missing."""
-        target = self.backends.get(name)
-        if target is None:
-            raise BackendUnavailable(
-                f"no {self.name} backend {name!r} in this installation; "
-                f"available: {', '.join(self.backends)}"
-            )
-        from talkvid_assets.core.runtime import cpu_runtime
-
-        module, factory = target.split(":")
-        return getattr(importlib.import_module(module), factory)(runtime or cpu_runtime())
 
     def column(self, name: str) -> ScoreColumn:
         return next(column for column in self.score_columns if column.name == name)
@@ -273,3 +252,40 @@ def get_stage(name: str) -> Stage:
     except KeyError:
         known = ", ".join(STAGES_BY_NAME)
         raise BackendUnavailable(f"unknown stage {name!r}; stages: {known}") from None
+
+
+# What a home's curation.yaml may name besides the stages' backends, registered the same way
+# (name -> "module:attribute", imported only when chosen). A scene detector's class has a
+# ``name`` equal to its key and ``for_video(video, runtime, integer_downscale)``, and pushes
+# frames as core.scenes.CutDetector; a language-ID class has a ``name`` and is a
+# core.language.LanguageBackend.
+SCENE_DETECTORS: dict[str, str] = {
+    # PySceneDetect's detectors with the reference's settings (histogram is its configured one).
+    "histogram": "talkvid_assets.core.scenes.pyscenedetect:HistogramCuts",
+    "content": "talkvid_assets.core.scenes.pyscenedetect:ContentCuts",
+    # A shot-boundary network; weights ship in its pip package, torch on the GPU when allowed.
+    "transnetv2": "talkvid_assets.core.scenes.transnetv2:TransNetV2Cuts",
+}
+DEFAULT_SCENE_DETECTOR = "histogram"
+NO_LANGUAGE_ID = "none"  # no language-ID backend: labels from manifests only
+LANGUAGE_IDS: dict[str, str] = {
+    "whisper-base": "talkvid_assets.core.language.whisper:WhisperLanguage",
+}
+
+
+def load_entry(kind: str, name: str, target: str) -> Any:
+    """The class or factory a registry entry ``target`` ("module:attribute") names.
+
+    The module is imported only now, so a command that never runs a backend never imports its
+    packages (torch, dlib, onnxruntime). A backend whose third-party package is not installed
+    is :class:`BackendUnavailable` naming it (PySceneDetect guards its optional backends by
+    ImportError the same way); a missing module of this project is a bug and stays an error.
+    """
+    try:
+        return EntryPoint(name, target, kind).load()
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == __name__.partition(".")[0]:
+            raise
+        raise BackendUnavailable(
+            f"{kind} {name!r} needs the package {exc.name!r}, which is not installed here"
+        ) from exc

@@ -21,9 +21,8 @@ from typing import ClassVar
 import numpy as np
 
 from talkvid_assets.core.bench import OTHER_LANGUAGE
-from talkvid_assets.core.config import NO_LANGUAGE_ID
 from talkvid_assets.core.runtime import Runtime, WeightsMissing
-from talkvid_assets.core.stages import BackendUnavailable
+from talkvid_assets.core.stages import LANGUAGE_IDS, NO_LANGUAGE_ID, BackendUnavailable, load_entry
 from talkvid_assets.core.video import AUDIO_RATE
 
 # Whisper's language codes of the release's fourteen named languages; any other is ``Other``.
@@ -71,6 +70,17 @@ class LanguageBackend(ABC):
 
     name: ClassVar[str]
 
+    @classmethod
+    @abstractmethod
+    def load(cls, runtime: Runtime) -> LanguageBackend:
+        """The backend on ``runtime``'s fetched weights; BackendUnavailable (WeightsMissing for
+        weights) when it cannot run here."""
+
+    @classmethod
+    @abstractmethod
+    def tag_for(cls, runtime: Runtime) -> str:
+        """What the labels would record as the backend, cheaply, without loading weights."""
+
     @property
     @abstractmethod
     def version(self) -> str:
@@ -102,10 +112,8 @@ class LanguageID:
         tag = language_tag(name, runtime)
         if name == NO_LANGUAGE_ID:
             return cls(None, "language ID is off (curation.yaml language_id: none)", 0.0, tag)
-        from talkvid_assets.core.language.whisper import WhisperLanguage
-
         try:
-            return cls(WhisperLanguage.load(runtime), None, min_confidence, tag)
+            return cls(_backend_class(name).load(runtime), None, min_confidence, tag)
         except WeightsMissing as exc:  # stored in every annotation: no home path in it
             why = f"{exc.model} is not fetched: run `talkvid models fetch {exc.model}`"
             return cls(None, f"no language in the manifest, and {why}", min_confidence, tag)
@@ -130,9 +138,12 @@ def language_tag(name: str, runtime: Runtime) -> str:
     and its weights' state, so fetching the weights makes the annotations stale."""
     if name == NO_LANGUAGE_ID:
         return NO_LANGUAGE_ID
-    from talkvid_assets.core.language.whisper import WhisperLanguage
+    return _backend_class(name).tag_for(runtime)
 
-    return WhisperLanguage.tag_for(runtime)
+
+def _backend_class(name: str) -> type[LanguageBackend]:
+    """The registered language-ID class ``name`` (core.stages.LANGUAGE_IDS), imported now."""
+    return load_entry("language_id", name, LANGUAGE_IDS[name])
 
 
 def label_audio(

