@@ -45,23 +45,6 @@ MAX_GPU_SLOTS = 1000  # Dagster's own limit on a concurrency pool
 HOME_OUTPUT_FOLDERS = ("tables", "exports", "clips", "previews", "models", "score_cache", "dagster")
 MODEL_INPUTS = ("source", "clip")
 LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, *LANGUAGE_IDS)
-# The code version of each asset: what its code computes beyond its settings (those are the
-# config parts it depends on, see config_parts). Bump one when that asset's output changes.
-CODE_VERSIONS: dict[str, str] = {
-    "raw_videos": "probe-2",
-    "segments": "segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
-    **{stage.table: "scores-2" for stage in STAGES},
-    "filtered_clips": "verdict-3",  # two-sided motion rule (release)
-    "annotations": "annotations-2-language-id",
-    "talkvid_export": "talkvid-json-3",  # stand-ins under their own names, full-precision times
-    "talkvid_dataset": "talkvid-json-3",
-    "speakers": "speakers-1",
-    "bench_strata": "bench-2",  # one asset over every dimension
-    "training_split": "bench-1",
-    "clip_files": "clips-h264-aac-1",
-    "fixed_frame_records": "fixed-frames-1",
-    "url_sources": "yt-dlp-1",
-}
 # Threshold overrides are keyed by the `clips` view's columns; each with its valid range.
 THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
     "duration_s": (0.0, 3600.0),

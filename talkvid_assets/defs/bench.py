@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from talkvid_assets.core.bench import DIMENSIONS, resolve_quotas, shortfall
-from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
+from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.labelling import (
     annotate,
     assign_speakers,
@@ -49,7 +49,7 @@ def build_bench() -> list[AssetsDefinition]:
         group_name="bench",
         deps=["filtered_clips", config_asset("language")],
         kinds={"duckdb", "dlib"},
-        code_version=CODE_VERSIONS["annotations"],
+        code_version="annotations-2-language-id",
         automation_condition=VIDEO_AUTOMATION,
     )
     def annotations(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
@@ -75,7 +75,7 @@ def build_bench() -> list[AssetsDefinition]:
         group_name="bench",
         deps=["annotations"],
         kinds={"duckdb"},
-        code_version=CODE_VERSIONS["speakers"],
+        code_version="speakers-1",
         automation_condition=CORPUS_AUTOMATION,
     )
     def speakers(talkvid: TalkvidResource) -> MaterializeResult:
@@ -91,7 +91,7 @@ def build_bench() -> list[AssetsDefinition]:
         group_name="bench",
         deps=["speakers", config_asset("bench")],
         kinds={"duckdb"},
-        code_version=CODE_VERSIONS["bench_strata"],
+        code_version="bench-2",  # one asset over every dimension
         automation_condition=CORPUS_AUTOMATION,
     )
     def bench_strata(talkvid: TalkvidResource) -> MaterializeResult:
@@ -123,7 +123,7 @@ def build_bench() -> list[AssetsDefinition]:
         group_name="bench",
         deps=["bench_strata"],
         kinds={"duckdb"},
-        code_version=CODE_VERSIONS["training_split"],
+        code_version="bench-1",
         automation_condition=CORPUS_AUTOMATION,
     )
     def training_split(talkvid: TalkvidResource) -> MaterializeResult:

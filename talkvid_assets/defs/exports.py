@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from talkvid_assets.core.clip_files import CLIPS_DIR, cut_passing_clips
-from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
+from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.export import (
     DATASET_FILE,
     FIXED_FRAMES_DIR,
@@ -54,7 +54,7 @@ def build_exports() -> list[AssetsDefinition]:
         group_name="exports",
         deps=["filtered_clips", "annotations"],
         kinds={"json"},
-        code_version=CODE_VERSIONS["talkvid_export"],
+        code_version="talkvid-json-3",  # stand-ins under their own names, full-precision times
         automation_condition=VIDEO_AUTOMATION,
     )
     def talkvid_export(
@@ -78,7 +78,7 @@ def build_exports() -> list[AssetsDefinition]:
         group_name="exports",
         deps=["talkvid_export", "speakers"],
         kinds={"json"},
-        code_version=CODE_VERSIONS["talkvid_dataset"],
+        code_version="talkvid-json-3",
         automation_condition=CORPUS_AUTOMATION,
     )
     def talkvid_dataset(talkvid: TalkvidResource) -> MaterializeResult:
@@ -107,7 +107,7 @@ def build_exports() -> list[AssetsDefinition]:
         deps=["filtered_clips"],
         kinds={"mp4"},
         tags={ON_DEMAND_TAG: "true"},
-        code_version=CODE_VERSIONS["clip_files"],
+        code_version="clips-h264-aac-1",
     )
     def clip_files(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
         """``clips/<clip_id>.mp4`` under the home (H.264 + AAC): on demand only, never part of
@@ -134,7 +134,7 @@ def build_exports() -> list[AssetsDefinition]:
         deps=["talkvid_export"],
         kinds={"json"},
         tags={ON_DEMAND_TAG: "true"},
-        code_version=CODE_VERSIONS["fixed_frame_records"],
+        code_version="fixed-frames-1",
     )
     def fixed_frame_records(
         context: AssetExecutionContext, config: FixedFramesConfig, talkvid: TalkvidResource

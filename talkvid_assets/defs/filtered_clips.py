@@ -4,7 +4,6 @@ from collections import Counter
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.config import CODE_VERSIONS
 from talkvid_assets.core.pipeline import judge_clips
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -32,7 +31,7 @@ def build_filtered_clips() -> AssetsDefinition:
         group_name="curation",
         deps=["segments", *(stage.table for stage in STAGES), config_asset("thresholds")],
         kinds={"duckdb"},
-        code_version=CODE_VERSIONS["filtered_clips"],
+        code_version="verdict-3",  # two-sided motion rule (release)
         automation_condition=VIDEO_AUTOMATION,
     )
     def filtered_clips(

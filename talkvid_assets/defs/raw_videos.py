@@ -2,7 +2,6 @@
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.config import CODE_VERSIONS
 from talkvid_assets.core.pipeline import prefilter_video
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
 from talkvid_assets.defs.config_assets import config_asset
@@ -18,7 +17,7 @@ def build_raw_videos() -> AssetsDefinition:
         group_name="curation",
         deps=[config_asset("prefilter")],
         kinds={"duckdb", "pyav"},
-        code_version=CODE_VERSIONS["raw_videos"],
+        code_version="probe-2",
         automation_condition=VIDEO_AUTOMATION,
     )
     def raw_videos(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:

@@ -26,7 +26,7 @@ from dagster import (
     sensor,
 )
 
-from talkvid_assets.core.config import CODE_VERSIONS, fingerprint
+from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.ingest import scan_inbox, triage
 from talkvid_assets.core.manifest import ManifestError
 from talkvid_assets.core.store import CIRCUMSTANTIAL_COLUMNS
@@ -52,7 +52,7 @@ STATUS_COLUMNS = ("url", "status", "failure", "reason", "video_id", "extractor",
     group_name="sources",
     kinds={"yt-dlp", "duckdb"},
     pool=DOWNLOAD_POOL,
-    code_version=CODE_VERSIONS["url_sources"],
+    code_version="yt-dlp-1",
     description="Every URL of the home's URL lists downloaded (yt-dlp, resumable) and ingested; "
     "one record per URL with its status, failure reason and provenance",
 )
