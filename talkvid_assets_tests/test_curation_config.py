@@ -62,8 +62,8 @@ def test_bad_yaml_names_the_file_and_line(tmp_path):
 def test_overrides_reach_the_judging_profile(tmp_path):
     configure(tmp_path, "demo", thresholds="{quality_score: 6.5, min_rotation: 10}")
     clip = load_config(tmp_path).judging_profile().clip
-    assert set(clip.min_quality.values()) == {6.5}
-    assert clip.head_detail["min_rotation"] == 10.0
+    assert set(clip.minimums["quality_score"].values()) == {6.5}
+    assert set(clip.minimums["min_rotation"].values()) == {10.0}
 
 
 def changed_parts(before: CurationConfig, after: CurationConfig, tags=TAGS) -> set[str]:

@@ -1,5 +1,6 @@
 import pytest
 
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import BackendUnavailable
@@ -13,7 +14,8 @@ GOOD_CLIP = {
     "quality_backend": "frame-stats",
     "motion_ratio": 0.8,
     "motion_backend": "lk",
-    **dict.fromkeys(PAPER.clip.head_detail, 100.0),
+    **dict.fromkeys(HEAD_DETAIL_KEYS, 100.0),
+    "head_detail_backend": "retinaface",
 }
 
 
@@ -44,7 +46,7 @@ def test_thresholds_are_per_backend():
     assert PAPER.clip.reasons(unknown) == [
         "motion_ratio unjudged: profile has no threshold for backend 'mystery'"
     ]
-    faceless = {**GOOD_CLIP, **dict.fromkeys(PAPER.clip.head_detail)}
+    faceless = {**GOOD_CLIP, **dict.fromkeys(HEAD_DETAIL_KEYS)}
     assert PAPER.clip.reasons(faceless) == [
         "head_detail missing: no sampled frame with exactly one face"
     ]
@@ -103,4 +105,4 @@ def test_head_detail_resolution_thresholds_are_per_face_backend():
         "min_resolution=35.00 (needs >= 40.0)",
     ]
     assert PAPER.clip.reasons({**small, "head_detail_backend": "dlib-hog"}) == []
-    assert PAPER.clip.head_detail_for("dlib-hog")["avg_resolution"] == 36.0
+    assert PAPER.clip.minimums["avg_resolution"]["dlib-hog"] == 36.0

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
-from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.runtime import DEVICES, Runtime
 from talkvid_assets.core.stages import (
     DEFAULT_SCENE_DETECTOR,
+    JUDGED_COLUMNS,
     LANGUAGE_IDS,
     NO_LANGUAGE_ID,
     SCENE_DETECTORS,
@@ -53,7 +53,7 @@ THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
         column.name: (column.low, column.high)
         for stage in STAGES
         for column in stage.score_columns
-        if column.name in ("quality_score", "motion_ratio", "sync_confidence", *HEAD_DETAIL_KEYS)
+        if column.judged
     },
     # The largest |offset| in 25 fps frames a clip may have; SyncNet searches +-15.
     "sync_offset": (0.0, 15.0),
@@ -177,7 +177,6 @@ class CurationConfig:
         """The profile with this config's threshold overrides applied."""
         profile = PROFILES[self.profile]
         clip = profile.clip
-        per_backend = {"quality_score": "min_quality", "motion_ratio": "min_motion"}
         scalar = {
             "duration_s": "min_duration_s",
             "speech_ratio": "min_speech_ratio",
@@ -185,21 +184,17 @@ class CurationConfig:
             "sync_confidence": "min_sync_confidence",
         }
         changes: dict[str, Any] = {}
+        minimums = dict(clip.minimums)
         for key, value in self.thresholds.items():
             if key == "sync_offset":
                 changes[scalar[key]] = int(value)
             elif key in scalar:
                 changes[scalar[key]] = value
-            elif key in per_backend:
-                changes[per_backend[key]] = dict.fromkeys(getattr(clip, per_backend[key]), value)
             else:
-                # An override is the user's number for every backend.
-                changes.setdefault("head_detail", dict(clip.head_detail))[key] = value
-                changes["head_detail_backends"] = {
-                    backend: {k: v for k, v in keys.items() if k not in self.thresholds}
-                    for backend, keys in clip.head_detail_backends.items()
-                }
-        return dataclasses.replace(profile, clip=dataclasses.replace(clip, **changes))
+                # An override is the user's number for every backend of the score's stage.
+                minimums[key] = dict.fromkeys(JUDGED_COLUMNS[key].backends, value)
+        clip = dataclasses.replace(clip, minimums=minimums, **changes)
+        return dataclasses.replace(profile, clip=clip)
 
     @property
     def digest(self) -> str:

@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.durable import write_atomic
-from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import STAGES, Stage
 
 # Under the home: the per-video exports (`<video_id>.json`) and the whole dataset's file.
 VIDEO_EXPORT_DIR = "exports/talkvid"
 DATASET_FILE = "exports/talkvid.json"
 FIXED_FRAMES_DIR = "exports/fixed_frames"  # the release-shaped window records, per video
-# The release lists ten head-detail scores; face consistency is a filter input only.
-EXPORTED_HEAD_DETAIL = tuple(key for key in HEAD_DETAIL_KEYS if key != "face_consistency")
-# Stages whose release field is one number (quality, motion); head detail's is nested below.
-SCALAR_STAGES = tuple(stage for stage in STAGES if len(stage.score_columns) == 1)
+# Stages whose release field is one number (quality, motion); head detail's holds its scores.
+SCALAR_STAGES = tuple(stage for stage in STAGES if len(stage.released_columns) == 1)
+NESTED_STAGES = tuple(stage for stage in STAGES if len(stage.released_columns) > 1)
 
 EXPORT_SQL = """
     SELECT c.*, coalesce(s.source_path, v.source_path) AS source_path, v.width, v.height, v.fps,
@@ -89,7 +87,10 @@ def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "info": info,
         "description": row.get("description"),
         **{stage.export_field: release_score(stage, row) for stage in SCALAR_STAGES},
-        "head_detail": {"scores": {key: row[key] for key in EXPORTED_HEAD_DETAIL}},
+        **{
+            stage.export_field: {"scores": {key: row[key] for key in stage.released_columns}}
+            for stage in NESTED_STAGES
+        },
         "talkvid_assets": {
             **{stage.backend_column: row[stage.backend_column] for stage in STAGES},
             **{

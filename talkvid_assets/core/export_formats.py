@@ -40,7 +40,7 @@ from talkvid_assets.core.clip_files import AUDIO_SUFFIX
 from talkvid_assets.core.durable import follow_umask, write_atomic
 from talkvid_assets.core.export import talkvid_record, write_records
 from talkvid_assets.core.splits import FORMATS
-from talkvid_assets.core.stages import STAGES, Stage
+from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import TABLES
 from talkvid_assets.core.thresholds import PROFILES
 
@@ -68,9 +68,7 @@ FIELD_NOTES = {
     "durations": 'clip duration as text, one decimal and an "s"',
     "info": "speaker and video labels; null until annotated, except the video link",
     "description": "caption; null until annotated",
-    "dover_scores": "DOVER's fused quality score (see below); null unless DOVER made it",
-    "cotracker_ratio": "CoTracker3's visible-point share (below); null unless CoTracker3 made it",
-    "head_detail": "head movement, rotation, completeness, resolution and orientation scores",
+    **{stage.export_field: stage.export_note for stage in STAGES if stage.export_field},
     "talkvid_assets": "backends, stand-in scores, speaker, profile, config digest of a record",
 }
 
@@ -394,7 +392,7 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
             f"- {stage.name}, {stage.description}: "
             + (
                 "; ".join(
-                    f"backend `{name}`, in `{_score_field(stage, name)}`"
+                    f"backend `{name}`, in `{stage.score_field(name)}`"
                     for name in sorted({str(p[stage.backend_column]) for p in provenance})
                 )
                 or "no records"
@@ -406,7 +404,7 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
         "model holds that model's numbers only; a stand-in's go under `talkvid_assets`):",
         "",
         *(
-            f"- `{name}` → `{_score_field(stage, name)}`, {scale.low:g} to {scale.high:g}: "
+            f"- `{name}` → `{stage.score_field(name)}`, {scale.low:g} to {scale.high:g}: "
             f"{scale.meaning}"
             for stage in STAGES
             for name, scale in stage.scales.items()
@@ -420,12 +418,6 @@ def _curation(provenance: Sequence[Mapping[str, Any]], card_info: CardInfo | Non
         settings = yaml.safe_dump(dict(card_info.settings), sort_keys=False, allow_unicode=True)
         lines += ["", "Settings:", "", "```yaml", settings.rstrip(), "```"]
     return "\n".join(lines)
-
-
-def _score_field(stage: Stage, backend: str) -> str:
-    if backend in stage.release_backends:
-        return stage.export_field
-    return f"talkvid_assets.{stage.own_field(backend)}"
 
 
 def read_hf(folder: Path, split_name: str) -> list[dict[str, Any]]:

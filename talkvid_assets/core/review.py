@@ -48,17 +48,14 @@ class ReviewItem:
 
 
 def thresholds(config: CurationConfig, clip: Mapping[str, Any]) -> dict[str, float]:
-    """The threshold of each reviewable check for ``clip`` (quality and motion depend on the
-    backend that scored it)."""
+    """The threshold of each reviewable check for ``clip``: a score's is the one for the
+    backend that scored it (none where the profile has none on that backend's scale)."""
     profile = config.judging_profile().clip
-    head_detail = profile.head_detail_for(clip.get("head_detail_backend"))
-    found = {"speech_ratio": profile.min_speech_ratio, **head_detail}
-    quality = profile.min_quality.get(clip.get("quality_backend") or "")
-    motion = profile.min_motion.get(clip.get("motion_backend") or "")
-    if quality is not None:
-        found["quality_score"] = quality
-    if motion is not None:
-        found["motion_ratio"] = motion
+    found = {"speech_ratio": profile.min_speech_ratio}
+    for column in profile.minimums:
+        minimum = profile.minimum(column, clip)
+        if minimum is not None:
+            found[column] = minimum
     return found
 
 

@@ -35,12 +35,18 @@ class ScoreScale(NamedTuple):
 
 
 class ScoreColumn(NamedTuple):
-    """A score column and the range its formula allows (a value outside is a bug)."""
+    """A score column and the range its formula allows (a value outside is a bug).
+
+    A ``judged`` column is one a threshold may judge: a public column of the store's ``clips``
+    view and a key of curation.yaml's ``thresholds``. A ``released`` one is in the TalkVid
+    release's record, under the stage's ``export_field``."""
 
     name: str
     kind: str  # "float64" or "int64"
     low: float
     high: float
+    judged: bool = False
+    released: bool = False
 
 
 # The reference's head-detail formulas (spec, stage 3) bound each score: movement and rotation
@@ -61,6 +67,8 @@ HEAD_DETAIL_RANGES = {
     "face_consistency": (0.0, 100.0),
 }
 COUNT = (0.0, float("inf"))
+# dlib-hog's face boxes against retinaface's, by area (benchmarks/head_detail_agreement.py).
+DLIB_HOG_BOX_AREA_RATIO = 0.72
 FACES = "talkvid_assets.core.faces"
 
 
@@ -72,7 +80,10 @@ class Stage:
     table: str
     score_columns: tuple[ScoreColumn, ...]
     summary_column: str  # the score a person looks at first (asset metadata, histograms)
-    export_field: str  # the TalkVid release's record field the stage fills
+    # The TalkVid release's record field the stage fills (None: the release has none) and what
+    # the dataset card says of it.
+    export_field: str | None
+    export_note: str
     backends: dict[str, str]  # backend name -> "module:factory", the factory taking a Runtime
     default_backend: str
     description: str
@@ -85,11 +96,27 @@ class Stage:
     release_backends: frozenset[str] = frozenset()
     # Per backend, what its summary score is (a backend absent here: the columns' ranges).
     scales: Mapping[str, ScoreScale] = field(default_factory=dict)
+    # Per stand-in whose scale is its own, the minimum each of its scores must reach in every
+    # profile (column -> minimum), in place of the profile's number, which is on the scale of
+    # the release's backends: an embedded score is never judged by a model's threshold.
+    calibrations: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def stand_ins(self) -> tuple[str, ...]:
         """The backends whose numbers never go under the release's field."""
         return tuple(name for name in self.backends if name not in self.release_backends)
+
+    @property
+    def released_columns(self) -> tuple[str, ...]:
+        """The columns the release's record carries under ``export_field``."""
+        return tuple(column.name for column in self.score_columns if column.released)
+
+    def score_field(self, backend: str) -> str:
+        """Where a record carries ``backend``'s summary score: the release's field, or the
+        stand-in's own under ``talkvid_assets``."""
+        if backend in self.release_backends and self.export_field is not None:
+            return self.export_field
+        return f"talkvid_assets.{self.own_field(backend)}"
 
     def own_field(self, backend: str) -> str:
         """The record field of a stand-in's summary score, named after the backend and the
@@ -122,9 +149,12 @@ STAGES: tuple[Stage, ...] = (
         name="quality",
         table="quality_scores",
         # The widest of the backends' scales below.
-        score_columns=(ScoreColumn("quality_score", "float64", -50.0, 50.0),),
+        score_columns=(
+            ScoreColumn("quality_score", "float64", -50.0, 50.0, judged=True, released=True),
+        ),
         summary_column="quality_score",
         export_field="dover_scores",
+        export_note="DOVER's fused quality score (see below); null unless DOVER made it",
         backends={
             "frame-stats": "talkvid_assets.core.quality.frame_stats:FrameStatisticsQuality",
             "dover": "talkvid_assets.core.quality.dover:quality_backend",
@@ -133,6 +163,8 @@ STAGES: tuple[Stage, ...] = (
         description="video quality: DOVER's fused score, or a stand-in on its own scale",
         model_backends=frozenset({"dover"}),
         release_backends=frozenset({"dover"}),
+        # Calibrated on the bundled samples (see core/quality/frame_stats.py).
+        calibrations={"frame-stats": {"quality_score": 4.0}},
         scales={
             # Spec, stage 2a: unbounded in principle (the release averages 8.55, its histogram
             # ends near 11.5); +-50 is far outside anything a video reaches.
@@ -156,9 +188,12 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         name="motion",
         table="motion_scores",
-        score_columns=(ScoreColumn("motion_ratio", "float64", 0.0, 1.0),),
+        score_columns=(
+            ScoreColumn("motion_ratio", "float64", 0.0, 1.0, judged=True, released=True),
+        ),
         summary_column="motion_ratio",
         export_field="cotracker_ratio",
+        export_note="CoTracker3's visible-point share (below); null unless CoTracker3 made it",
         backends={
             "lk": "talkvid_assets.core.motion.lk:LucasKanadeMotion",
             "cotracker3": "talkvid_assets.core.motion.cotracker3:motion_backend",
@@ -167,6 +202,9 @@ STAGES: tuple[Stage, ...] = (
         description="camera motion: share of a tracked point grid still visible",
         model_backends=frozenset({"cotracker3"}),
         release_backends=frozenset({"cotracker3"}),
+        # LK loses points CoTracker keeps, so its scale is lower: handheld talking heads measure
+        # about 0.6, street pans about 0.1.
+        calibrations={"lk": {"motion_ratio": 0.5}},
         scales={
             "cotracker3": ScoreScale(
                 0.0,
@@ -187,12 +225,23 @@ STAGES: tuple[Stage, ...] = (
         name="head_detail",
         table="head_detail_scores",
         score_columns=(
-            *(ScoreColumn(key, "float64", *HEAD_DETAIL_RANGES[key]) for key in HEAD_DETAIL_KEYS),
+            # The release lists ten scores; face consistency is a filter input only.
+            *(
+                ScoreColumn(
+                    key,
+                    "float64",
+                    *HEAD_DETAIL_RANGES[key],
+                    judged=True,
+                    released=key != "face_consistency",
+                )
+                for key in HEAD_DETAIL_KEYS
+            ),
             ScoreColumn("sampled_frames", "int64", *COUNT),
             ScoreColumn("single_face_frames", "int64", *COUNT),
         ),
         summary_column="min_rotation",
         export_field="head_detail",
+        export_note="head movement, rotation, completeness, resolution and orientation scores",
         backends={
             "retinaface": f"{FACES}.retinaface:head_detail_backend",
             "dlib-hog": f"{FACES}.dlib_hog:head_detail_backend",
@@ -211,6 +260,19 @@ STAGES: tuple[Stage, ...] = (
         release_backends=frozenset(
             {"retinaface", "dlib-hog", "retinaface-torch", "retinaface-torch-r50", "insightface"}
         ),
+        # Measured by benchmarks/head_detail_agreement.py (README, "Head-detail agreement"):
+        # dlib-hog's face box covers 0.72x the area of retinaface's on the same faces, so its
+        # resolution thresholds are the paper's (50 and 40) x 0.72. Movement, rotation and
+        # orientation agree within a few points and keep the profile's. retinaface (and the
+        # torch ports of it) keeps the profile's numbers, which insightface's SCRFD boxes were
+        # calibrated on: how far RetinaFace's boxes sit from SCRFD's is unmeasured
+        # (insightface's weights cannot be fetched here).
+        calibrations={
+            "dlib-hog": {
+                "avg_resolution": round(50.0 * DLIB_HOG_BOX_AREA_RATIO, 1),
+                "min_resolution": round(40.0 * DLIB_HOG_BOX_AREA_RATIO, 1),
+            }
+        },
     ),
     Stage(
         name="sync",
@@ -219,12 +281,13 @@ STAGES: tuple[Stage, ...] = (
         # a median minus a minimum of distances and the distance a mean of norms: both >= 0,
         # and published clips score about 0-12 and 5-15, so above 50 a network or input broke.
         score_columns=(
-            ScoreColumn("sync_offset", "int64", -15.0, 15.0),
-            ScoreColumn("sync_confidence", "float64", 0.0, 50.0),
+            ScoreColumn("sync_offset", "int64", -15.0, 15.0, judged=True),
+            ScoreColumn("sync_confidence", "float64", 0.0, 50.0, judged=True),
             ScoreColumn("sync_distance", "float64", 0.0, 50.0),
         ),
         summary_column="sync_confidence",
-        export_field="sync",
+        export_field=None,  # the release has no lip-sync field
+        export_note="",
         backends={
             "none": "talkvid_assets.core.sync.none:SyncNone",
             "syncnet": "talkvid_assets.core.sync.scorer:sync_backend",
@@ -239,6 +302,10 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 STAGES_BY_NAME = {stage.name: stage for stage in STAGES}
+# The stage of every judged column: whose backend column names the scale a value is on.
+JUDGED_COLUMNS = {
+    column.name: stage for stage in STAGES for column in stage.score_columns if column.judged
+}
 # The parts of a curation whose CPU time is recorded per video (decode_reports.<part>_cpu_s):
 # the decode pass's own work, each stage's scorer, and writing the video's tables.
 DECODE, SCENES, VOICE, STORE = "decode", "scenes", "voice", "store"

@@ -46,9 +46,8 @@ from talkvid_assets.core.compaction import (
 )
 from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.durable import write_atomic
-from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.manifest import LABEL_COLUMNS
-from talkvid_assets.core.stages import CPU_PARTS, STAGES
+from talkvid_assets.core.stages import CPU_PARTS, JUDGED_COLUMNS, STAGES
 
 DATABASE_FILE = "talkvid.duckdb"
 # Columns that differ between two identical computations (when it ran, how long it took): left
@@ -57,7 +56,7 @@ CIRCUMSTANTIAL_COLUMNS = frozenset(
     {"ingested_at", "attempted_at", "downloaded_at", *(f"{part}_cpu_s" for part in CPU_PARTS)}
 )
 SCORE_CACHE_DIR = "score_cache"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6  # 6: the `clips` view has every judged score (the sync ones too)
 # How a table's files are laid out and read: 1, one file per partition read with union_by_name;
 # 2, plus compacted generations (core.compaction), every file in its table's schema.
 LAYOUT = 2
@@ -297,9 +296,10 @@ DERIVED_VIEWS = {
         FROM raw_videos v
         LEFT JOIN decode_reports d USING (video_id)
         LEFT JOIN sources s USING (video_id)""",
+    # The judged scores (core.stages), the keys of curation.yaml's thresholds.
     "clips": f"""
         SELECT c.clip_id, c.video_id, c.start_time, c.end_time, c.duration_s, c.speech_ratio,
-               c.quality_score, c.motion_ratio, {", ".join(f"c.{key}" for key in HEAD_DETAIL_KEYS)},
+               {", ".join(f"c.{column}" for column in JUDGED_COLUMNS)},
                f.passed, f.reject_reasons
         FROM clip_scores c
         LEFT JOIN filtered_clips f USING (clip_id)""",

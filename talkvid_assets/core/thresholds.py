@@ -5,9 +5,11 @@ what the code leaves open with documented choices; ``release`` reproduces the ed
 dataset shows, which are stricter than that code (each number says where it was read); ``demo``
 is ``paper`` with the source-resolution floor lowered and audio optional, so the small bundled
 samples go through the whole graph.
-Thresholds are per backend where the backends' scales differ: an embedded score is never judged
-by a threshold calibrated for the paper's model. Bump ``version`` whenever a number changes; it
-is recorded with every verdict.
+A profile's numbers are on the scales of the backends the release's fields carry (DOVER,
+CoTracker3, the reference's head-detail formulas); a stand-in on a scale of its own is judged by
+its calibration, declared with its stage (``core/stages.py``), so an embedded score is never
+judged by a threshold calibrated for the paper's model. Bump ``version`` whenever a number
+changes; it is recorded with every verdict.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
+from talkvid_assets.core.stages import JUDGED_COLUMNS, STAGES_BY_NAME
 
 if TYPE_CHECKING:  # only a type here; importing it would load PyAV for every command
     from talkvid_assets.core.video import VideoProbe
@@ -35,13 +40,26 @@ PAPER_HEAD_DETAIL = {
     "face_consistency": 80.0,
 }
 
-# dlib-hog's resolution thresholds: the paper's x 0.72, its measured box-area ratio to
-# retinaface's (benchmarks/head_detail_agreement.py).
-DLIB_HOG_BOX_AREA_RATIO = 0.72
-DLIB_HOG_RESOLUTION = {
-    key: round(PAPER_HEAD_DETAIL[key] * DLIB_HOG_BOX_AREA_RATIO, 1)
-    for key in ("avg_resolution", "min_resolution")
-}
+# Spec, stage 2a: DOVER's overall technical score >= 5. The reference records the CoTracker
+# ratio but applies no threshold; 0.9 sits just under its released example (0.927).
+PAPER_MINIMUMS = {"quality_score": 5.0, "motion_ratio": 0.9, **PAPER_HEAD_DETAIL}
+
+
+def per_backend(numbers: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Judged column -> backend -> threshold, from a profile's ``numbers`` (column -> number on
+    the scale of the backends the release's field carries): the number for each of those
+    backends, and each stand-in's own calibration (``Stage.calibrations``) for itself. A
+    backend in neither has no threshold for the column: its score is unjudged, never held to
+    another scale's number."""
+    found = {}
+    for column, number in numbers.items():
+        stage = JUDGED_COLUMNS[column]
+        found[column] = {
+            backend: stage.calibrations.get(backend, {}).get(column, number)
+            for backend in stage.backends
+            if backend in stage.release_backends or column in stage.calibrations.get(backend, {})
+        }
+    return found
 
 
 @dataclass(frozen=True)
@@ -86,30 +104,14 @@ class ClipThresholds:
     # clip passes when its source has no subtitles or a cue with speech overlaps it.
     voice_rule: str = "vad"
     min_speech_ratio: float = 0.5
-    # Per quality backend: DOVER's overall technical score >= 5 (spec); the embedded scorer's
-    # threshold is calibrated on the bundled samples (see core/quality/frame_stats.py).
-    min_quality: Mapping[str, float] = field(
-        default_factory=lambda: {"dover": 5.0, "frame-stats": 4.0}
+    # Score column -> backend -> the least value that passes (see per_backend): quality,
+    # motion and the head-detail scores.
+    minimums: Mapping[str, Mapping[str, float]] = field(
+        default_factory=lambda: per_backend(PAPER_MINIMUMS)
     )
-    # Per motion backend: the reference records the CoTracker ratio but applies no threshold;
-    # 0.9 sits just under its released example (0.927). LK loses points CoTracker keeps, so its
-    # scale is lower: handheld talking heads measure about 0.6, street pans about 0.1.
-    min_motion: Mapping[str, float] = field(default_factory=lambda: {"cotracker3": 0.9, "lk": 0.5})
-    # Per motion backend, an exclusive upper bound: a clip whose every tracked point stays
+    # Score column -> backend -> an exclusive upper bound: a clip whose every tracked point stays
     # visible is static ("No Motion"), which the release removed; the code has no such rule.
-    max_motion: Mapping[str, float] = field(default_factory=dict)
-    head_detail: Mapping[str, float] = field(default_factory=lambda: dict(PAPER_HEAD_DETAIL))
-    # Per face backend, head-detail thresholds that replace those above where its scale
-    # differs: measured by benchmarks/head_detail_agreement.py (README, "Head-detail
-    # agreement"), dlib-hog's face box covers 0.72x the area of retinaface's on the same faces,
-    # so its resolution thresholds are the paper's x 0.72. Movement, rotation and orientation
-    # agree within a few points and keep the paper's. retinaface (and the torch ports of it)
-    # keeps the paper's numbers, which insightface's SCRFD boxes were calibrated on: how far
-    # RetinaFace's boxes sit from SCRFD's is unmeasured (insightface's weights cannot be
-    # fetched here).
-    head_detail_backends: Mapping[str, Mapping[str, float]] = field(
-        default_factory=lambda: {"dlib-hog": DLIB_HOG_RESOLUTION}
-    )
+    maximums: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     # Lip sync (SyncNet, not a TalkVid filter): off until set, since its weights must be
     # fetched. A clip passes when |sync_offset| <= max_sync_offset frames and sync_confidence
     # >= min_sync_confidence.
@@ -123,18 +125,39 @@ class ClipThresholds:
         if clip["duration_s"] <= self.min_duration_s:
             found.append(f"duration_s={clip['duration_s']:.1f} (needs > {self.min_duration_s})")
         found += self._voice_reasons(clip)
-        found += _backend_check(clip, "quality_score", "quality_backend", self.min_quality)
-        found += _backend_check(clip, "motion_ratio", "motion_backend", self.min_motion)
-        found += _static_check(clip, self.max_motion)
+        found += self._minimum_check(clip, "quality_score")
+        found += self._minimum_check(clip, "motion_ratio")
+        found += _static_check(clip, self.maximums.get("motion_ratio", {}))
         if clip.get("face_consistency") is None:
             found.append("head_detail missing: no sampled frame with exactly one face")
         else:
-            found += [
-                f"{key}={clip[key]:.2f} (needs >= {minimum})"
-                for key, minimum in self.head_detail_for(clip.get("head_detail_backend")).items()
-                if clip[key] < minimum
-            ]
+            backend = clip.get("head_detail_backend")
+            for key in HEAD_DETAIL_KEYS:
+                minimum = self.minimum(key, clip)
+                if minimum is None:
+                    found.append(
+                        f"{key} unjudged: profile has no threshold for backend {backend!r}"
+                    )
+                elif clip[key] < minimum:
+                    found.append(f"{key}={clip[key]:.2f} (needs >= {minimum})")
         return found + self._sync_reasons(clip)
+
+    def minimum(self, column: str, clip: Mapping[str, Any]) -> float | None:
+        """The least ``column`` passes at, for the backend that scored ``clip`` (None: the
+        profile has no threshold on that backend's scale)."""
+        backend = clip.get(JUDGED_COLUMNS[column].backend_column)
+        return self.minimums.get(column, {}).get(backend or "")
+
+    def _minimum_check(self, clip: Mapping[str, Any], column: str) -> list[str]:
+        value, minimum = clip.get(column), self.minimum(column, clip)
+        backend = clip.get(JUDGED_COLUMNS[column].backend_column)
+        if value is None:
+            return [f"{column} missing: clip has no scoreable frame"]
+        if minimum is None:
+            return [f"{column} unjudged: profile has no threshold for backend {backend!r}"]
+        if value < minimum:
+            return [f"{column}={value:.2f} (needs >= {minimum} for {backend})"]
+        return []
 
     def _sync_reasons(self, clip: Mapping[str, Any]) -> list[str]:
         if self.max_sync_offset is None and self.min_sync_confidence is None:
@@ -150,10 +173,6 @@ class ClipThresholds:
             found.append(f"sync_confidence={confidence:.2f} (needs >= {self.min_sync_confidence})")
         return found
 
-    def head_detail_for(self, backend: str | None) -> dict[str, float]:
-        """The head-detail thresholds for scores ``backend`` computed."""
-        return {**self.head_detail, **self.head_detail_backends.get(backend or "", {})}
-
     def _voice_reasons(self, clip: Mapping[str, Any]) -> list[str]:
         if self.voice_rule == "subtitle":
             if clip.get("subtitle_speech") is False:
@@ -165,19 +184,6 @@ class ClipThresholds:
         if speech < self.min_speech_ratio:
             return [f"speech_ratio={speech:.2f} (needs >= {self.min_speech_ratio})"]
         return []
-
-
-def _backend_check(
-    clip: Mapping[str, Any], column: str, backend_column: str, minimums: Mapping[str, float]
-) -> list[str]:
-    value, backend = clip.get(column), clip.get(backend_column)
-    if value is None:
-        return [f"{column} missing: clip has no scoreable frame"]
-    if backend not in minimums:
-        return [f"{column} unjudged: profile has no threshold for backend {backend!r}"]
-    if value < minimums[backend]:
-        return [f"{column}={value:.2f} (needs >= {minimums[backend]} for {backend})"]
-    return []
 
 
 def _static_check(clip: Mapping[str, Any], maximums: Mapping[str, float]) -> list[str]:
@@ -222,19 +228,16 @@ PAPER = Profile(
 #   about 750 clips on a smooth decline, so no upper edge below 1.0 can be read at its 0.003 bin
 #   width; the rule kept is the narrowest one the figures support: a ratio of exactly 1.0 (every
 #   tracked point visible throughout: nothing moved) fails. The same bound applies to LK.
-# - The embedded stand-ins' thresholds stay the paper profile's: the release's figures are on
-#   DOVER's and CoTracker3's scales, which theirs are not.
-RELEASE_QUALITY = {"dover": 7.5, "frame-stats": 4.0}
-RELEASE_MIN_MOTION = {"cotracker3": 0.85, "lk": 0.5}
-RELEASE_MAX_MOTION = {"cotracker3": 1.0, "lk": 1.0}
+# - The embedded stand-ins keep their calibrations (core/stages.py): the release's figures are
+#   on DOVER's and CoTracker3's scales, which theirs are not.
+RELEASE_MINIMUMS = {**PAPER_MINIMUMS, "quality_score": 7.5, "motion_ratio": 0.85}
+RELEASE_MAXIMUMS = {"motion_ratio": dict.fromkeys(STAGES_BY_NAME["motion"].backends, 1.0)}
 RELEASE = Profile(
     "release",
     1,
     "the edges the released dataset shows (DOVER >= 7.5, CoTracker 0.85 <= ratio < 1.0, read "
     "from TalkVid's data_distribution.png and data_filter.png), otherwise paper",
-    clip=ClipThresholds(
-        min_quality=RELEASE_QUALITY, min_motion=RELEASE_MIN_MOTION, max_motion=RELEASE_MAX_MOTION
-    ),
+    clip=ClipThresholds(minimums=per_backend(RELEASE_MINIMUMS), maximums=RELEASE_MAXIMUMS),
 )
 DEMO = Profile(
     "demo",

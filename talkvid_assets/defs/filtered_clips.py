@@ -40,7 +40,9 @@ def build_filtered_clips() -> AssetsDefinition:
         """Pass/fail per clip with the list of failed checks and the configuration used."""
         store, config = talkvid.store(), talkvid.config()
         verdicts = judge_clips(store, context.partition_keys, config)
-        quality = config.judging_profile().clip.min_quality.get(config.backends["quality"])
+        quality = (
+            config.judging_profile().clip.minimums["quality_score"].get(config.backends["quality"])
+        )
         shown: dict[str, list[dict]] = {key: [] for key in context.partition_keys}
         for clip in store.query(CLIP_TABLE_SQL, {"keys": list(context.partition_keys)}):
             shown[clip.pop("video_id")].append(clip)
