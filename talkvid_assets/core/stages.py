@@ -1,12 +1,16 @@
-"""The one declaration of each scoring stage of the decode pass.
+"""The one declaration of each scoring stage of the decode pass, and of every backend registry.
 
-A stage (quality, motion, head detail) is named once here: its table (also its Dagster asset),
-its score columns, the column that names the backend behind a score, the TalkVid record field it
-fills and which backends' numbers that field may carry, its backends, and what each backend's
-score is (range, head, fusion). The backend registry, the store's tables, the clip-score view, the
-decode multi-asset's specs, the curation config and the export are all derived from this, so a
-new stage or backend is one edit. Backends are named by import path and imported only when a run
-asks for one, so commands that only read metadata never import OpenCV, dlib or torch.
+A stage (quality, motion, head detail, sync) is named once here: its table, its score columns
+(which ones a threshold judges, which ones the release carries), the column that names the
+backend behind a score, the TalkVid record field it fills and which backends' numbers that field
+may carry, its backends, what each backend's score is (range, head, fusion) and the thresholds
+of each stand-in on a scale of its own. The store's tables and views, the decode multi-asset's
+specs, the curation config, the profiles' per-backend thresholds, the review and the export are
+all derived from this, so a new stage or backend is one edit. Backends, scene detectors and
+language-ID backends are named by import path and imported only when a run asks for one
+(core.scoring.load_backend, :func:`load_entry`), so commands that only read metadata never
+import OpenCV, dlib or torch. This module imports nothing of the project but the head-detail
+score names: everything else reads it.
 """
 
 from __future__ import annotations
