@@ -20,7 +20,8 @@ CLIPS_COLUMNS = (
     "clip_id", "video_id", "start_time", "end_time", "duration_s", "speech_ratio",
     "quality_score", "motion_ratio", "avg_movement", "min_movement", "avg_rotation",
     "min_rotation", "avg_completeness", "min_completeness", "avg_resolution", "min_resolution",
-    "avg_orientation", "min_orientation", "face_consistency", "passed", "reject_reasons",
+    "avg_orientation", "min_orientation", "face_consistency", "sync_offset", "sync_confidence",
+    "passed", "reject_reasons",
 )  # fmt: skip
 
 
