@@ -79,7 +79,7 @@ backends:
 
 # Scene cuts: PySceneDetect's histogram (the reference's) or content detector, or TransNetV2
 # (a shot-boundary network, weights in its pip package; on the GPU when `device` allows).
-scene_detector: histogram
+scene_detector: {scene_detector}
 
 # What the paper's models (dover, cotracker3, the torch RetinaFace and insightface backends)
 # score: source (frames decoded from the source) or clip (each clip re-encoded with libx264
@@ -242,6 +242,7 @@ def default_text(profile: str = "paper") -> str:
         threshold_keys=keys,
         stage_choices=choices,
         backends=backends,
+        scene_detector=DEFAULT_SCENE_DETECTOR,
     )
 
 
