@@ -23,6 +23,7 @@ import yaml
 from talkvid_assets.core.bench import DEFAULT_QUOTAS, EQUAL, QUOTAS
 from talkvid_assets.core.runtime import DEVICES, Runtime
 from talkvid_assets.core.stages import (
+    DEFAULT_LANGUAGE_ID,
     DEFAULT_SCENE_DETECTOR,
     JUDGED_COLUMNS,
     LANGUAGE_IDS,
@@ -123,7 +124,7 @@ downloads:
 # Spoken-language identification of passing clips without a manifest language: a language-ID
 # backend (none, or whisper-base after `talkvid models fetch whisper-base`) and the confidence
 # below which the label stays NULL with its reason. A manifest's language always wins.
-language_id: whisper-base
+language_id: {language_id}
 language_min_confidence: 0.6
 """
 
@@ -166,7 +167,7 @@ class CurationConfig:
     bench_quotas: str = DEFAULT_QUOTAS
     bench_seed: int = 0
     downloads: DownloadLimits = field(default_factory=DownloadLimits)
-    language_id: str = "whisper-base"
+    language_id: str = DEFAULT_LANGUAGE_ID
     language_min_confidence: float = 0.6
 
     def runtime(self, home: Path) -> Runtime:
@@ -243,6 +244,7 @@ def default_text(profile: str = "paper") -> str:
         stage_choices=choices,
         backends=backends,
         scene_detector=DEFAULT_SCENE_DETECTOR,
+        language_id=DEFAULT_LANGUAGE_ID,
     )
 
 

@@ -342,6 +342,7 @@ NO_LANGUAGE_ID = "none"  # no language-ID backend: labels from manifests only
 LANGUAGE_IDS: dict[str, str] = {
     "whisper-base": "talkvid_assets.core.language.whisper:WhisperLanguage",
 }
+DEFAULT_LANGUAGE_ID = "whisper-base"
 
 
 def load_entry(kind: str, name: str, target: str) -> Any:
