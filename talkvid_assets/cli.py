@@ -156,8 +156,8 @@ def cmd_ingest_urls(home: Path, path: Path) -> bool:
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
     """Register the files at ``source`` (appending their keys); None if any was unusable."""
-    from talkvid_assets.core.ingest import discover
-    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.source_files import discover
+    from talkvid_assets.core.sources import register_source
 
     try:
         files = list(discover([source]))
@@ -360,9 +360,9 @@ def cmd_export(
     ones into the home's ``clips/`` first.
     """
     from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.export import export_records
     from talkvid_assets.core.export_formats import CardInfo, write_export
     from talkvid_assets.core.labelling import split_clip_ids
-    from talkvid_assets.core.pipeline import export_records
 
     if with_media and format != "webdataset":
         raise UserError(f"--with-media needs --format webdataset ({format} holds records only)")

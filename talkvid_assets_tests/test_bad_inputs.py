@@ -4,8 +4,8 @@ none stops the others, no row is lost."""
 import pytest
 
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import content_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.media import SAMPLES, hostile_inputs

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterRunStatus
 
-from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.core.export import export_records
 from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
@@ -185,7 +185,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     just before this one prints, the line still gives this run's final counts, not the
     half-written table."""
     from talkvid_assets.cli import _summarise
-    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.sources import register_source
     from talkvid_assets_tests.conftest import configure
 
     store = Store(tmp_path / "home")

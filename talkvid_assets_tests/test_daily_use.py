@@ -22,8 +22,8 @@ from dagster import DagsterInstance, Definitions
 from talkvid_assets.cli import build_parser, demo_banner, main
 from talkvid_assets.core.durable import umask
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.source_files import video_key
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import TABLES, Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import instance_dir

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt

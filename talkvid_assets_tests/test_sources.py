@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from talkvid_assets.core.pipeline import export_records, register_source
+from talkvid_assets.core.export import export_records
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.launch import curate, register_partitions
 from talkvid_assets_tests.conftest import configure, project_instance

@@ -1,14 +1,11 @@
 import shutil
 
 from talkvid_assets.core.config import CurationConfig
-from talkvid_assets.core.pipeline import (
-    judge_clips,
-    prefilter_video,
-    record_decode_pass,
-    register_source,
-)
+from talkvid_assets.core.decode_runs import record_decode_pass
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
 from talkvid_assets.core.thresholds import DEMO
+from talkvid_assets.core.verdicts import judge_clips, prefilter_video
 from talkvid_assets_tests.media import SAMPLES
 
 VTT = """WEBVTT

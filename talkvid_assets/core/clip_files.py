@@ -35,7 +35,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from talkvid_assets.core.durable import follow_umask
-from talkvid_assets.core.pipeline import source_problem
+from talkvid_assets.core.sources import source_problem
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import TIME_EPS, FrameClock, probe
 

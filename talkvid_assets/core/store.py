@@ -86,7 +86,7 @@ TABLES: dict[str, pa.Schema] = {
             ("mtime_ns", pa.int64()),  # with size: a cheap test that the keyed content is there
             ("ingested_at", pa.string()),
             # Why the keyed content is no longer at source_path (gone, or overwritten), as last
-            # found (pipeline.source_problem); `videos` then says status "missing".
+            # found (sources.source_problem); `videos` then says status "missing".
             ("missing_reason", pa.string()),
         ]
     ),

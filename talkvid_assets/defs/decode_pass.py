@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from talkvid_assets.core.config import CODE_VERSIONS
+from talkvid_assets.core.decode_pass import DecodeOptions
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -111,14 +112,13 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
         stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
-        decode_passes(
-            store,
-            context.partition_keys,
-            backends,
+        options = DecodeOptions(
             scene_detector=config.scene_detector,
-            segments="segments" in selected,
             runtime=config.runtime(talkvid.home_path),
             integer_downscale=config.judging_profile().integer_downscale,
+        )
+        decode_passes(
+            store, context.partition_keys, backends, options, segments="segments" in selected
         )
         if "segments" in selected:
             yield MaterializeResult(

@@ -5,8 +5,8 @@ from collections import Counter
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.config import CODE_VERSIONS
-from talkvid_assets.core.pipeline import judge_clips
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.verdicts import judge_clips
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
 from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.metadata import histogram, table

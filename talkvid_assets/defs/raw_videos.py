@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.config import CODE_VERSIONS
-from talkvid_assets.core.pipeline import prefilter_video
+from talkvid_assets.core.verdicts import prefilter_video
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
 from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
