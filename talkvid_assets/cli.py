@@ -34,7 +34,7 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 PUBLIC_VIEWS = "videos, clips (and the per-asset tables: sources, raw_videos, segments, ...)"
 
 SUMMARY_SQL = """
-    SELECT v.video_id, v.source_path, v.status, v.reject_reason,
+    SELECT v.video_id, v.source_path, v.status, v.reject_reasons,
            count(c.clip_id) AS clips, count(c.clip_id) FILTER (WHERE c.passed) AS passed
     FROM videos v LEFT JOIN clips c USING (video_id)
     WHERE v.video_id IN (SELECT unnest(:keys))
@@ -450,6 +450,7 @@ def cmd_cut(home: Path, out: Path | None, split: str, layout: str, clip_ids: Seq
 
 def cmd_demo(home: Path) -> bool:
     from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.failures import describe
 
     _check_profile(home, "demo")
     config = load_config(home)
@@ -464,7 +465,7 @@ def cmd_demo(home: Path) -> bool:
         name = Path(row["source_path"] or row["video_id"]).name
         print(
             f"{name[:24]:24s} {row['status']:8s} {row['clips']:5d} {row['passed']:6d}  "
-            f"{row['reject_reason'] or ''}"
+            f"{describe(row['reject_reasons'])}"
         )
     print(f"\nexported: {home / 'exports' / 'talkvid.json'}")
     query = "SELECT clip_id, reject_reasons FROM clips"

@@ -504,7 +504,7 @@ def cut_passing_clips(
         video_spans = list(group)
         problem = source_problem(store, video_id)
         if problem:
-            cuts.skipped.extend((span["clip_id"], problem) for span in video_spans)
+            cuts.skipped.extend((span["clip_id"], problem.text()) for span in video_spans)
             continue
         made = []
         for span in video_spans:

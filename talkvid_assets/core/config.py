@@ -42,10 +42,10 @@ LANGUAGE_BACKENDS = (NO_LANGUAGE_ID, "whisper-base")  # core.language
 # The code version of each asset: what its code computes beyond its settings (those are the
 # config parts it depends on, see config_parts). Bump one when that asset's output changes.
 CODE_VERSIONS: dict[str, str] = {
-    "raw_videos": "probe-2",
-    "segments": "segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
+    "raw_videos": "probe-3",  # reasons as structured failures
+    "segments": "segments-4",  # decode failures structured (the reference's subtitle rule: 3)
     **{stage.table: "scores-2" for stage in STAGES},
-    "filtered_clips": "verdict-3",  # two-sided motion rule (release)
+    "filtered_clips": "verdict-4",  # reasons as structured failures (3: two-sided motion)
     "annotations": "annotations-2-language-id",
     "talkvid_export": "talkvid-json-3",  # stand-ins under their own names, full-precision times
     "talkvid_dataset": "talkvid-json-3",

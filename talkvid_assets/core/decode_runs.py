@@ -29,6 +29,7 @@ from talkvid_assets.core.decode_pass import (
     decode_pass,
 )
 from talkvid_assets.core.durable import write_atomic
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.reencoded import score_reencoded
 from talkvid_assets.core.scoring import ScorerBackend, Scores
@@ -219,7 +220,7 @@ def _decode_into(
     options: DecodeOptions,
 ) -> DecodePassResult | None:
     """Run the decode pass and fill ``tables`` (and the decode ``report``) from it; None
-    when the decode failed outright (recorded in the report)."""
+    when the decode failed outright (recorded in the report's failures)."""
     probed = _video_probe(video)
     cuts = None if known is None else [row["start_frame"] for row in known if row["start_frame"]]
     try:
@@ -227,7 +228,7 @@ def _decode_into(
             video["source_path"], probed, backends, cuts, speech=known is None, options=options
         )
     except (av.error.FFmpegError, OSError) as exc:
-        report["error"] = f"decode failed: {exc}"
+        report["failures"] = [Failure("decode", FailureKind.DECODE_FAILED, detail=str(exc)).row()]
         return None
     rows = _decode_pass_rows(video["video_id"], result, backends)
     for table in tables:
@@ -240,6 +241,7 @@ def _decode_into(
             audio_packet_errors=result.report.audio_packet_errors,
             stopped_early=result.report.stopped_early,
             audio_s=result.audio_s,
+            failures=[failure.row() for failure in _truncation(result, probed)],
             note=_decode_note(result, probed),
             **{f"{part}_cpu_s": seconds for part, seconds in result.cpu_s.items()},
         )
@@ -312,16 +314,27 @@ def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> N
         )
 
 
+def _truncation(result: DecodePassResult, probed: VideoProbe) -> list[Failure]:
+    """The failure of a decode that stopped short of the container's duration (the clips cover
+    only the decodable part), or none."""
+    report = result.report
+    decoded_s = report.end_number / probed.fps
+    if not report.stopped_early and decoded_s >= probed.duration_s * TRUNCATION_TOLERANCE:
+        return []
+    detail = (
+        f"decoded {decoded_s:.1f} of {probed.duration_s:.1f} s ({report.frames} frames); "
+        "clips cover the decodable part"
+    )
+    truncated = FailureKind.TRUNCATED
+    return [
+        Failure("decode", truncated, value=decoded_s, threshold=probed.duration_s, detail=detail)
+    ]
+
+
 def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
-    """What a user should know about a decode that did not go cleanly, or None."""
+    """What else a user should know about a decode that did not go cleanly, or None."""
     report = result.report
     notes = []
-    decoded_s = report.end_number / probed.fps
-    if report.stopped_early or decoded_s < probed.duration_s * TRUNCATION_TOLERANCE:
-        notes.append(
-            f"truncated: decoded {decoded_s:.1f} of {probed.duration_s:.1f} s "
-            f"({report.frames} frames); clips cover the decodable part"
-        )
     if probed.video_streams > 1:
         notes.append(
             f"{probed.video_streams} video streams: the first ({probed.video_codec} "

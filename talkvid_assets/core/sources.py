@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.compaction import file_lock
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.partition_keys import (
     ALIAS_DIR,
     content_key,
@@ -57,7 +58,7 @@ def _record_source(store: Store, key: str, path: Path) -> None:
     store.write("sources", key, [row])
 
 
-def source_problem(store: Store, video_id: str) -> str | None:
+def source_problem(store: Store, video_id: str) -> Failure | None:
     """Why the registered source is no longer the content keyed ``video_id``, or None.
 
     Size and modification time are compared first (cheap); only when they changed is the file
@@ -72,36 +73,40 @@ def source_problem(store: Store, video_id: str) -> str | None:
     return _check_source(store, sources[0])
 
 
-NOT_INGESTED = (
-    "no source registered for this partition: partitions come from `talkvid ingest` or the "
-    "inbox (remove this one with `talkvid remove KEY` or the remove_videos job)"
+NOT_INGESTED = Failure(
+    "source",
+    FailureKind.NOT_INGESTED,
+    detail="no source registered for this partition: partitions come from `talkvid ingest` or "
+    "the inbox (remove this one with `talkvid remove KEY` or the remove_videos job)",
 )
 
 
-def _check_source(store: Store, source: Mapping[str, Any]) -> str | None:
+def _check_source(store: Store, source: Mapping[str, Any]) -> Failure | None:
     video_id, path = source["video_id"], Path(source["source_path"])
     try:
         stat = path.stat()
     except OSError:
-        problem = f"source is gone: {path}"
+        problem = Failure("source", FailureKind.SOURCE_GONE, detail=str(path))
     else:
         if (stat.st_size, stat.st_mtime_ns) != (source["size_bytes"], source.get("mtime_ns")):
             current = video_key(path)
             if current == content_key(video_id):
                 _record_source(store, video_id, path)
                 return None
-            problem = (
-                f"source changed since ingest: {path} now has content key {current}; "
-                "ingest it again"
+            problem = Failure(
+                "source",
+                FailureKind.SOURCE_CHANGED,
+                detail=f"{path} now has content key {current}; ingest it again",
             )
         else:
             problem = None
-    if problem != source.get("missing_reason"):
-        store.write("sources", video_id, [{**source, "missing_reason": problem}])
+    stored = problem.row() if problem else None
+    if stored != source.get("missing_reason"):
+        store.write("sources", video_id, [{**source, "missing_reason": stored}])
     return problem
 
 
-def missing_sources(store: Store, video_ids: Iterable[str]) -> dict[str, str]:
+def missing_sources(store: Store, video_ids: Iterable[str]) -> dict[str, Failure]:
     """The videos among ``video_ids`` whose source is gone or no longer the content keyed,
     with the reason: one query, then a stat per source (a hash only where it changed)."""
     rows = store.query(

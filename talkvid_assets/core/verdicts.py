@@ -1,5 +1,6 @@
 """The two verdicts of curation: a source's (the prefilter, on its probe) and each clip's (every
-threshold of the judging profile at once), written with the failed checks that decided them.
+threshold of the judging profile at once), written with the failed checks that decided them
+(``reject_reasons``: structured failures, ``core.failures``).
 """
 
 from __future__ import annotations
@@ -8,39 +9,38 @@ from collections.abc import Sequence
 from typing import Any
 
 from talkvid_assets.core.config import CurationConfig
-from talkvid_assets.core.sources import NOT_INGESTED, source_problem
+from talkvid_assets.core.failures import Failure, FailureKind
+from talkvid_assets.core.sources import source_problem
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.thresholds import Profile
-from talkvid_assets.core.video import ProbeError, VideoProbe, probe
+from talkvid_assets.core.video import ProbeError, probe
 
 
 def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, Any]:
-    """Probe the source and apply the profile's prefilter; writes the ``raw_videos`` row."""
-    row: dict[str, Any] = {"video_id": video_id, "profile": profile.tag, "status": "rejected"}
+    """Probe the source and apply the profile's prefilter; writes the ``raw_videos`` row.
+
+    A source whose content is no longer the one keyed ``video_id`` (or none registered) is
+    rejected without a probe, so scores are never filed under another video's key.
+    """
+    row: dict[str, Any] = {"video_id": video_id, "profile": profile.tag}
     sources = store.rows("sources", video_id)
-    if not sources:
-        row["reject_reason"] = NOT_INGESTED
-    else:
+    if sources:
         row["source_path"] = sources[0]["source_path"]
-        try:
-            probed = _probe_keyed_source(store, video_id, row["source_path"])
-        except ProbeError as exc:
-            row["reject_reason"] = str(exc)
-        else:
-            row.update(vars(probed))
-            reasons = profile.prefilter.reasons(probed)
-            row["status"] = "rejected" if reasons else "ok"
-            row["reject_reason"] = "; ".join(reasons) or None
-    store.write("raw_videos", video_id, [row])
-    return row
-
-
-def _probe_keyed_source(store: Store, video_id: str, path: str) -> VideoProbe:
-    """Probe the source, refusing one whose content is no longer the one keyed ``video_id``."""
     problem = source_problem(store, video_id)
     if problem:
-        raise ProbeError(problem)
-    return probe(path)
+        failures = [problem]
+    else:
+        try:
+            probed = probe(row["source_path"])
+        except ProbeError as exc:
+            failures = [Failure("probe", FailureKind.NOT_A_VIDEO, detail=str(exc))]
+        else:
+            row.update(vars(probed))
+            failures = profile.prefilter.reasons(probed)
+    row["status"] = "rejected" if failures else "ok"
+    row["reject_reasons"] = [failure.row() for failure in failures]
+    store.write("raw_videos", video_id, [row])
+    return row
 
 
 CLIP_VERDICT_SQL = (
@@ -62,7 +62,7 @@ def judge_clips(
                 "clip_id": clip["clip_id"],
                 "video_id": clip["video_id"],
                 "passed": not reasons,
-                "reject_reasons": reasons,
+                "reject_reasons": [reason.row() for reason in reasons],
                 "profile": profile.tag,
                 "config_digest": config.digest,
             }

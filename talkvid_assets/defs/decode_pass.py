@@ -21,6 +21,7 @@ from dagster import (
 
 from talkvid_assets.core.config import CODE_VERSIONS
 from talkvid_assets.core.decode_pass import DecodeOptions
+from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -145,7 +146,7 @@ def _segments_version(context: AssetExecutionContext, store: Store) -> DataVersi
         cpu_s = dict.fromkeys(CPU_PARTS, 0.0)
         for report in store.rows("decode_reports", key):
             frames += report.get("frames_decoded") or 0
-            problems += [p for p in (report.get("error"), report.get("note")) if p]
+            problems += [p for p in (describe(report.get("failures")), report.get("note")) if p]
             for part in CPU_PARTS:
                 cpu_s[part] += report.get(f"{part}_cpu_s") or 0.0
         for problem in problems:

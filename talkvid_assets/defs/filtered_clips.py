@@ -5,6 +5,7 @@ from collections import Counter
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
 from talkvid_assets.core.config import CODE_VERSIONS
+from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.verdicts import judge_clips
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -44,14 +45,14 @@ def build_filtered_clips() -> AssetsDefinition:
         quality = config.judging_profile().clip.min_quality.get(config.backends["quality"])
         shown: dict[str, list[dict]] = {key: [] for key in context.partition_keys}
         for clip in store.query(CLIP_TABLE_SQL, {"keys": list(context.partition_keys)}):
-            shown[clip.pop("video_id")].append(clip)
+            shown[clip.pop("video_id")].append(
+                {**clip, "reject_reasons": describe(clip["reject_reasons"]) or "-"}
+            )
         metadata = {}
         for key in context.partition_keys:
             mine = [verdict for verdict in verdicts if verdict["video_id"] == key]
             reasons = Counter(
-                reason.split("=")[0].split(" ")[0]
-                for verdict in mine
-                for reason in verdict["reject_reasons"]
+                reason["check"] for verdict in mine for reason in verdict["reject_reasons"]
             )
             clips = shown[key][:SHOWN_CLIPS]
             metadata[key] = {
