@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import cv2
 import torch
 
-from talkvid_assets.core.decode_pass import decode_pass
+from talkvid_assets.core.decode_pass import DecodeOptions, decode_pass
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import ScorerBackend, load_backend
 from talkvid_assets.core.stages import SCENES, STAGES, BackendUnavailable
@@ -35,10 +34,15 @@ DOVER_FRAMES_PER_CLIP = 128
 
 
 def stage_cpu_s(
-    path: Path, video: VideoProbe, backends: Mapping[str, ScorerBackend], part: str, **options: Any
+    path: Path,
+    video: VideoProbe,
+    backends: Mapping[str, ScorerBackend],
+    part: str,
+    options: DecodeOptions | None = None,
+    speech: bool = True,
 ) -> float:
     """CPU seconds the decode pass charged to ``part`` (a stage, or ``scenes``)."""
-    return decode_pass(path, video, backends, **options).cpu_s[part]
+    return decode_pass(path, video, backends, speech=speech, options=options).cpu_s[part]
 
 
 def main() -> None:
@@ -69,8 +73,8 @@ def main() -> None:
                 f"frame ({spent:.2f} CPU s)"
             )
     for detector in ("histogram", "content", "transnetv2"):
-        options = {"scene_detector": detector, "runtime": runtime, "speech": False}
-        spent = stage_cpu_s(path, video, {}, SCENES, **options)
+        options = DecodeOptions(scene_detector=detector, runtime=runtime)
+        spent = stage_cpu_s(path, video, {}, SCENES, options, speech=False)
         per_frame = 1000 * spent / video.frame_count
         print(f"  {'scenes':12s} {detector:22s} {per_frame:7.2f} ms per frame")
 

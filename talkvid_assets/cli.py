@@ -34,7 +34,7 @@ SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 PUBLIC_VIEWS = "videos, clips (and the per-asset tables: sources, raw_videos, segments, ...)"
 
 SUMMARY_SQL = """
-    SELECT v.video_id, v.source_path, v.status, v.reject_reason,
+    SELECT v.video_id, v.source_path, v.status, v.reject_reasons,
            count(c.clip_id) AS clips, count(c.clip_id) FILTER (WHERE c.passed) AS passed
     FROM videos v LEFT JOIN clips c USING (video_id)
     WHERE v.video_id IN (SELECT unnest(:keys))
@@ -156,8 +156,8 @@ def cmd_ingest_urls(home: Path, path: Path) -> bool:
 
 def _register(store: Store, source: str, keys: list[str]) -> str | None:
     """Register the files at ``source`` (appending their keys); None if any was unusable."""
-    from talkvid_assets.core.ingest import discover
-    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.source_files import discover
+    from talkvid_assets.core.sources import register_source
 
     try:
         files = list(discover([source]))
@@ -360,9 +360,9 @@ def cmd_export(
     ones into the home's ``clips/`` first.
     """
     from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.export import export_records
     from talkvid_assets.core.export_formats import CardInfo, write_export
     from talkvid_assets.core.labelling import split_clip_ids
-    from talkvid_assets.core.pipeline import export_records
 
     if with_media and format != "webdataset":
         raise UserError(f"--with-media needs --format webdataset ({format} holds records only)")
@@ -450,6 +450,7 @@ def cmd_cut(home: Path, out: Path | None, split: str, layout: str, clip_ids: Seq
 
 def cmd_demo(home: Path) -> bool:
     from talkvid_assets.core.config import load_config
+    from talkvid_assets.core.failures import describe
 
     _check_profile(home, "demo")
     config = load_config(home)
@@ -464,7 +465,7 @@ def cmd_demo(home: Path) -> bool:
         name = Path(row["source_path"] or row["video_id"]).name
         print(
             f"{name[:24]:24s} {row['status']:8s} {row['clips']:5d} {row['passed']:6d}  "
-            f"{row['reject_reason'] or ''}"
+            f"{describe(row['reject_reasons'])}"
         )
     print(f"\nexported: {home / 'exports' / 'talkvid.json'}")
     query = "SELECT clip_id, reject_reasons FROM clips"

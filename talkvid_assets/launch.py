@@ -31,8 +31,8 @@ from dagster import (
 from sqlalchemy.exc import IntegrityError
 
 from talkvid_assets.core.config import load_config
-from talkvid_assets.core.pipeline import missing_sources
 from talkvid_assets.core.scoring import require_ready
+from talkvid_assets.core.sources import missing_sources
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import CORPUS_WIDE, CURATE_JOB, build_definitions

@@ -13,8 +13,8 @@ from dagster import DagsterInstance, instance_for_test
 
 from talkvid_assets.core.config import config_path, default_text
 from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
-from talkvid_assets.core.pipeline import register_source
 from talkvid_assets.core.scoring import ScorerBackend, load_backend
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_S
 from talkvid_assets_tests.devserver import (

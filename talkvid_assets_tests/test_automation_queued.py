@@ -11,7 +11,7 @@ create a QUEUED run (it needs the location's origin), and Dagster treats both al
 
 from dagster import AssetKey, DagsterRunStatus, evaluate_automation_conditions
 
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.defs.build import CURATE_JOB, build_definitions
 from talkvid_assets.defs.config_assets import observe_config
 from talkvid_assets.launch import register_partitions

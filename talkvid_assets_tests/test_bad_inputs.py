@@ -4,9 +4,11 @@ none stops the others, no row is lost."""
 import pytest
 
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.partition_keys import content_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.thresholds import NO_AUDIO
 from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.media import SAMPLES, hostile_inputs
 
@@ -48,7 +50,9 @@ def test_every_run_succeeds_and_every_file_has_a_row(outcome):
 def test_unreadable_files_are_rejected_with_a_reason(outcome, kind, reason):
     video = outcome[4][kind]
     assert video["status"] == "rejected"
-    assert video["reject_reason"].startswith(reason)
+    (failure,) = [Failure.of(row) for row in video["reject_reasons"]]
+    assert (failure.check, failure.kind) == ("probe", FailureKind.NOT_A_VIDEO)
+    assert reason in failure.detail
 
 
 def clips_of(store, video_id):
@@ -58,12 +62,13 @@ def clips_of(store, video_id):
 def test_readable_problem_files_are_curated_and_told_why_they_fail(outcome):
     store, _, _, _, by_kind = outcome
     (silent,) = clips_of(store, by_kind["no_audio"]["video_id"])
-    assert (
-        "speech_ratio missing: no audio track or no decodable audio (decode_reports)"
-        in silent["reject_reasons"]
-    )
+    assert Failure("speech_ratio", FailureKind.MISSING, detail=NO_AUDIO) in [
+        Failure.of(row) for row in silent["reject_reasons"]
+    ]
     (short,) = clips_of(store, by_kind["two_seconds"]["video_id"])
-    assert short["reject_reasons"][0] == "duration_s=1.6 (needs > 5.0)"
+    assert Failure.of(short["reject_reasons"][0]) == Failure(
+        "duration_s", value=1.6, rule=">", threshold=5.0
+    )
     assert short["quality_score"] is not None
 
 
@@ -72,7 +77,7 @@ def test_a_truncated_but_indexed_file_is_curated_on_what_decodes(outcome):
     video_id = by_kind["truncated_indexed"]["video_id"]
     assert by_kind["truncated_indexed"]["status"] == "ok"
     (report,) = store.rows("decode_reports", video_id)
-    assert report["note"].startswith("truncated: decoded")
+    assert [row["kind"] for row in report["failures"]] == [FailureKind.TRUNCATED]
     assert clips_of(store, video_id), "the decodable part still yields segments"
 
 

@@ -29,7 +29,7 @@ from dagster import (
     in_process_executor,
 )
 
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import CURATE_JOB, build_definitions
 from talkvid_assets.defs.scale import (

@@ -6,6 +6,7 @@ from collections.abc import Callable
 import pytest
 from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
 
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
@@ -47,6 +48,8 @@ def first(change: Callable[[dict], None]) -> Callable[[list[dict]], list[dict]]:
     return apply
 
 
+TRUNCATED = Failure("decode", FailureKind.TRUNCATED, value=3.0, threshold=6.0).row()
+MADE_UP = Failure("made_up", value=1.0, rule=">=", threshold=2.0).row()
 BREAKAGES = {
     ("raw_videos", "accepted_sources_are_plausible"): lambda store, key: rewrite(
         store, "raw_videos", key, first(lambda row: row.update(fps=0.0))
@@ -55,7 +58,7 @@ BREAKAGES = {
         store, "segments", key, first(lambda row: row.update(start_time=9.98, end_time=9.9))
     ),
     ("segments", "decode_covered_the_source"): lambda store, key: rewrite(
-        store, "decode_reports", key, first(lambda row: row.update(note="truncated: decoded 3 s"))
+        store, "decode_reports", key, first(lambda row: row.update(failures=[TRUNCATED]))
     ),
     ("quality_scores", "every_segment_scored_in_range"): lambda store, key: rewrite(
         store, "quality_scores", key, first(lambda row: row.update(quality_score=99.0))
@@ -67,7 +70,7 @@ BREAKAGES = {
         store, "head_detail_scores", key, lambda rows: rows + rows
     ),
     ("filtered_clips", "every_clip_judged_with_reasons"): lambda store, key: rewrite(
-        store, "filtered_clips", key, first(lambda row: row.update(reject_reasons=["made up"]))
+        store, "filtered_clips", key, first(lambda row: row.update(reject_reasons=[MADE_UP]))
     ),
     ("talkvid_export", "holds_exactly_the_passing_clips"): lambda store, key: (
         store.home / "exports" / "talkvid" / f"{key}.json"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.media import SAMPLES
 

@@ -13,6 +13,7 @@ import multiprocessing
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -74,8 +75,14 @@ def synthetic_rows(table: str, videos: list[str], per_video: int | None = None, 
             column = pa.array(values / 8, kind, mask=null)
         elif pa.types.is_boolean(kind):
             column = pa.array(values % 2 == 0, kind, mask=null)
-        elif kind == pa.list_(pa.string()):
-            column = pa.array([[] if v % 3 else [f"check-{v % 5}", "speech"] for v in values], kind)
+        elif pa.types.is_struct(kind):
+            structs = [None if n else struct(kind, v) for v, n in zip(values, null, strict=True)]
+            column = pa.array(structs, kind)
+        elif pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
+            item = kind.value_type
+            column = pa.array(
+                [[] if v % 3 else [struct(item, v % 5), struct(item, v)] for v in values], kind
+            )
         elif kind == pa.list_(pa.float32()):
             floats = (np.arange(count * DESCRIPTOR, dtype=np.float32) % 997) / 997
             floats += np.repeat(values.astype(np.float32), DESCRIPTOR)
@@ -85,6 +92,14 @@ def synthetic_rows(table: str, videos: list[str], per_video: int | None = None, 
             raise AssertionError(f"no synthetic values for {table}.{field.name}: {kind}")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def struct(kind: pa.StructType, value: int) -> dict[str, Any]:
+    """A struct of ``kind`` (text and numbers, a stored failure) with every field from ``value``."""
+    return {
+        field.name: value / 8 if pa.types.is_floating(field.type) else f"{field.name}-{value}"
+        for field in kind
+    }
 
 
 def write_videos(store: Store, table: str, videos: list[str], tag: int = 0) -> None:
@@ -306,6 +321,25 @@ def test_a_file_written_before_a_column_was_added_reads_as_null(store):
     assert pq.read_schema(store.tables_dir / "segments" / f"{videos[1]}.parquet").names == list(
         TABLES["segments"].names
     )
+
+
+def test_reasons_once_text_read_as_null_until_judged_again(store):
+    """A home whose verdicts were written when reasons were text: the files are rewritten
+    with today's struct column, empty until filtered_clips runs again (its code version
+    changed with the column), never an error for every query."""
+    videos = video_ids(2)
+    write_videos(store, "filtered_clips", videos)
+    store.query("SELECT 1")
+    old = synthetic_rows("filtered_clips", [videos[1]]).set_column(
+        3, "reject_reasons", pa.array([["quality_score=4.50 (needs >= 5.0 for dover)"]] * 5)
+    )
+    pq.write_table(old, store.tables_dir / "filtered_clips" / f"{videos[1]}.parquet")
+    (store.tables_dir / LAYOUT_FILE).unlink()
+    reopened = Store(store.home)
+    nulls = "SELECT count(*) AS n FROM filtered_clips WHERE reject_reasons IS NULL"
+    assert reopened.query(nulls) == [{"n": 5}]
+    rewritten = reopened.rows("filtered_clips", videos[1])
+    assert [row["reject_reasons"] for row in rewritten] == [None] * 5
 
 
 def test_a_compacted_home_moved_or_copied_reads_the_same(store, tmp_path):

@@ -10,9 +10,11 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterRunStatus
 
-from talkvid_assets.core.pipeline import export_records
+from talkvid_assets.core.export import export_records
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.thresholds import NO_AUDIO
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import curate, plan
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
@@ -65,7 +67,9 @@ def test_each_sample_has_a_videos_row_and_the_image_is_rejected(curated):
     assert set(videos) == set(keys.values())
     messi = videos[keys["messi5.jpg"]]
     assert messi["status"] == "rejected"
-    assert messi["reject_reason"].startswith("not a video")
+    assert [Failure.of(reason) for reason in messi["reject_reasons"]] == [
+        Failure("probe", FailureKind.NOT_A_VIDEO, detail="still image (image2)")
+    ]
     assert all(videos[keys[name]]["status"] == "ok" for name in keys if name != "messi5.jpg")
 
 
@@ -76,7 +80,7 @@ def test_megamind_segments_follow_its_scene_cuts(curated):
     assert starts == pytest.approx([4.1, 6.4, 8.3], abs=0.1)
     for clip in clips:  # too short for the paper, yet scored and told why
         assert clip["quality_score"] is not None and clip["motion_ratio"] is not None
-        assert any(reason.startswith("duration_s=") for reason in clip["reject_reasons"])
+        assert "duration_s" in {reason["check"] for reason in clip["reject_reasons"]}
 
 
 def test_quality_pristine_above_distorted(curated):
@@ -99,10 +103,9 @@ def test_sources_without_audio_are_scored_and_fail_the_voice_check(curated):
     store, _, keys, _ = curated
     (clip,) = clips_of(store, keys["carphone_pristine.mp4"])
     assert clip["speech_ratio"] is None and clip["avg_resolution"] is not None
-    assert (
-        "speech_ratio missing: no audio track or no decodable audio (decode_reports)"
-        in clip["reject_reasons"]
-    )
+    assert Failure("speech_ratio", FailureKind.MISSING, detail=NO_AUDIO) in [
+        Failure.of(reason) for reason in clip["reject_reasons"]
+    ]
 
 
 def test_export_is_talkvid_records_of_passing_clips(curated):
@@ -150,8 +153,11 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
     talk = SAMPLES / "talk_demo.mp4"
     keys, outcomes = ingest_and_curate(dagster_instance, store, [talk], profile="paper")
     assert all(outcome.success for outcome in outcomes)
-    (video,) = store.query("SELECT status, reject_reason FROM videos")
-    assert video == {"status": "rejected", "reject_reason": "short side=144 (needs >= 1080)"}
+    (video,) = store.query("SELECT status, reject_reasons FROM videos")
+    assert video["status"] == "rejected"
+    assert [Failure.of(reason) for reason in video["reject_reasons"]] == [
+        Failure("short_side", value=144, rule=">=", threshold=1080)
+    ]
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
     assert json.loads(Path(store.home / "exports/talkvid" / f"{keys[talk]}.json").read_text()) == []
 
@@ -185,7 +191,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     just before this one prints, the line still gives this run's final counts, not the
     half-written table."""
     from talkvid_assets.cli import _summarise
-    from talkvid_assets.core.pipeline import register_source
+    from talkvid_assets.core.sources import register_source
     from talkvid_assets_tests.conftest import configure
 
     store = Store(tmp_path / "home")

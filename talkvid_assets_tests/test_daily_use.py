@@ -22,8 +22,9 @@ from dagster import DagsterInstance, Definitions
 from talkvid_assets.cli import build_parser, demo_banner, main
 from talkvid_assets.core.durable import umask
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.failures import Failure, FailureKind
+from talkvid_assets.core.source_files import video_key
+from talkvid_assets.core.sources import NOT_INGESTED, register_source
 from talkvid_assets.core.store import TABLES, Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import instance_dir
@@ -175,14 +176,15 @@ def test_a_vanished_source_is_missing_never_exported_and_cut_skips_it(home, tmp_
     source.unlink()
     assert main(["--home", str(home), "cut"]) == 1
     err = capsys.readouterr().err
-    assert f"skipped {talk}-0000: source is gone: {source}" in err and "Traceback" not in err
+    assert f"skipped {talk}-0000: source gone: {source}" in err and "Traceback" not in err
     out = tmp_path / "all.json"
     assert main(["--home", str(home), "export", "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == []
     (video,) = Store(home).query(
-        "SELECT status, reject_reason FROM videos WHERE video_id = :k", {"k": talk}
+        "SELECT status, reject_reasons FROM videos WHERE video_id = :k", {"k": talk}
     )
-    assert video == {"status": "missing", "reject_reason": f"source is gone: {source}"}
+    gone = Failure("source", FailureKind.SOURCE_GONE, detail=str(source))
+    assert video == {"status": "missing", "reject_reasons": [gone.row()]}
 
 
 def test_curate_takes_a_vanished_source_out_of_the_dataset_file(home):
@@ -203,10 +205,9 @@ def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home
     curated = talkvid(home, "curate", "--partition", "my_new_video")
     assert curated.returncode == 0, curated.stderr
     (video,) = Store(home).query(
-        "SELECT status, reject_reason FROM videos WHERE video_id = 'my_new_video'"
+        "SELECT status, reject_reasons FROM videos WHERE video_id = 'my_new_video'"
     )
-    assert video["status"] == "rejected"
-    assert video["reject_reason"].startswith("no source registered for this partition")
+    assert video == {"status": "rejected", "reject_reasons": [NOT_INGESTED.row()]}
     with instance_of(home) as instance:
         defs = build_definitions(home)
         Definitions.validate_loadable(defs)  # as `dagster dev`'s code server loads it

@@ -3,10 +3,12 @@ records where its CPU time went."""
 
 import pytest
 
-from talkvid_assets.core.pipeline import prefilter_video, record_decode_passes, register_source
+from talkvid_assets.core.decode_runs import record_decode_passes
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.stages import CPU_PARTS
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.thresholds import DEMO
+from talkvid_assets.core.verdicts import prefilter_video
 from talkvid_assets_tests.media import SAMPLES
 
 NAMES = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4"]

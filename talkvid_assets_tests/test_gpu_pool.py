@@ -13,7 +13,7 @@ import torch
 from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
 
 from talkvid_assets.core.faces.retinaface_torch import RetinaFace, load_folded
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.model_stages import GPU_OP_TAGS, GPU_POOL

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 
 from talkvid_assets.core.export_formats import SAFE_KEY
-from talkvid_assets.core.ingest import video_key
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.partition_keys import partition_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.thresholds import NO_AUDIO
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt
 
@@ -179,7 +181,9 @@ def test_every_run_succeeds_and_every_file_has_a_row(outcome):
 def test_an_audio_only_file_is_rejected_as_not_a_video(outcome):
     video = outcome[4]["audio_only"]
     assert video["status"] == "rejected"
-    assert video["reject_reason"].startswith("not a video: no video stream")
+    (failure,) = [Failure.of(row) for row in video["reject_reasons"]]
+    assert (failure.check, failure.kind) == ("probe", FailureKind.NOT_A_VIDEO)
+    assert failure.text() == "not a video: no video stream in mov,mp4,m4a,3gp,3g2,mj2"
 
 
 def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
@@ -190,7 +194,7 @@ def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
         keys, outcomes = ingest_and_curate(instance, store, [path])
     (video,) = store.query("SELECT * FROM videos WHERE video_id = :id", {"id": keys[path]})
     if video["status"] == "rejected":
-        assert video["reject_reason"], "a rejection always says why"
+        assert video["reject_reasons"], "a rejection always says why"
     else:
         assert video["status"] == "ok"
         assert (video["width"], video["height"]) == (176, 144)
@@ -204,7 +208,7 @@ def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
 def test_a_variable_frame_rate_video_is_curated(outcome):
     store, _, _, _, by_kind = outcome
     video = by_kind["vfr"]
-    assert video["status"] == "ok", video["reject_reason"]
+    assert video["status"] == "ok", video["reject_reasons"]
     assert 5.0 < video["duration_s"] < 9.0
     clips = clips_of(store, video["video_id"])
     assert clips
@@ -220,7 +224,7 @@ def test_ten_bit_video_is_curated_with_a_quality_score(outcome, kind):
         pytest.skip(reason)
     store, _, _, _, by_kind = outcome
     video = by_kind[kind]
-    assert video["status"] == "ok", video["reject_reason"]
+    assert video["status"] == "ok", video["reject_reasons"]
     assert (video["width"], video["height"]) == (176, 144)
     clips = clips_of(store, video["video_id"])
     assert clips and all(clip["quality_score"] is not None for clip in clips)
@@ -235,7 +239,9 @@ def test_headers_claiming_absurd_sizes_are_curated_on_what_decodes(outcome):
     (report,) = store.rows("decode_reports", key)
     assert report["frames_decoded"] == round(6.5 * video["fps"])
     claimed = ABSURD_FRAMES / video["fps"]
-    assert report["note"].startswith(f"truncated: decoded 6.5 of {claimed:.1f} s")
+    (truncated,) = [Failure.of(row) for row in report["failures"]]
+    assert truncated.kind == FailureKind.TRUNCATED
+    assert (truncated.value, truncated.threshold) == pytest.approx((6.5, claimed), abs=0.05)
     clips = clips_of(store, key)
     assert clips and max(clip["start_time"] + clip["duration_s"] for clip in clips) <= 6.51
 
@@ -243,7 +249,7 @@ def test_headers_claiming_absurd_sizes_are_curated_on_what_decodes(outcome):
 def test_audio_longer_than_the_video_does_not_stretch_it(outcome):
     store, _, _, _, by_kind = outcome
     video = by_kind["long_audio"]
-    assert video["status"] == "ok", video["reject_reason"]
+    assert video["status"] == "ok", video["reject_reasons"]
     assert video["has_audio"]
     assert video["duration_s"] < 6
     clips = clips_of(store, video["video_id"])
@@ -257,7 +263,7 @@ def test_audio_longer_than_the_video_does_not_stretch_it(outcome):
 def test_a_file_name_with_a_dash_or_newline_is_curated_under_its_real_path(outcome, kind):
     store, keys, files, _, by_kind = outcome
     video = by_kind[kind]
-    assert video["status"] == "ok", video["reject_reason"]
+    assert video["status"] == "ok", video["reject_reasons"]
     assert video["source_path"] == str(files[kind].resolve())
     assert SAFE_KEY.fullmatch(keys[files[kind]])  # the name made safe, then the content key
     assert clips_of(store, video["video_id"])
@@ -412,4 +418,5 @@ def test_mostly_undecodable_audio_is_no_speech_measurement(tmp_path):
     assert "speech not measured: 749 of 751 audio packets undecodable" in report["note"]
     clips = clips_of(store, key)
     assert clips and all(clip["speech_ratio"] is None for clip in clips), clips
-    assert all("no decodable audio" in " ".join(clip["reject_reasons"]) for clip in clips)
+    missing = Failure("speech_ratio", FailureKind.MISSING, detail=NO_AUDIO).row()
+    assert all(missing in clip["reject_reasons"] for clip in clips)

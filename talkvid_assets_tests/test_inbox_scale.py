@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import content_key, partition_key
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.source_files import video_key
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource

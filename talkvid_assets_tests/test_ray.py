@@ -22,6 +22,7 @@ import pytest
 from dagster import in_process_executor
 
 from talkvid_assets.core.config import load_config
+from talkvid_assets.core.decode_pass import DecodeOptions
 from talkvid_assets.core.ray_passes import BuildMismatch
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.store import TABLES, Store
@@ -174,13 +175,13 @@ def test_ray_tasks_write_what_an_in_process_curation_writes(tmp_path, monkeypatc
 
         # A model stage's actor, twice (two runs): one actor, built once, scores both.
         backend = load_backend(MODEL_STAGE, MODEL_BACKEND)
-        options = {
-            "scene_detector": load_config(store.home).scene_detector,
-            "runtime": load_config(store.home).runtime(store.home),
-        }
+        options = DecodeOptions(
+            scene_detector=load_config(store.home).scene_detector,
+            runtime=load_config(store.home).runtime(store.home),
+        )
         monkeypatch.setenv(RAY_MODEL_GPUS_ENV, "0")
         on_ray = [
-            model_passes(store, [key], {MODEL_STAGE: backend}, **options) for key in keys.values()
+            model_passes(store, [key], {MODEL_STAGE: backend}, options) for key in keys.values()
         ]
         actors = [actor for actor in list_actors() if actor.name.startswith(f"{MODEL_STAGE}:")]
         # A cluster that builds another version of a backend refuses, with the video's own
@@ -193,7 +194,7 @@ def test_ray_tasks_write_what_an_in_process_curation_writes(tmp_path, monkeypatc
         workers = {worker.worker_id: worker for worker in list_workers(limit=10_000)}
     monkeypatch.delenv(EXECUTOR_ENV)
     in_process = [
-        model_passes(local, [key], {MODEL_STAGE: backend}, **options) for key in keys.values()
+        model_passes(local, [key], {MODEL_STAGE: backend}, options) for key in keys.values()
     ]
     print(
         f"\n{len(keys)} videos, on this one 2-core machine: in-process {local_s:.1f} s; "

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 
 from talkvid_assets.core.config import LANGUAGE_PART, ConfigError, config_parts, parse_config
+from talkvid_assets.core.decode_runs import record_decode_pass
 from talkvid_assets.core.export import talkvid_record
 from talkvid_assets.core.export_formats import CardInfo, write_export
 from talkvid_assets.core.fixed_frames import fixed_frame_windows, window_records
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
-from talkvid_assets.core.pipeline import prefilter_video, record_decode_pass, register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.stages import STAGES, STAGES_BY_NAME
 from talkvid_assets.core.thresholds import DEMO
+from talkvid_assets.core.verdicts import prefilter_video
 from talkvid_assets_tests.media import SAMPLES
 
 README = Path(__file__).resolve().parents[1] / "README.md"

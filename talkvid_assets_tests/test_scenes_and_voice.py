@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 from scenedetect import ContentDetector, HistogramDetector, detect
 
-from talkvid_assets.core.decode_pass import decode_pass
+from talkvid_assets.core.decode_pass import DecodeOptions, decode_pass
 from talkvid_assets.core.scenes import Scene
 from talkvid_assets.core.video import probe
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, write_video
+
+CONTENT = DecodeOptions(scene_detector="content")
 
 
 def test_megamind_yields_a_segment_per_scene_with_cuts_where_scenes_change(analyses):
@@ -28,7 +30,7 @@ def test_streamed_detection_finds_the_cuts_scenemanager_finds(analyses, name):
 
 def test_content_detector_streams_megamind_cuts():
     video = probe(SAMPLES / "Megamind.avi")
-    clips = decode_pass(SAMPLES / "Megamind.avi", video, {}, scene_detector="content").clips
+    clips = decode_pass(SAMPLES / "Megamind.avi", video, {}, options=CONTENT).clips
     reference = detect(str(SAMPLES / "Megamind.avi"), ContentDetector(threshold=10.0))
     assert [clip.scene.start_frame for clip in clips[1:]] == [s.frame_num for s, _ in reference[1:]]
 
@@ -40,7 +42,7 @@ def test_content_detector_keeps_pyscenedetects_merge_flash_filter(tmp_path):
     still = {seed: np.random.default_rng(seed).integers(0, 255, (144, 176, 3), np.uint8)
              for _, seed in shots}  # fmt: skip
     path = write_video(tmp_path / "shots.mp4", (still[s] for n, s in shots for _ in range(n)), 25.0)
-    clips = decode_pass(path, probe(path), {}, scene_detector="content").clips
+    clips = decode_pass(path, probe(path), {}, options=CONTENT).clips
     reference = detect(str(path), ContentDetector(threshold=10.0))
     assert [clip.scene.start_frame for clip in clips] == [s.frame_num for s, _ in reference]
     assert [s.frame_num for s, _ in reference] == [0, 40]

@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 
-from talkvid_assets.core.pipeline import export_records, register_source
+from talkvid_assets.core.export import export_records
+from talkvid_assets.core.failures import FailureKind
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.launch import curate, register_partitions
 from talkvid_assets_tests.conftest import configure, project_instance
@@ -24,9 +26,11 @@ def test_a_file_overwritten_after_ingest_is_refused_not_curated_under_its_old_ke
     with project_instance(tmp_path / "dagster") as instance:
         register_partitions(instance, [key])
         assert all(outcome.success for outcome in curate(instance, store.home, [key]))
-    (video,) = store.query("SELECT status, reject_reason FROM videos")
+    (video,) = store.query("SELECT status, reject_reasons FROM videos")
     assert video["status"] == "missing"  # the keyed content is no longer there
-    assert video["reject_reason"].startswith(f"source changed since ingest: {source}")
+    (changed,) = video["reject_reasons"]
+    assert (changed["check"], changed["kind"]) == ("source", FailureKind.SOURCE_CHANGED)
+    assert f"{source} now has content key" in changed["detail"]
     assert store.query("SELECT count(*) AS n FROM clips") == [{"n": 0}]
 
 

@@ -10,10 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from talkvid_assets.core.export import write_records
+from talkvid_assets.core.failures import Failure, FailureKind, describe
 from talkvid_assets.core.store import Store
 
 VIDEOS_COLUMNS = (
-    "video_id", "source_path", "status", "reject_reason", "width", "height", "fps",
+    "video_id", "source_path", "status", "reject_reasons", "width", "height", "fps",
     "duration_s", "has_audio",
 )  # fmt: skip
 CLIPS_COLUMNS = (
@@ -57,11 +58,17 @@ def test_sqlalchemy_users_read_the_database_file(store):
 
 
 def test_a_decode_error_rejects_the_video_in_the_public_view(store):
-    store.write("raw_videos", "a", [video_row("a")])
-    store.write("decode_reports", "a", [{"video_id": "a", "error": "decode failed: boom"}])
-    assert store.query("SELECT status, reject_reason FROM videos") == [
-        {"status": "rejected", "reject_reason": "decode failed: boom"}
+    store.write("raw_videos", "a", [{**video_row("a"), "reject_reasons": []}])
+    truncated = Failure("decode", FailureKind.TRUNCATED, value=3.0, threshold=6.0)
+    store.write("decode_reports", "a", [{"video_id": "a", "failures": [truncated.row()]}])
+    assert store.query("SELECT status, reject_reasons FROM videos") == [
+        {"status": "ok", "reject_reasons": []}  # clips cover a part: told, not rejected
     ]
+    failed = Failure("decode", FailureKind.DECODE_FAILED, detail="boom")
+    store.write("decode_reports", "a", [{"video_id": "a", "failures": [failed.row()]}])
+    (video,) = store.query("SELECT status, reject_reasons FROM videos")
+    assert video == {"status": "rejected", "reject_reasons": [failed.row()]}
+    assert describe(video["reject_reasons"]) == "decode failed: boom"
 
 
 def _write_many(home: str, worker: int) -> None:

@@ -1,14 +1,12 @@
 import shutil
 
 from talkvid_assets.core.config import CurationConfig
-from talkvid_assets.core.pipeline import (
-    judge_clips,
-    prefilter_video,
-    record_decode_pass,
-    register_source,
-)
+from talkvid_assets.core.decode_runs import record_decode_pass
+from talkvid_assets.core.failures import Failure, FailureKind
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
-from talkvid_assets.core.thresholds import DEMO
+from talkvid_assets.core.thresholds import DEMO, NO_SPEECH_CUE
+from talkvid_assets.core.verdicts import judge_clips, prefilter_video
 from talkvid_assets_tests.media import SAMPLES
 
 VTT = """WEBVTT
@@ -20,6 +18,7 @@ VTT = """WEBVTT
 <v Speaker>Hello there</v>
 
 """
+NO_CUE = Failure("subtitle_speech", FailureKind.MISSING, detail=NO_SPEECH_CUE).row()
 SRT = "1\n00:00:01,000 --> 00:00:02,500\n[Music]\n\n2\n00:00:04,000 --> 00:00:05,000\nHi\n\n"
 
 
@@ -66,9 +65,7 @@ def test_reference_voice_rule_judges_by_subtitles(tmp_path, store, backends):
     (segment,) = record_decode_pass(store, key, backends)["segments"]
     assert segment["subtitle_speech"] is False
     (verdict,) = judge_clips(store, [key], reference)
-    assert verdict["reject_reasons"] == [
-        "subtitle_speech: no subtitle cue with speech overlaps the clip"
-    ]
+    assert verdict["reject_reasons"] == [NO_CUE]
     (tmp_path / "talk [take 1].vtt").unlink()  # no subtitles at all: the reference keeps it
     record_decode_pass(store, key, backends)
     assert judge_clips(store, [key], reference)[0]["passed"]
@@ -78,6 +75,4 @@ def test_reference_voice_rule_judges_by_subtitles(tmp_path, store, backends):
     (tmp_path / "talk [take 1].srt").write_text(speech)
     record_decode_pass(store, key, backends)
     (verdict,) = judge_clips(store, [key], reference)
-    assert verdict["reject_reasons"] == [
-        "subtitle_speech: no subtitle cue with speech overlaps the clip"
-    ]
+    assert verdict["reject_reasons"] == [NO_CUE]

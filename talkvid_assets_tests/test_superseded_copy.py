@@ -7,8 +7,8 @@ import json
 import subprocess
 
 from talkvid_assets.core.export import DATASET_FILE
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import content_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.media import SAMPLES
 

@@ -14,6 +14,7 @@ import yaml
 
 from talkvid_assets.core.config import config_path, default_text, parse_config
 from talkvid_assets.core.decode_pass import decode_pass
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import BackendUnavailable
@@ -155,10 +156,10 @@ def test_default_curation_leaves_sync_unjudged_until_a_threshold_is_set():
     assert default.judging_profile().clip.reasons(clip) == []
     judged = parse_config({"thresholds": {"sync_offset": 2, "sync_confidence": 3.0}})
     assert judged.judging_profile().clip.reasons(clip) == [
-        "sync scores missing (sync backend 'none'): a sync threshold is set"
+        Failure("sync", FailureKind.MISSING, backend="none", detail="a sync threshold is set")
     ]
     scored = {**clip, "sync_offset": -4, "sync_confidence": 2.5, "sync_backend": "syncnet"}
     assert judged.judging_profile().clip.reasons(scored) == [
-        "sync_offset=-4 (needs |offset| <= 2)",
-        "sync_confidence=2.50 (needs >= 3.0)",
+        Failure("sync_offset", value=-4, rule="|x| <=", threshold=2, backend="syncnet"),
+        Failure("sync_confidence", value=2.5, rule=">=", threshold=3.0, backend="syncnet"),
     ]

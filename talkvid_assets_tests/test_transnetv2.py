@@ -11,7 +11,7 @@ import pytest
 import torch
 from scenedetect import HistogramDetector, detect
 
-from talkvid_assets.core.decode_pass import DecodePassResult, decode_pass
+from talkvid_assets.core.decode_pass import DecodeOptions, DecodePassResult, decode_pass
 from talkvid_assets.core.scenes import cut_detector
 from talkvid_assets.core.scenes.pyscenedetect import ContentCuts, HistogramCuts, reference_downscale
 from talkvid_assets.core.scenes.transnetv2 import SIZE, TransNetV2Cuts, load_network
@@ -60,7 +60,8 @@ def logged_pass(
 ) -> tuple[DecodePassResult, FrameLog]:
     log = FrameLog()
     video = probe(path)
-    result = decode_pass(path, video, {"log": log}, "transnetv2", known_cuts, speech=False)
+    transnetv2 = DecodeOptions(scene_detector="transnetv2")
+    result = decode_pass(path, video, {"log": log}, known_cuts, speech=False, options=transnetv2)
     return result, log
 
 

@@ -14,8 +14,8 @@ import pytest
 from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from talkvid_assets.core.config import DownloadLimits, load_config
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.manifest import ManifestError
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.url_sources import (
     URL_FOLDER,

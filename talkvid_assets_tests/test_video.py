@@ -15,21 +15,19 @@ def test_probe_reads_the_container_and_first_frame():
 
 
 def test_an_image_is_not_a_video():
-    with pytest.raises(ProbeError, match="not a video: still image"):
+    with pytest.raises(ProbeError, match=r"^still image \(image2\)$"):
         probe(SAMPLES / "messi5.jpg")
 
 
 def test_hostile_files_are_refused_with_reasons(tmp_path):
     files = hostile_inputs(tmp_path)
-    reasons = {}
+    refusals = {}
     for kind in ("zero_byte", "truncated", "text", "random"):
         with pytest.raises(ProbeError) as refused:
             probe(files[kind])
-        reasons[kind] = str(refused.value)
-    assert reasons["zero_byte"] == "empty file (0 bytes)"
-    assert all(
-        reasons[kind].startswith("not a readable media container") for kind in ("text", "random")
-    )
+        refusals[kind] = str(refused.value)
+    assert refusals["zero_byte"] == "empty file (0 bytes)"
+    assert all("not a readable media container: " in refusals[k] for k in ("text", "random"))
     assert probe(files["hostile_name"]).duration_s == pytest.approx(6.5, abs=0.05)
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from talkvid_assets.core.durable import follow_umask
-from talkvid_assets.core.pipeline import source_problem
+from talkvid_assets.core.sources import source_problem
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import TIME_EPS, FrameClock, probe
 
@@ -504,7 +504,7 @@ def cut_passing_clips(
         video_spans = list(group)
         problem = source_problem(store, video_id)
         if problem:
-            cuts.skipped.extend((span["clip_id"], problem) for span in video_spans)
+            cuts.skipped.extend((span["clip_id"], problem.text()) for span in video_spans)
             continue
         made = []
         for span in video_spans:

@@ -218,14 +218,19 @@ def read_file(path: Path) -> pa.Table:
 
 def conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     """``data`` with exactly ``schema``'s columns, in order and type: a column it lacks (a file
-    written before the column existed) is all nulls, a column the schema dropped is left out."""
-    columns = [
-        data[field.name].cast(field.type)
-        if field.name in data.column_names
-        else pa.nulls(data.num_rows, field.type)
-        for field in schema
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
+    written before the column existed) is all nulls, a column the schema dropped is left out,
+    and so is a column whose type changed beyond any cast (reasons once text, now structured
+    failures): nulls, until the asset that writes it runs again (its code version changed)."""
+    return pa.Table.from_arrays([_column(data, field) for field in schema], schema=schema)
+
+
+def _column(data: pa.Table, field: pa.Field) -> pa.ChunkedArray | pa.Array:
+    if field.name not in data.column_names:
+        return pa.nulls(data.num_rows, field.type)
+    try:
+        return data[field.name].cast(field.type)
+    except pa.ArrowNotImplementedError:  # no cast between the two types
+        return pa.nulls(data.num_rows, field.type)
 
 
 def stored_schema(schema: pa.Schema) -> pa.Schema:

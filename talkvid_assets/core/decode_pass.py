@@ -282,34 +282,48 @@ class _ClipSplitter:
             )
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How the videos of a run are decoded: the same for each of them, so one value travels
+    from the asset (or a caller) to every pass rather than five loose parameters.
+
+    ``scene_detector``, ``runtime`` and ``integer_downscale`` go to the scene detector (see
+    :func:`talkvid_assets.core.scenes.cut_detector`); ``decoder_threads`` goes to
+    :func:`talkvid_assets.core.video.decode` (0: FFmpeg's choice; 1 when videos share the cores
+    out, one each). Setting ``cancel`` stops a pass running on another thread at its next frame,
+    with :class:`PassCancelled`; it is left None where options cross processes (Ray).
+    """
+
+    scene_detector: str = "histogram"
+    runtime: Runtime | None = None
+    integer_downscale: bool = False
+    decoder_threads: int = 0
+    cancel: threading.Event | None = None
+
+
 def decode_pass(
     path: str | Path,
     video: VideoProbe,
     backends: Mapping[str, ScorerBackend],
-    scene_detector: str = "histogram",
     known_cuts: Sequence[int] | None = None,
     speech: bool = True,
-    runtime: Runtime | None = None,
-    integer_downscale: bool = False,
-    decoder_threads: int = 0,
-    cancel: threading.Event | None = None,
+    options: DecodeOptions | None = None,
 ) -> DecodePassResult:
     """Detect scenes, measure speech and score every clip of ``path`` in one decode.
 
     A video without any cut is one scene spanning the whole file (the reference would make no
     clip at all from it: a deliberate, documented deviation). Re-scoring some stages of a video
     whose segments are recorded passes their cuts as ``known_cuts`` (no scene detection, the same
-    clips) and ``speech=False`` (no voice detection). ``runtime`` and ``integer_downscale`` go to
-    the scene detector (see :func:`talkvid_assets.core.scenes.cut_detector`);
-    ``decoder_threads`` goes to :func:`talkvid_assets.core.video.decode`. Setting ``cancel``
-    stops a pass running on another thread at its next frame, with :class:`PassCancelled`.
+    clips) and ``speech=False`` (no voice detection). ``options`` says how to decode (the
+    defaults when None).
     """
+    options = options or DecodeOptions()
     cuts: CutDetector = (
-        cut_detector(scene_detector, video, runtime, integer_downscale)
+        cut_detector(options.scene_detector, video, options.runtime, options.integer_downscale)
         if known_cuts is None
         else KnownCuts(known_cuts)
     )
-    clock = StageClock(own_thread=decoder_threads == 1)
+    clock = StageClock(own_thread=options.decoder_threads == 1)
     voice = SpeechDetector() if video.has_audio and speech else None
     listening = any(getattr(backend, "hears_audio", False) for backend in backends.values())
     audio = ClipAudio() if video.has_audio and listening else None
@@ -323,8 +337,8 @@ def decode_pass(
             audio.add(samples)
 
     on_audio = hear if voice is not None or audio is not None else None
-    for frame in decode(path, video.fps, on_audio, report, decoder_threads):
-        if cancel is not None and cancel.is_set():
+    for frame in decode(path, video.fps, on_audio, report, options.decoder_threads):
+        if options.cancel is not None and options.cancel.is_set():
             raise PassCancelled(f"decode of {path} cancelled")
         splitter.add(frame, clock.timed(SCENES, cuts.push, frame))
         splitter.settle(audio)

@@ -13,12 +13,14 @@ precision, as the reference writes them.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.durable import write_atomic
+from talkvid_assets.core.sources import missing_sources
 from talkvid_assets.core.stages import STAGES, Stage
+from talkvid_assets.core.store import Store
 
 # Under the home: the per-video exports (`<video_id>.json`) and the whole dataset's file.
 VIDEO_EXPORT_DIR = "exports/talkvid"
@@ -103,3 +105,22 @@ def talkvid_record(row: Mapping[str, Any]) -> dict[str, Any]:
             "config_digest": row["config_digest"],
         },
     }
+
+
+def export_records(
+    store: Store, video_ids: Iterable[str] | None = None, speakers: bool = True
+) -> list[dict[str, Any]]:
+    """TalkVid-format records of passing clips, for some videos or all of them.
+
+    Speaker ids are corpus-wide (assigned after every video's annotations), so a per-video
+    export, written before them, leaves them out (``speakers=False``): its Person ID is the
+    manifest's only. The merged dataset carries both. A video whose source vanished is left
+    out (its link would be dead; ``videos`` says why), which costs a stat per video.
+    """
+    sql, params = EXPORT_SQL, {"speakers": speakers}
+    if video_ids is not None:
+        sql += " AND c.video_id IN (SELECT unnest(:video_ids))"
+        params["video_ids"] = list(video_ids)
+    rows = store.query(sql + " ORDER BY c.video_id, c.start_time", params)
+    missing = missing_sources(store, {row["video_id"] for row in rows})
+    return [talkvid_record(row) for row in rows if row["video_id"] not in missing]

@@ -33,7 +33,7 @@ from talkvid_assets.core.bench import (
     LANGUAGES,
     OTHER_LANGUAGE,
 )
-from talkvid_assets.core.ingest import discover
+from talkvid_assets.core.source_files import discover
 
 LABEL_COLUMNS = (
     "video_link",

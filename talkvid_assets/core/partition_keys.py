@@ -3,10 +3,10 @@
 Dagster's UI shows dynamic partitions by key only (the partition list, the launch dialog's
 picker, check pages; none shows metadata beside a key), so the key is where a user looks for
 ``talk_demo.mp4``: it is ``talk_demo-48ff3b930dfce5c1``, the file's stem made safe for URLs,
-paths and WebDataset keys, then its content key (:func:`core.ingest.video_key`). The content
-key stays the identity: the same bytes under another name map to the partition first made for
-them, remembered in ``partition_keys/<content key>`` under the home. A home made before keys
-had names keeps its keys (the bare content key, whose sources row is found directly).
+paths and WebDataset keys, then its content key (:func:`core.source_files.video_key`). The
+content key stays the identity: the same bytes under another name map to the partition first
+made for them, remembered in ``partition_keys/<content key>`` under the home. A home made before
+keys had names keeps its keys (the bare content key, whose sources row is found directly).
 """
 
 from __future__ import annotations

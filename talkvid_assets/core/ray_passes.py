@@ -3,7 +3,7 @@
 The decode pass is the unit of heavy work (one decode feeds the scene and voice detectors and
 every embedded scorer), and a video is its natural grain: :func:`ray_decode_passes` sends each
 video of a run to the cluster as one Ray task, which calls the same
-:func:`~talkvid_assets.core.pipeline.record_decode_pass` an in-process run calls, on one core
+:func:`~talkvid_assets.core.decode_runs.record_decode_pass` an in-process run calls, on one core
 with FFmpeg and OpenCV single-threaded (as the thread pool of ``record_decode_passes`` runs a
 video). The task writes the video's Parquet files under the home itself, so the home must be the
 same path on every node (a shared filesystem, as for Celery workers); the run's process only
@@ -21,6 +21,7 @@ Ray is the ``scale`` extra: it is imported only here, and only when a run asks f
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -29,7 +30,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from talkvid_assets.core.pipeline import record_decode_pass, single_threaded_opencv
+from talkvid_assets.core.decode_pass import DecodeOptions
+from talkvid_assets.core.decode_runs import Tables, record_decode_pass, single_threaded_opencv
 from talkvid_assets.core.scoring import ScorerBackend, load_backend
 from talkvid_assets.core.store import Store
 
@@ -43,7 +45,6 @@ if TYPE_CHECKING:
 NAMESPACE = "talkvid"
 # How long a failed run waits for its other videos' tasks to stop after cancelling them.
 CANCEL_WAIT_S = 30.0
-Tables = dict[str, list[dict[str, Any]]]
 # (stage, backend name, backend version): what a Ray process rebuilds a backend from. Backends
 # are rebuilt, never pickled: a model backend may hold weights or an unpicklable session.
 BackendSpec = tuple[str, str, str]
@@ -105,13 +106,14 @@ def placement() -> dict[str, Any]:
 
 
 def decode_one(
-    home: str, video_id: str, specs: Sequence[BackendSpec], options: Mapping[str, Any]
+    home: str, video_id: str, specs: Sequence[BackendSpec], options: DecodeOptions, segments: bool
 ) -> tuple[Tables, dict[str, Any]]:
-    """The body of a decode-pass task: one video's pass, written under ``home``; its tables
-    and where it ran."""
-    backends = rebuild_backends(specs, options.get("runtime"))
+    """The body of a decode-pass task: one video's pass on one core, written under ``home``;
+    its tables and where it ran."""
+    backends = rebuild_backends(specs, options.runtime)
+    one_core = dataclasses.replace(options, decoder_threads=1)
     with single_threaded_opencv():
-        tables = record_decode_pass(Store(home), video_id, backends, decoder_threads=1, **options)
+        tables = record_decode_pass(Store(home), video_id, backends, one_core, segments=segments)
     return tables, placement()
 
 
@@ -129,9 +131,10 @@ def ray_decode_passes(
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
     address: str,
-    **options: Any,
+    options: DecodeOptions,
+    segments: bool = True,
 ) -> Tables:
-    """:func:`~talkvid_assets.core.pipeline.record_decode_passes` on the Ray cluster at
+    """:func:`~talkvid_assets.core.decode_runs.record_decode_passes` on the Ray cluster at
     ``address``: a task per video, all submitted at once (the cluster's free cores decide how
     many run together), their tables merged in ``video_ids`` order.
 
@@ -143,7 +146,12 @@ def ray_decode_passes(
     specs = backend_specs(backends)
     task = _decode_task()
     refs = [
-        (task.options(name=f"decode_pass {key}").remote(str(store.home), key, specs, options), key)
+        (
+            task.options(name=f"decode_pass {key}").remote(
+                str(store.home), key, specs, options, segments
+            ),
+            key,
+        )
         for key in video_ids
     ]
     return _gather(refs)
@@ -186,10 +194,12 @@ class ModelScorer:
         self.backends = rebuild_backends([spec], runtime)
 
     def score(
-        self, home: str, video_id: str, options: Mapping[str, Any]
+        self, home: str, video_id: str, options: DecodeOptions, reencoded: bool
     ) -> tuple[Tables, dict[str, Any]]:
         """One video's scores for this stage, from the recorded cuts, written under ``home``."""
-        tables = record_decode_pass(Store(home), video_id, self.backends, **options)
+        tables = record_decode_pass(
+            Store(home), video_id, self.backends, options, segments=False, reencoded=reencoded
+        )
         return tables, placement()
 
 
@@ -226,17 +236,18 @@ def ray_model_passes(
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
     address: str,
-    gpus: float = 0.0,
-    **options: Any,
+    gpus: float,
+    options: DecodeOptions,
+    reencoded: bool = False,
 ) -> Tables:
-    """A model stage's passes (``segments=False``: the recorded cuts are replayed) on the
-    actors of ``backends`` on the cluster at ``address``, one video after another per actor;
-    the tables merged as :func:`ray_decode_passes` merges them."""
+    """A model stage's passes (the recorded cuts are replayed) on the actors of ``backends``
+    on the cluster at ``address``, one video after another per actor; the tables merged as
+    :func:`ray_decode_passes` merges them."""
     connect(address)
-    runtime = options.get("runtime")
-    options = {**options, "segments": False}
     refs = []
     for spec in backend_specs(backends):
-        actor = model_actor(spec, runtime, gpus)
-        refs += [(actor.score.remote(str(store.home), key, options), key) for key in video_ids]
+        actor = model_actor(spec, options.runtime, gpus)
+        refs += [
+            (actor.score.remote(str(store.home), key, options, reencoded), key) for key in video_ids
+        ]
     return _gather(refs)

@@ -23,8 +23,8 @@ from talkvid_assets.core.export import (
     VIDEO_EXPORT_DIR,
     write_records,
 )
-from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import forget_key, known_key
+from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import CORPUS, FILE_KEYS, SCORE_CACHE_DIR, TABLES, Store
 
 

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import duckdb
 import pyarrow as pa
@@ -46,6 +46,7 @@ from talkvid_assets.core.compaction import (
 )
 from talkvid_assets.core.config import fingerprint
 from talkvid_assets.core.durable import write_atomic
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.manifest import LABEL_COLUMNS
 from talkvid_assets.core.stages import CPU_PARTS, JUDGED_COLUMNS, STAGES
 
@@ -56,7 +57,7 @@ CIRCUMSTANTIAL_COLUMNS = frozenset(
     {"ingested_at", "attempted_at", "downloaded_at", *(f"{part}_cpu_s" for part in CPU_PARTS)}
 )
 SCORE_CACHE_DIR = "score_cache"
-SCHEMA_VERSION = 6  # 6: the `clips` view has every judged score (the sync ones too)
+SCHEMA_VERSION = 7  # 7: reasons as structured failures; 6: the `clips` view has every judged score
 # How a table's files are laid out and read: 1, one file per partition read with union_by_name;
 # 2, plus compacted generations (core.compaction), every file in its table's schema.
 LAYOUT = 2
@@ -76,6 +77,19 @@ _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
 _VERSION = ("backend_version", pa.string())  # the scorer build that produced the row
 _TYPES = {"float64": pa.float64(), "int64": pa.int64()}
 
+
+def _struct_of(cls: type) -> pa.StructType:
+    """The Parquet struct of a dataclass of optional text and numbers (``core.failures.Failure``),
+    field for field, so the stored form follows the class."""
+    fields = []
+    for name, hint in get_type_hints(cls).items():
+        kind = next(arg for arg in (*get_args(hint), hint) if arg is not type(None))
+        fields.append((name, pa.float64() if kind is float else pa.string()))
+    return pa.struct(fields)
+
+
+FAILURE = _struct_of(Failure)  # why a source or clip was turned down (core.failures)
+
 TABLES: dict[str, pa.Schema] = {
     "sources": pa.schema(
         [
@@ -85,8 +99,8 @@ TABLES: dict[str, pa.Schema] = {
             ("mtime_ns", pa.int64()),  # with size: a cheap test that the keyed content is there
             ("ingested_at", pa.string()),
             # Why the keyed content is no longer at source_path (gone, or overwritten), as last
-            # found (pipeline.source_problem); `videos` then says status "missing".
-            ("missing_reason", pa.string()),
+            # found (sources.source_problem); `videos` then says status "missing".
+            ("missing_reason", FAILURE),
         ]
     ),
     "raw_videos": pa.schema(
@@ -94,7 +108,7 @@ TABLES: dict[str, pa.Schema] = {
             *_KEYS,
             ("source_path", pa.string()),
             ("status", pa.string()),
-            ("reject_reason", pa.string()),
+            ("reject_reasons", pa.list_(FAILURE)),
             ("container", pa.string()),
             ("video_codec", pa.string()),
             ("audio_codec", pa.string()),
@@ -118,8 +132,8 @@ TABLES: dict[str, pa.Schema] = {
             ("stopped_early", pa.bool_()),
             ("audio_s", pa.float64()),
             ("scene_detector", pa.string()),
-            ("error", pa.string()),
-            ("note", pa.string()),
+            ("failures", pa.list_(FAILURE)),  # a decode that failed, or stopped short
+            ("note", pa.string()),  # anything else a user should know of the decode
             # CPU seconds of each part of the decode pass (core.decode_pass.StageClock) and of
             # writing its tables: where a curation's time goes, per video, in SQL.
             *((f"{part}_cpu_s", pa.float64()) for part in CPU_PARTS),
@@ -156,7 +170,7 @@ TABLES: dict[str, pa.Schema] = {
         [
             *_CLIP_KEYS,
             ("passed", pa.bool_()),
-            ("reject_reasons", pa.list_(pa.string())),
+            ("reject_reasons", pa.list_(FAILURE)),
             ("profile", pa.string()),
             ("config_digest", pa.string()),  # the curation.yaml that judged it (config.digest)
         ]
@@ -284,17 +298,22 @@ def _clip_scores_sql() -> str:
 # backends behind them: what the verdict and the export read; `videos` and `clips` are public.
 DERIVED_VIEWS = {
     "clip_scores": _clip_scores_sql(),
-    # A video whose decode failed after it passed the prefilter is rejected with that error;
+    # A video whose decode failed after it passed the prefilter is rejected with that failure;
     # one whose source vanished since is missing, with the reason (never exported).
     # The source path follows `sources`: a re-ingested copy replaces a deleted original.
-    "videos": """
+    "videos": f"""
         SELECT v.video_id, coalesce(s.source_path, v.source_path) AS source_path,
                CASE WHEN s.missing_reason IS NOT NULL THEN 'missing'
-                    WHEN d.error IS NULL THEN v.status ELSE 'rejected' END AS status,
-               coalesce(s.missing_reason, v.reject_reason, d.error) AS reject_reason,
+                    WHEN len(d.failed) > 0 THEN 'rejected' ELSE v.status END AS status,
+               CASE WHEN s.missing_reason IS NOT NULL THEN [s.missing_reason]
+                    ELSE list_concat(v.reject_reasons, d.failed) END AS reject_reasons,
                v.width, v.height, v.fps, v.duration_s, v.has_audio
         FROM raw_videos v
-        LEFT JOIN decode_reports d USING (video_id)
+        LEFT JOIN (
+            SELECT video_id,
+                   [f FOR f IN failures IF f.kind = '{FailureKind.DECODE_FAILED}'] AS failed
+            FROM decode_reports
+        ) d USING (video_id)
         LEFT JOIN sources s USING (video_id)""",
     # The judged scores (core.stages), the keys of curation.yaml's thresholds.
     "clips": f"""
@@ -484,9 +503,10 @@ class Store:
                     for statement in self._view_statements():
                         connection.exec_driver_sql(statement)
             except sa.exc.DBAPIError as exc:
-                if "lock" not in str(exc.orig).lower():
+                # DuckDB's IOException: the file could not be locked, held by a reader.
+                if not isinstance(exc.orig, duckdb.IOException):
                     raise
-                return self.database_path  # held by a reader: publish on a later call
+                return self.database_path  # publish on a later call
             finally:
                 engine.dispose()
             marker.write_text(stamp)

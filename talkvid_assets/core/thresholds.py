@@ -1,4 +1,5 @@
-"""Curation profiles: the source prefilter and the clip thresholds, versioned, with reasons.
+"""Curation profiles: the source prefilter and the clip thresholds, versioned, with reasons
+(structured failures, :mod:`talkvid_assets.core.failures`).
 
 A profile is data. ``paper`` restates the thresholds of the reference's code (spec) and fills in
 what the code leaves open with documented choices; ``release`` reproduces the edges the released
@@ -19,11 +20,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from talkvid_assets.core.failures import Failure, FailureKind, judged
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS
 from talkvid_assets.core.stages import JUDGED_COLUMNS, STAGES_BY_NAME
 
 if TYPE_CHECKING:  # only a type here; importing it would load PyAV for every command
     from talkvid_assets.core.video import VideoProbe
+
+MISSING = FailureKind.MISSING
+# What a MISSING failure says of the missing value.
+NO_FACE = "no sampled frame with exactly one face"
+NO_SPEECH_CUE = "no subtitle cue with speech overlaps the clip"
+NO_AUDIO = "no audio track or no decodable audio (decode_reports)"
 
 # Spec, stage 3: pass when every score >= its threshold.
 PAPER_HEAD_DETAIL = {
@@ -78,20 +86,18 @@ class Prefilter:
     max_fps: float = 120.0
     audio_required: bool = True
 
-    def reasons(self, probe: VideoProbe) -> list[str]:
-        """Every rule the probed video breaks, as recorded text."""
-        found = []
-        short_side = min(probe.width, probe.height)
-        if short_side < self.min_short_side:
-            found.append(f"short side={short_side} (needs >= {self.min_short_side})")
-        if probe.duration_s < self.min_duration_s:
-            found.append(f"duration_s={probe.duration_s:.2f} (needs >= {self.min_duration_s})")
-        if self.max_duration_s is not None and probe.duration_s > self.max_duration_s:
-            found.append(f"duration_s={probe.duration_s:.2f} (needs <= {self.max_duration_s})")
-        if not self.min_fps <= probe.fps <= self.max_fps:
-            found.append(f"fps={probe.fps:.3f} (needs {self.min_fps}..{self.max_fps})")
+    def reasons(self, probe: VideoProbe) -> list[Failure]:
+        """Every rule the probed video breaks."""
+        found = judged("short_side", min(probe.width, probe.height), ">=", self.min_short_side)
+        found += judged("duration_s", probe.duration_s, ">=", self.min_duration_s)
+        if self.max_duration_s is not None:
+            found += judged("duration_s", probe.duration_s, "<=", self.max_duration_s)
+        found += judged("fps", probe.fps, ">=", self.min_fps)
+        found += judged("fps", probe.fps, "<=", self.max_fps)
         if self.audio_required and not probe.has_audio:
-            found.append("no audio track (profile requires audio)")
+            found.append(
+                Failure("audio", MISSING, detail="no audio track (profile requires audio)")
+            )
         return found
 
 
@@ -118,28 +124,24 @@ class ClipThresholds:
     max_sync_offset: int | None = None
     min_sync_confidence: float | None = None
 
-    def reasons(self, clip: Mapping[str, Any]) -> list[str]:
+    def reasons(self, clip: Mapping[str, Any]) -> list[Failure]:
         """Every check ``clip`` fails. ``clip`` holds the segment and score columns plus the
         names of the backends that produced them (``quality_backend``, ``motion_backend``)."""
-        found = []
-        if clip["duration_s"] <= self.min_duration_s:
-            found.append(f"duration_s={clip['duration_s']:.1f} (needs > {self.min_duration_s})")
+        found = judged("duration_s", clip["duration_s"], ">", self.min_duration_s)
         found += self._voice_reasons(clip)
         found += self._minimum_check(clip, "quality_score")
         found += self._minimum_check(clip, "motion_ratio")
         found += _static_check(clip, self.maximums.get("motion_ratio", {}))
+        faces = clip.get("head_detail_backend")
         if clip.get("face_consistency") is None:
-            found.append("head_detail missing: no sampled frame with exactly one face")
+            found.append(Failure("head_detail", MISSING, backend=faces, detail=NO_FACE))
         else:
-            backend = clip.get("head_detail_backend")
             for key in HEAD_DETAIL_KEYS:
                 minimum = self.minimum(key, clip)
                 if minimum is None:
-                    found.append(
-                        f"{key} unjudged: profile has no threshold for backend {backend!r}"
-                    )
-                elif clip[key] < minimum:
-                    found.append(f"{key}={clip[key]:.2f} (needs >= {minimum})")
+                    found.append(Failure(key, FailureKind.UNJUDGED, backend=faces))
+                else:
+                    found += judged(key, clip[key], ">=", minimum, faces)
         return found + self._sync_reasons(clip)
 
     def minimum(self, column: str, clip: Mapping[str, Any]) -> float | None:
@@ -148,49 +150,46 @@ class ClipThresholds:
         backend = clip.get(JUDGED_COLUMNS[column].backend_column)
         return self.minimums.get(column, {}).get(backend or "")
 
-    def _minimum_check(self, clip: Mapping[str, Any], column: str) -> list[str]:
+    def _minimum_check(self, clip: Mapping[str, Any], column: str) -> list[Failure]:
         value, minimum = clip.get(column), self.minimum(column, clip)
         backend = clip.get(JUDGED_COLUMNS[column].backend_column)
         if value is None:
-            return [f"{column} missing: clip has no scoreable frame"]
+            return [Failure(column, MISSING, backend=backend, detail="clip has no scoreable frame")]
         if minimum is None:
-            return [f"{column} unjudged: profile has no threshold for backend {backend!r}"]
-        if value < minimum:
-            return [f"{column}={value:.2f} (needs >= {minimum} for {backend})"]
-        return []
+            return [Failure(column, FailureKind.UNJUDGED, backend=backend)]
+        return judged(column, value, ">=", minimum, backend)
 
-    def _sync_reasons(self, clip: Mapping[str, Any]) -> list[str]:
+    def _sync_reasons(self, clip: Mapping[str, Any]) -> list[Failure]:
         if self.max_sync_offset is None and self.min_sync_confidence is None:
             return []
         offset, confidence = clip.get("sync_offset"), clip.get("sync_confidence")
+        backend = clip.get("sync_backend")
         if offset is None or confidence is None:
-            backend = clip.get("sync_backend")
-            return [f"sync scores missing (sync backend {backend!r}): a sync threshold is set"]
+            return [Failure("sync", MISSING, backend=backend, detail="a sync threshold is set")]
         found = []
-        if self.max_sync_offset is not None and abs(offset) > self.max_sync_offset:
-            found.append(f"sync_offset={offset} (needs |offset| <= {self.max_sync_offset})")
-        if self.min_sync_confidence is not None and confidence < self.min_sync_confidence:
-            found.append(f"sync_confidence={confidence:.2f} (needs >= {self.min_sync_confidence})")
+        if self.max_sync_offset is not None:
+            found += judged("sync_offset", offset, "|x| <=", self.max_sync_offset, backend)
+        if self.min_sync_confidence is not None:
+            found += judged("sync_confidence", confidence, ">=", self.min_sync_confidence, backend)
         return found
 
-    def _voice_reasons(self, clip: Mapping[str, Any]) -> list[str]:
+    def _voice_reasons(self, clip: Mapping[str, Any]) -> list[Failure]:
         if self.voice_rule == "subtitle":
             if clip.get("subtitle_speech") is False:
-                return ["subtitle_speech: no subtitle cue with speech overlaps the clip"]
+                return [Failure("subtitle_speech", MISSING, detail=NO_SPEECH_CUE)]
             return []
         speech = clip.get("speech_ratio")
         if speech is None:
-            return ["speech_ratio missing: no audio track or no decodable audio (decode_reports)"]
-        if speech < self.min_speech_ratio:
-            return [f"speech_ratio={speech:.2f} (needs >= {self.min_speech_ratio})"]
-        return []
+            return [Failure("speech_ratio", MISSING, detail=NO_AUDIO)]
+        return judged("speech_ratio", speech, ">=", self.min_speech_ratio)
 
 
-def _static_check(clip: Mapping[str, Any], maximums: Mapping[str, float]) -> list[str]:
-    value, maximum = clip.get("motion_ratio"), maximums.get(clip.get("motion_backend") or "")
-    if value is None or maximum is None or value < maximum:
+def _static_check(clip: Mapping[str, Any], maximums: Mapping[str, float]) -> list[Failure]:
+    backend = clip.get("motion_backend")
+    value, maximum = clip.get("motion_ratio"), maximums.get(backend or "")
+    if value is None or maximum is None:
         return []
-    return [f"motion_ratio={value:.4f} (needs < {maximum} for {clip['motion_backend']}: static)"]
+    return judged("motion_ratio", value, "<", maximum, backend, "static")
 
 
 @dataclass(frozen=True)

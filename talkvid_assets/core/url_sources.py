@@ -39,7 +39,7 @@ from talkvid_assets.core.manifest import (
     jsonl_objects,
     label_value,
 )
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import ProbeError, probe
 

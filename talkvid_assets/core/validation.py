@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from talkvid_assets.core.failures import Failure, describe
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
 
@@ -67,12 +68,12 @@ def segment_problems(store: Store, video_id: str) -> list[str]:
 
 
 def decode_coverage_problems(store: Store, video_id: str) -> list[str]:
-    """A decode that failed or stopped short of the source (clips cover only a part)."""
+    """A decode that failed or stopped short of the source (clips cover only a part): the
+    decode reports' failures, which hold exactly those."""
     return [
-        problem
+        Failure.of(failure).text()
         for report in store.rows("decode_reports", video_id)
-        for problem in (report.get("error"), report.get("note"))
-        if problem and (problem.startswith(("decode failed", "truncated")))
+        for failure in report.get("failures") or []
     ]
 
 
@@ -107,15 +108,18 @@ def verdict_problems(store: Store, video_ids: Sequence[str]) -> dict[str, list[s
     problems: dict[str, list[str]] = {video: [] for video in video_ids}
     for clip in clips:
         found = problems[clip["video_id"]]
-        reasons = clip["reject_reasons"]
+        reasons = clip["reject_reasons"] or []
         if clip["passed"] is None:
             found.append(f"{clip['clip_id']}: no verdict")
             continue
         if clip["passed"] == bool(reasons):
-            found.append(f"{clip['clip_id']}: passed={clip['passed']} with reasons {reasons}")
+            found.append(
+                f"{clip['clip_id']}: passed={clip['passed']} with reasons [{describe(reasons)}]"
+            )
+        checks = {reason["check"] for reason in reasons}
         for stage in (stage for stage in STAGES if stage.always_judged):
             column = stage.summary_column
-            explained = any(r.startswith((column, stage.name)) for r in reasons or [])
+            explained = bool(checks & {column, stage.name})
             if clip.get(column) is None and not explained:
                 found.append(f"{clip['clip_id']}: {column} is NULL and no reason says why")
     return {video: _listed(found) for video, found in problems.items()}

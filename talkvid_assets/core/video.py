@@ -34,7 +34,8 @@ TIME_EPS = 1e-6  # seconds: timestamps closer than this are the same instant
 
 
 class ProbeError(Exception):
-    """The file cannot be used as a source video; the message is the recorded reason."""
+    """The file cannot be used as a source video; the message is the detail of the recorded
+    failure (kind ``not a video``)."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,9 @@ def probe(path: str | Path) -> VideoProbe:
         raise ProbeError(f"not a readable media container: {detail}") from exc
     with container:
         if container.format.name in STILL_IMAGE_FORMATS:
-            raise ProbeError(f"not a video: still image ({container.format.name})")
+            raise ProbeError(f"still image ({container.format.name})")
         if not container.streams.video:
-            raise ProbeError(f"not a video: no video stream in {container.format.name}")
+            raise ProbeError(f"no video stream in {container.format.name}")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0

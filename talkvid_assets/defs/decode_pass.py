@@ -19,6 +19,8 @@ from dagster import (
     multi_asset,
 )
 
+from talkvid_assets.core.decode_pass import DecodeOptions
+from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
@@ -82,7 +84,7 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
             deps=["raw_videos", config_asset("scenes")],
             description="Scene cuts (PySceneDetect), clip bounds and silero-vad speech ratio",
             kinds={"pyav", "duckdb"},
-            code_version="segments-3",  # the reference's own subtitle rule (VTT only, inclusive)
+            code_version="segments-4",  # decode failures structured (3: subtitle rule)
             automation_condition=VIDEO_AUTOMATION,
             skippable=True,
         ),
@@ -115,14 +117,13 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
         stages = [stage for stage in stages_in_pass if stage.table in selected]
         store, config = talkvid.store(), talkvid.config()
         backends = talkvid.backends([stage.name for stage in stages])
-        decode_passes(
-            store,
-            context.partition_keys,
-            backends,
+        options = DecodeOptions(
             scene_detector=config.scene_detector,
-            segments="segments" in selected,
             runtime=config.runtime(talkvid.home_path),
             integer_downscale=config.judging_profile().integer_downscale,
+        )
+        decode_passes(
+            store, context.partition_keys, backends, options, segments="segments" in selected
         )
         if "segments" in selected:
             yield MaterializeResult(
@@ -149,7 +150,7 @@ def _segments_version(context: AssetExecutionContext, store: Store) -> DataVersi
         cpu_s = dict.fromkeys(CPU_PARTS, 0.0)
         for report in store.rows("decode_reports", key):
             frames += report.get("frames_decoded") or 0
-            problems += [p for p in (report.get("error"), report.get("note")) if p]
+            problems += [p for p in (describe(report.get("failures")), report.get("note")) if p]
             for part in CPU_PARTS:
                 cpu_s[part] += report.get(f"{part}_cpu_s") or 0.0
         for problem in problems:

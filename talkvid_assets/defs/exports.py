@@ -21,10 +21,10 @@ from talkvid_assets.core.export import (
     DATASET_FILE,
     FIXED_FRAMES_DIR,
     VIDEO_EXPORT_DIR,
+    export_records,
     write_records,
 )
 from talkvid_assets.core.fixed_frames import DEFAULT_WINDOW_FRAMES, window_records
-from talkvid_assets.core.pipeline import export_records
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions

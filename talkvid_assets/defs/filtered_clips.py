@@ -4,8 +4,9 @@ from collections import Counter
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.pipeline import judge_clips
+from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import STAGES
+from talkvid_assets.core.verdicts import judge_clips
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
 from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.metadata import histogram, table
@@ -31,7 +32,7 @@ def build_filtered_clips() -> AssetsDefinition:
         group_name="curation",
         deps=["segments", *(stage.table for stage in STAGES), config_asset("thresholds")],
         kinds={"duckdb"},
-        code_version="verdict-3",  # two-sided motion rule (release)
+        code_version="verdict-4",  # reasons as structured failures (3: two-sided motion)
         automation_condition=VIDEO_AUTOMATION,
     )
     def filtered_clips(
@@ -45,14 +46,14 @@ def build_filtered_clips() -> AssetsDefinition:
         )
         shown: dict[str, list[dict]] = {key: [] for key in context.partition_keys}
         for clip in store.query(CLIP_TABLE_SQL, {"keys": list(context.partition_keys)}):
-            shown[clip.pop("video_id")].append(clip)
+            shown[clip.pop("video_id")].append(
+                {**clip, "reject_reasons": describe(clip["reject_reasons"]) or "-"}
+            )
         metadata = {}
         for key in context.partition_keys:
             mine = [verdict for verdict in verdicts if verdict["video_id"] == key]
             reasons = Counter(
-                reason.split("=")[0].split(" ")[0]
-                for verdict in mine
-                for reason in verdict["reject_reasons"]
+                reason["check"] for verdict in mine for reason in verdict["reject_reasons"]
             )
             clips = shown[key][:SHOWN_CLIPS]
             metadata[key] = {

@@ -37,14 +37,12 @@ def describe_source(store: Store, key: str) -> dict[str, Any]:
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> MetadataValue:
-    """A table in the UI of ``columns`` of ``rows`` (lists shown joined by '; ')."""
+    """A table in the UI of ``columns`` of ``rows`` (text, numbers and flags)."""
     records = []
     for row in rows:
         values = {}
         for column in columns:
             value = row.get(column)
-            if isinstance(value, list):
-                value = "; ".join(value) or "-"
             values[column] = round(value, 3) if isinstance(value, float) else value
         records.append(TableRecord(values))
     schema = TableSchema(columns=[TableColumn(column, _type(rows, column)) for column in columns])

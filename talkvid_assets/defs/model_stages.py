@@ -12,6 +12,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
+from talkvid_assets.core.decode_pass import DecodeOptions
 from talkvid_assets.core.stages import Stage
 from talkvid_assets.defs.decode_pass import stage_spec, stage_version
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
@@ -48,8 +49,9 @@ def build_model_stage(stage: Stage) -> AssetsDefinition:
             store,
             context.partition_keys,
             backends,
-            scene_detector=config.scene_detector,
-            runtime=config.runtime(talkvid.home_path),
+            DecodeOptions(
+                scene_detector=config.scene_detector, runtime=config.runtime(talkvid.home_path)
+            ),
             reencoded=config.model_input == "clip",
         )
         return MaterializeResult(

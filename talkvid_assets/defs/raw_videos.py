@@ -2,7 +2,8 @@
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
-from talkvid_assets.core.pipeline import prefilter_video
+from talkvid_assets.core.failures import describe
+from talkvid_assets.core.verdicts import prefilter_video
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
 from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
@@ -17,7 +18,7 @@ def build_raw_videos() -> AssetsDefinition:
         group_name="curation",
         deps=[config_asset("prefilter")],
         kinds={"duckdb", "pyav"},
-        code_version="probe-2",
+        code_version="probe-3",  # reasons as structured failures
         automation_condition=VIDEO_AUTOMATION,
     )
     def raw_videos(context: AssetExecutionContext, talkvid: TalkvidResource) -> MaterializeResult:
@@ -27,9 +28,10 @@ def build_raw_videos() -> AssetsDefinition:
         metadata = {}
         for key in context.partition_keys:
             row = prefilter_video(store, key, profile)
+            reasons = describe(row["reject_reasons"])
             if row["status"] == "rejected":
-                context.log.warning(f"rejected {row.get('source_path')}: {row['reject_reason']}")
-            metadata[key] = {"reject_reason": row.get("reject_reason") or "none"}
+                context.log.warning(f"rejected {row.get('source_path')}: {reasons}")
+            metadata[key] = {"reject_reasons": reasons or "none"}
         digests = {key: store.digest("raw_videos", key) for key in context.partition_keys}
         version = record_partitions(context, store, "raw_videos", digests, metadata)
         return MaterializeResult(metadata={"profile": profile.tag}, data_version=version)

@@ -27,7 +27,8 @@ from typing import Any
 
 from dagster import ExecutorDefinition, in_process_executor
 
-from talkvid_assets.core.pipeline import record_decode_passes
+from talkvid_assets.core.decode_pass import DecodeOptions
+from talkvid_assets.core.decode_runs import Tables, record_decode_passes
 from talkvid_assets.core.scoring import ScorerBackend
 from talkvid_assets.core.store import Store
 
@@ -111,33 +112,45 @@ def decode_passes(
     store: Store,
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
+    options: DecodeOptions | None = None,
+    *,
+    segments: bool = True,
     environ: Mapping[str, str] = os.environ,
-    **options: Any,
-) -> dict[str, list[dict[str, Any]]]:
+) -> Tables:
     """The decode-pass step's videos: a Ray task each on the cluster when ``$TALKVID_EXECUTOR``
     is ``ray``, else threads of this process (:func:`record_decode_passes`). Same arguments,
     same tables written, same result."""
+    options = options or DecodeOptions()
     if _selected(environ) != RAY:
-        return record_decode_passes(store, video_ids, backends, **options)
+        return record_decode_passes(store, video_ids, backends, options, segments=segments)
     from talkvid_assets.core.ray_passes import ray_decode_passes
 
-    return ray_decode_passes(store, video_ids, backends, ray_address(environ), **options)
+    return ray_decode_passes(
+        store, video_ids, backends, ray_address(environ), options, segments=segments
+    )
 
 
 def model_passes(
     store: Store,
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
+    options: DecodeOptions | None = None,
+    *,
+    reencoded: bool = False,
     environ: Mapping[str, str] = os.environ,
-    **options: Any,
-) -> dict[str, list[dict[str, Any]]]:
-    """A model step's videos, one at a time, from the recorded cuts: on the backend's actor on
-    the Ray cluster (the model stays loaded) when ``$TALKVID_EXECUTOR`` is ``ray``, else in this
-    process with a backend built for this step."""
-    options = {**options, "segments": False}
+) -> Tables:
+    """A model step's videos, one at a time, from the recorded cuts (re-encoded as the
+    reference cuts them with ``reencoded``): on the backend's actor on the Ray cluster (the
+    model stays loaded) when ``$TALKVID_EXECUTOR`` is ``ray``, else in this process with a
+    backend built for this step."""
+    options = options or DecodeOptions()
     if _selected(environ) != RAY:
-        return record_decode_passes(store, video_ids, backends, workers=1, **options)
+        return record_decode_passes(
+            store, video_ids, backends, options, segments=False, reencoded=reencoded, workers=1
+        )
     from talkvid_assets.core.ray_passes import ray_model_passes
 
     gpus = float(environ.get(RAY_MODEL_GPUS_ENV) or 0)
-    return ray_model_passes(store, video_ids, backends, ray_address(environ), gpus, **options)
+    return ray_model_passes(
+        store, video_ids, backends, ray_address(environ), gpus, options, reencoded=reencoded
+    )

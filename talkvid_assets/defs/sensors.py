@@ -9,7 +9,7 @@ its container is complete (core.completeness) unless it stayed incomplete for
 A copy written under another name (``x.mp4.part``, a hidden file) and renamed when done is
 taken at once after the rename: the atomic-rename convention needs no waiting on content.
 
-A tick costs what changed, not what the inbox holds (core.ingest): one walk with a stat per file,
+A tick costs what changed, not the inbox's size (core.source_files): one walk with a stat per file,
 no read of a file already handled, and a cursor that names only files not handled yet (at most
 ``PENDING_CAP``). Hashing in a tick stops at ``TALKVID_INBOX_HASH_BUDGET_S`` (files left over
 wait for the next tick), far below Dagster's 60 s per tick; a file too large to hash within one
@@ -41,7 +41,7 @@ from dagster import (
 from pydantic import Field
 
 from talkvid_assets.core.completeness import container_incomplete
-from talkvid_assets.core.ingest import (
+from talkvid_assets.core.source_files import (
     HandledFiles,
     HashDeadline,
     InboxFile,
@@ -49,7 +49,7 @@ from talkvid_assets.core.ingest import (
     triage,
     video_key,
 )
-from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.core.sources import register_source
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 

@@ -27,8 +27,8 @@ from dagster import (
 )
 
 from talkvid_assets.core.config import fingerprint
-from talkvid_assets.core.ingest import scan_inbox, triage
 from talkvid_assets.core.manifest import ManifestError
+from talkvid_assets.core.source_files import scan_inbox, triage
 from talkvid_assets.core.store import CIRCUMSTANTIAL_COLUMNS
 from talkvid_assets.core.url_sources import (
     INGESTED,

@@ -1,186 +1,57 @@
-"""Each curation stage of one source video as a plain function over the store.
+"""Decode runs: the decode pass of each video of a run, written to the store.
 
-These are what the Dagster assets call (and what a library user can call without Dagster). Each
-reads its inputs from the store and replaces its own rows for that video, so any stage can be
-re-run alone and stays idempotent.
+One video's pass (:func:`record_decode_pass`) reads its registered source, skips the scorers
+whose scores the score cache holds, decodes once for the rest and writes the segments, the scores,
+the decode report and a contact sheet. A run's videos (:func:`record_decode_passes`) share the
+cores out on a thread pool, with OpenCV single-threaded while it runs (a process-wide setting,
+put back after). How a video is decoded travels as one :class:`DecodeOptions`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import av.error
 import cv2
 
-from talkvid_assets.core.compaction import file_lock
-from talkvid_assets.core.config import CurationConfig, backend_tag, fingerprint
-from talkvid_assets.core.decode_pass import DecodePassResult, PassCancelled, decode_pass
-from talkvid_assets.core.durable import write_atomic
-from talkvid_assets.core.export import EXPORT_SQL, talkvid_record
-from talkvid_assets.core.ingest import video_key
-from talkvid_assets.core.partition_keys import (
-    ALIAS_DIR,
-    content_key,
-    known_key,
-    partition_key,
-    remember_key,
+from talkvid_assets.core.config import backend_tag, fingerprint
+from talkvid_assets.core.decode_pass import (
+    DecodeOptions,
+    DecodePassResult,
+    PassCancelled,
+    decode_pass,
 )
+from talkvid_assets.core.durable import write_atomic
+from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.reencoded import score_reencoded
-from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.scoring import ScorerBackend, Scores
 from talkvid_assets.core.stages import STORE, Stage, get_stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.subtitles import find_subtitles, has_speech_cue, parse_cues
-from talkvid_assets.core.thresholds import Profile
-from talkvid_assets.core.video import ProbeError, VideoProbe, probe
+from talkvid_assets.core.video import VideoProbe
 
 # A decode that covers less of the container's duration than this is called truncated.
 TRUNCATION_TOLERANCE = 0.95
-
-
-def register_source(store: Store, path: str | Path, name: str | None = None) -> tuple[str, bool]:
-    """Record ``path`` under its partition key (its name, or ``name`` where the file's own is
-    not one a person gave it, and its content key); returns (key, newly registered).
-
-    Re-ingesting the same content, under any name, is a no-op, unless the first registered path
-    has since disappeared, in which case the source moves to the new path (same key).
-    """
-    path = Path(path).resolve()
-    content = video_key(path)
-    # One registration of a content at a time (threads of a URL ingest, the inbox sensor and a
-    # CLI ingest alike): the first name given to the content is the one every later name finds.
-    with file_lock(store.home / ALIAS_DIR / f".{content}.lock"):
-        key = known_key(store, content) or partition_key(name or path, content)
-        known = store.rows("sources", key)
-        if known and Path(known[0]["source_path"]).exists():
-            return key, False
-        _record_source(store, key, path)
-        remember_key(store, content, key)
-    return key, not known
-
-
-def _record_source(store: Store, key: str, path: Path) -> None:
-    stat = path.stat()
-    row = {
-        "video_id": key,
-        "source_path": str(path),
-        "size_bytes": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "ingested_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    store.write("sources", key, [row])
-
-
-def source_problem(store: Store, video_id: str) -> str | None:
-    """Why the registered source is no longer the content keyed ``video_id``, or None.
-
-    Size and modification time are compared first (cheap); only when they changed is the file
-    hashed again. A file touched without a change is re-recorded; a file overwritten with other
-    content is refused, so scores are never filed under another video's key. The finding is
-    kept in the source's row (``missing_reason``: the ``videos`` view then says ``missing``)
-    until a later look finds the content back, or a copy is ingested.
-    """
-    sources = store.rows("sources", video_id)
-    if not sources:
-        return NOT_INGESTED
-    return _check_source(store, sources[0])
-
-
-NOT_INGESTED = (
-    "no source registered for this partition: partitions come from `talkvid ingest` or the "
-    "inbox (remove this one with `talkvid remove KEY` or the remove_videos job)"
-)
-
-
-def _check_source(store: Store, source: Mapping[str, Any]) -> str | None:
-    video_id, path = source["video_id"], Path(source["source_path"])
-    try:
-        stat = path.stat()
-    except OSError:
-        problem = f"source is gone: {path}"
-    else:
-        if (stat.st_size, stat.st_mtime_ns) != (source["size_bytes"], source.get("mtime_ns")):
-            current = video_key(path)
-            if current == content_key(video_id):
-                _record_source(store, video_id, path)
-                return None
-            problem = (
-                f"source changed since ingest: {path} now has content key {current}; "
-                "ingest it again"
-            )
-        else:
-            problem = None
-    if problem != source.get("missing_reason"):
-        store.write("sources", video_id, [{**source, "missing_reason": problem}])
-    return problem
-
-
-def missing_sources(store: Store, video_ids: Iterable[str]) -> dict[str, str]:
-    """The videos among ``video_ids`` whose source is gone or no longer the content keyed,
-    with the reason: one query, then a stat per source (a hash only where it changed)."""
-    rows = store.query(
-        "SELECT * FROM sources WHERE video_id IN (SELECT unnest(:video_ids))",
-        {"video_ids": sorted(set(video_ids))},
-    )
-    problems = {row["video_id"]: _check_source(store, row) for row in rows}
-    return {video_id: problem for video_id, problem in problems.items() if problem}
-
-
-def prefilter_video(store: Store, video_id: str, profile: Profile) -> dict[str, Any]:
-    """Probe the source and apply the profile's prefilter; writes the ``raw_videos`` row."""
-    row: dict[str, Any] = {"video_id": video_id, "profile": profile.tag, "status": "rejected"}
-    sources = store.rows("sources", video_id)
-    if not sources:
-        row["reject_reason"] = NOT_INGESTED
-    else:
-        row["source_path"] = sources[0]["source_path"]
-        try:
-            probed = _probe_keyed_source(store, video_id, row["source_path"])
-        except ProbeError as exc:
-            row["reject_reason"] = str(exc)
-        else:
-            row.update(vars(probed))
-            reasons = profile.prefilter.reasons(probed)
-            row["status"] = "rejected" if reasons else "ok"
-            row["reject_reason"] = "; ".join(reasons) or None
-    store.write("raw_videos", video_id, [row])
-    return row
-
-
-def _probe_keyed_source(store: Store, video_id: str, path: str) -> VideoProbe:
-    """Probe the source, refusing one whose content is no longer the one keyed ``video_id``."""
-    problem = source_problem(store, video_id)
-    if problem:
-        raise ProbeError(problem)
-    return probe(path)
-
-
-def _video_probe(row: Mapping[str, Any]) -> VideoProbe:
-    return VideoProbe(**{field.name: row[field.name] for field in dataclasses.fields(VideoProbe)})
+Tables = dict[str, list[dict[str, Any]]]
 
 
 def record_decode_pass(
     store: Store,
     video_id: str,
     backends: Mapping[str, ScorerBackend],
-    scene_detector: str = "histogram",
+    options: DecodeOptions | None = None,
+    *,
     segments: bool = True,
-    runtime: Runtime | None = None,
-    integer_downscale: bool = False,
-    decoder_threads: int = 0,
-    cancel: threading.Event | None = None,
     reencoded: bool = False,
-) -> dict[str, list[dict[str, Any]]]:
+) -> Tables:
     """Segments and the scores of the given stages of a video, from at most one decode.
 
     ``backends`` holds the stages to score. With ``segments`` the scenes, speech and decode
@@ -191,11 +62,12 @@ def record_decode_pass(
     happens only if something is left to compute. Writes the tables it computed (empty ones for
     a rejected video) and returns them.
     """
+    options = options or DecodeOptions()
     video = store.rows("raw_videos", video_id)
-    tables: dict[str, list[dict[str, Any]]] = {get_stage(name).table: [] for name in backends}
+    tables: Tables = {get_stage(name).table: [] for name in backends}
     if segments:
         tables["segments"] = []
-    report: dict[str, Any] = {"video_id": video_id, "scene_detector": scene_detector}
+    report: dict[str, Any] = {"video_id": video_id, "scene_detector": options.scene_detector}
     writing = time.thread_time()  # restarted after the decode: the writes' CPU is recorded
     if video and video[0]["status"] == "ok":
         # Decode whatever path the source has now: a re-ingested copy replaces a deleted one.
@@ -218,18 +90,7 @@ def record_decode_pass(
         if not segments and reencoded and todo and known:
             result = _reencoded_into(tables, video[0], todo, known)
         elif segments or (todo and known):
-            result = _decode_into(
-                tables,
-                report,
-                video[0],
-                todo,
-                scene_detector,
-                known,
-                runtime,
-                integer_downscale,
-                decoder_threads,
-                cancel,
-            )
+            result = _decode_into(tables, report, video[0], todo, known, options)
         writing = time.thread_time()
         if result:
             if isinstance(result, DecodePassResult) and segments:
@@ -251,9 +112,12 @@ def record_decode_passes(
     store: Store,
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
+    options: DecodeOptions | None = None,
+    *,
+    segments: bool = True,
+    reencoded: bool = False,
     workers: int | None = None,
-    **options: Any,
-) -> dict[str, list[dict[str, Any]]]:
+) -> Tables:
     """:func:`record_decode_pass` for each video, and their tables merged.
 
     ``workers`` videos decode at once, each on its own thread with FFmpeg and OpenCV
@@ -264,15 +128,17 @@ def record_decode_passes(
     which fill the cores already. One video's error, or an interrupt, stops the other passes at
     their next frame (nothing half-done is written for them) and is raised.
     """
+    options = options or DecodeOptions()
     if workers is None:
         cores = usable_cores()
         workers = cores if cores > 1 and len(video_ids) >= cores else 1
     workers = min(workers, len(video_ids))
+    what = {"segments": segments, "reencoded": reencoded}
     if workers > 1:
-        written = _parallel_passes(store, video_ids, backends, workers, options)
+        written = _parallel_passes(store, video_ids, backends, workers, options, what)
     else:
-        written = [record_decode_pass(store, key, backends, **options) for key in video_ids]
-    tables: dict[str, list[dict[str, Any]]] = {}
+        written = [record_decode_pass(store, key, backends, options, **what) for key in video_ids]
+    tables: Tables = {}
     for video_tables in written:
         for table, rows in video_tables.items():
             tables.setdefault(table, []).extend(rows)
@@ -289,15 +155,15 @@ def _parallel_passes(
     video_ids: Sequence[str],
     backends: Mapping[str, ScorerBackend],
     workers: int,
-    options: Mapping[str, Any],
-) -> list[dict[str, list[dict[str, Any]]]]:
+    options: DecodeOptions,
+    what: Mapping[str, bool],
+) -> list[Tables]:
     cancel = threading.Event()
+    one_core = dataclasses.replace(options, decoder_threads=1, cancel=cancel)
 
-    def one(key: str) -> dict[str, list[dict[str, Any]]]:
+    def one(key: str) -> Tables:
         try:
-            return record_decode_pass(
-                store, key, backends, decoder_threads=1, cancel=cancel, **options
-            )
+            return record_decode_pass(store, key, backends, one_core, **what)
         except BaseException:
             cancel.set()  # whichever video fails first, the others stop
             raise
@@ -341,37 +207,28 @@ def single_threaded_opencv() -> Iterator[None]:
                 cv2.setNumThreads(_opencv_threads)
 
 
+def _video_probe(row: Mapping[str, Any]) -> VideoProbe:
+    return VideoProbe(**{field.name: row[field.name] for field in dataclasses.fields(VideoProbe)})
+
+
 def _decode_into(
-    tables: dict[str, list[dict[str, Any]]],
+    tables: Tables,
     report: dict[str, Any],
     video: Mapping[str, Any],
     backends: Mapping[str, ScorerBackend],
-    scene_detector: str,
     known: list[dict[str, Any]] | None,
-    runtime: Runtime | None = None,
-    integer_downscale: bool = False,
-    decoder_threads: int = 0,
-    cancel: threading.Event | None = None,
+    options: DecodeOptions,
 ) -> DecodePassResult | None:
     """Run the decode pass and fill ``tables`` (and the decode ``report``) from it; None
-    when the decode failed outright (recorded in the report)."""
+    when the decode failed outright (recorded in the report's failures)."""
     probed = _video_probe(video)
     cuts = None if known is None else [row["start_frame"] for row in known if row["start_frame"]]
     try:
         result = decode_pass(
-            video["source_path"],
-            probed,
-            backends,
-            scene_detector,
-            cuts,
-            speech=known is None,
-            runtime=runtime,
-            integer_downscale=integer_downscale,
-            decoder_threads=decoder_threads,
-            cancel=cancel,
+            video["source_path"], probed, backends, cuts, speech=known is None, options=options
         )
     except (av.error.FFmpegError, OSError) as exc:
-        report["error"] = f"decode failed: {exc}"
+        report["failures"] = [Failure("decode", FailureKind.DECODE_FAILED, detail=str(exc)).row()]
         return None
     rows = _decode_pass_rows(video["video_id"], result, backends)
     for table in tables:
@@ -384,6 +241,7 @@ def _decode_into(
             audio_packet_errors=result.report.audio_packet_errors,
             stopped_early=result.report.stopped_early,
             audio_s=result.audio_s,
+            failures=[failure.row() for failure in _truncation(result, probed)],
             note=_decode_note(result, probed),
             **{f"{part}_cpu_s": seconds for part, seconds in result.cpu_s.items()},
         )
@@ -391,7 +249,7 @@ def _decode_into(
 
 
 def _reencoded_into(
-    tables: dict[str, list[dict[str, Any]]],
+    tables: Tables,
     video: Mapping[str, Any],
     backends: Mapping[str, ScorerBackend],
     known: list[dict[str, Any]],
@@ -456,16 +314,27 @@ def _mark_subtitle_speech(segments: list[dict[str, Any]], source_path: str) -> N
         )
 
 
+def _truncation(result: DecodePassResult, probed: VideoProbe) -> list[Failure]:
+    """The failure of a decode that stopped short of the container's duration (the clips cover
+    only the decodable part), or none."""
+    report = result.report
+    decoded_s = report.end_number / probed.fps
+    if not report.stopped_early and decoded_s >= probed.duration_s * TRUNCATION_TOLERANCE:
+        return []
+    detail = (
+        f"decoded {decoded_s:.1f} of {probed.duration_s:.1f} s ({report.frames} frames); "
+        "clips cover the decodable part"
+    )
+    truncated = FailureKind.TRUNCATED
+    return [
+        Failure("decode", truncated, value=decoded_s, threshold=probed.duration_s, detail=detail)
+    ]
+
+
 def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
-    """What a user should know about a decode that did not go cleanly, or None."""
+    """What else a user should know about a decode that did not go cleanly, or None."""
     report = result.report
     notes = []
-    decoded_s = report.end_number / probed.fps
-    if report.stopped_early or decoded_s < probed.duration_s * TRUNCATION_TOLERANCE:
-        notes.append(
-            f"truncated: decoded {decoded_s:.1f} of {probed.duration_s:.1f} s "
-            f"({report.frames} frames); clips cover the decodable part"
-        )
     if probed.video_streams > 1:
         notes.append(
             f"{probed.video_streams} video streams: the first ({probed.video_codec} "
@@ -485,8 +354,8 @@ def _decode_note(result: DecodePassResult, probed: VideoProbe) -> str | None:
 
 def _decode_pass_rows(
     video_id: str, result: DecodePassResult, backends: Mapping[str, ScorerBackend]
-) -> dict[str, list[dict[str, Any]]]:
-    tables: dict[str, list[dict[str, Any]]] = {"segments": []}
+) -> Tables:
+    tables: Tables = {"segments": []}
     tables.update({get_stage(name).table: [] for name in backends})
     for clip in result.clips:
         scene = clip.scene
@@ -512,51 +381,3 @@ def _decode_pass_rows(
                 _score_row(video_id, keys["clip_id"], stage, backends[name], scores)
             )
     return tables
-
-
-CLIP_VERDICT_SQL = (
-    "SELECT * FROM clip_scores WHERE video_id IN (SELECT unnest(:video_ids)) ORDER BY clip_id"
-)
-
-
-def judge_clips(
-    store: Store, video_ids: Sequence[str], config: CurationConfig
-) -> list[dict[str, Any]]:
-    """Apply every clip threshold at once and record the full list of failed checks, with the
-    configuration that judged them; one query for all ``video_ids``, one file per video."""
-    profile = config.judging_profile()
-    verdicts: dict[str, list[dict[str, Any]]] = {video_id: [] for video_id in video_ids}
-    for clip in store.query(CLIP_VERDICT_SQL, {"video_ids": list(video_ids)}):
-        reasons = profile.clip.reasons(clip)
-        verdicts[clip["video_id"]].append(
-            {
-                "clip_id": clip["clip_id"],
-                "video_id": clip["video_id"],
-                "passed": not reasons,
-                "reject_reasons": reasons,
-                "profile": profile.tag,
-                "config_digest": config.digest,
-            }
-        )
-    for video_id, rows in verdicts.items():
-        store.write("filtered_clips", video_id, rows)
-    return [row for rows in verdicts.values() for row in rows]
-
-
-def export_records(
-    store: Store, video_ids: Iterable[str] | None = None, speakers: bool = True
-) -> list[dict[str, Any]]:
-    """TalkVid-format records of passing clips, for some videos or all of them.
-
-    Speaker ids are corpus-wide (assigned after every video's annotations), so a per-video
-    export, written before them, leaves them out (``speakers=False``): its Person ID is the
-    manifest's only. The merged dataset carries both. A video whose source vanished is left
-    out (its link would be dead; ``videos`` says why), which costs a stat per video.
-    """
-    sql, params = EXPORT_SQL, {"speakers": speakers}
-    if video_ids is not None:
-        sql += " AND c.video_id IN (SELECT unnest(:video_ids))"
-        params["video_ids"] = list(video_ids)
-    rows = store.query(sql + " ORDER BY c.video_id, c.start_time", params)
-    missing = missing_sources(store, {row["video_id"] for row in rows})
-    return [talkvid_record(row) for row in rows if row["video_id"] not in missing]

@@ -1,4 +1,8 @@
-"""Source discovery, the inbox's bookkeeping, and the content-derived partition key of a source.
+"""Finding source files and naming their content: the files below named paths (``talkvid
+ingest``, manifests), the inbox's cheap looks and its bookkeeping, and a file's content key.
+
+Nothing here registers a source (``core.sources`` does); this only says which files there are
+and what their bytes hash to.
 
 The inbox is looked at every few seconds and may hold a corpus of 100,000 files, so a look costs
 what changed, not what is there: one ``os.scandir`` walk gives every file's size and modification
