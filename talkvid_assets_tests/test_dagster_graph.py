@@ -159,7 +159,8 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])
 def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp_path, status):
     """STARTED: killed mid-step; NOT_STARTED: killed between creating the run and starting it."""
-    from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
+    from talkvid_assets.defs.names import HOST_TAG, LAUNCHER_TAG, PID_TAG
+    from talkvid_assets.launch import reap_abandoned_runs
 
     ended = subprocess.Popen(["true"])
     ended.wait()

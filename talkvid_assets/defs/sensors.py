@@ -50,6 +50,7 @@ from talkvid_assets.core.ingest import (
     video_key,
 )
 from talkvid_assets.core.pipeline import register_source
+from talkvid_assets.defs.names import INBOX_FILE_TAG, INBOX_INGEST_JOB, MAX_RUNTIME_TAG, VIDEOS
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -69,9 +70,6 @@ RUN_HASH_FLOOR_S = 60.0
 PENDING_CAP = 1000  # files followed between ticks: a cursor of ~100 bytes a file at most
 RECENT_KEPT = 16  # the last files handled, in the cursor for people (and tests) to see
 LOAD_WAIT_S = 10.0  # how long a tick waits for the registered sources of a new process
-INBOX_FILE_TAG = "talkvid/inbox_file"  # path:size:mtime of the file an inbox_ingest run ingests
-MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring (dagster.yaml) ends a run past it
-PARTITIONS = video_partitions.name
 FEW_KEYS = 64  # above this many new keys, one query for every partition beats one query each
 
 
@@ -124,12 +122,15 @@ def ingest_inbox_file(
     store = talkvid.store()
     store.publish()
     key, new = register_source(store, path)  # the key just computed is remembered
-    if not context.instance.has_dynamic_partition(PARTITIONS, key):
-        context.instance.add_dynamic_partitions(PARTITIONS, [key])
+    if not context.instance.has_dynamic_partition(VIDEOS, key):
+        context.instance.add_dynamic_partitions(VIDEOS, [key])
     context.log.info(f"inbox: {path} -> {key}" + ("" if new else " (content already ingested)"))
 
 
-@job(description="Ingests one inbox file too large for a sensor tick (requested by inbox_sensor)")
+@job(
+    name=INBOX_INGEST_JOB,
+    description="Ingests one inbox file too large for a sensor tick (requested by inbox_sensor)",
+)
 def inbox_ingest() -> None:
     ingest_inbox_file()
 
@@ -213,8 +214,8 @@ class _Tick:
         keys = list(dict.fromkeys(self.keys))
         instance = self.context.instance
         if len(keys) <= FEW_KEYS:  # one indexed query each (about 2 ms)
-            return [key for key in keys if not instance.has_dynamic_partition(PARTITIONS, key)]
-        known = set(instance.get_dynamic_partitions(PARTITIONS))  # 0.3 s at 100,000
+            return [key for key in keys if not instance.has_dynamic_partition(VIDEOS, key)]
+        known = set(instance.get_dynamic_partitions(VIDEOS))  # 0.3 s at 100,000
         return [key for key in keys if key not in known]
 
     def _by_run(self, file: InboxFile) -> bool | None:
