@@ -63,6 +63,7 @@ from talkvid_assets.defs.names import (
 from talkvid_assets.defs.partitions import video_partitions
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
 # The assets the decode pass writes: runs selecting one need a slot of its pool.
 DECODING = frozenset({SEGMENTS, *(stage.table for stage in STAGES)})
 # A decoding run holds at most this much source (about 40 s of 1080p at 16 Mbit/s, the
@@ -92,6 +93,23 @@ def instance_dir(home: Path) -> Path:
     if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
         shutil.copyfile(source, target)
     return directory
+
+
+def home_instance(home: Path) -> DagsterInstance:
+    """The Dagster instance of ``home`` (its folder from :func:`instance_dir`).
+
+    Dagster's public way to open a persistent instance reads ``$DAGSTER_HOME``; it is set for
+    that call only, so a command (or a test) leaves the environment as it found it.
+    """
+    previous = os.environ.get(DAGSTER_HOME_ENV)
+    os.environ[DAGSTER_HOME_ENV] = str(instance_dir(home))
+    try:
+        return DagsterInstance.get()
+    finally:
+        if previous is None:
+            del os.environ[DAGSTER_HOME_ENV]
+        else:
+            os.environ[DAGSTER_HOME_ENV] = previous
 
 
 def set_pool_limits(instance: DagsterInstance, home: Path) -> None:

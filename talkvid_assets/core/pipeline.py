@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,7 +35,7 @@ from talkvid_assets.core.partition_keys import (
 )
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.reencoded import score_reencoded
-from talkvid_assets.core.runtime import Runtime
+from talkvid_assets.core.runtime import Runtime, usable_cores
 from talkvid_assets.core.scoring import ScorerBackend, Scores
 from talkvid_assets.core.stages import STORE, Stage, get_stage
 from talkvid_assets.core.store import Store
@@ -277,11 +276,6 @@ def record_decode_passes(
         for table, rows in video_tables.items():
             tables.setdefault(table, []).extend(rows)
     return tables
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, as a container limits it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _parallel_passes(

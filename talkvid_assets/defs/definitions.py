@@ -7,8 +7,8 @@ the home's curation.yaml (creating a new home's), and an import must not write.
 
 from dagster import Definitions, definitions
 
+from talkvid_assets.core.home import home_from_env
 from talkvid_assets.defs.build import build_definitions
-from talkvid_assets.defs.resources import home_from_env
 
 
 @definitions
