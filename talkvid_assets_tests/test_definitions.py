@@ -80,7 +80,7 @@ def snapshot(defs: Definitions) -> dict[str, Any]:
         }
     sensors = {
         sensor.name: {
-            "jobs": sorted(job.name for job in sensor.jobs) if sensor.has_jobs else [],
+            "jobs": sorted(target.job_name for target in sensor.targets),
             "default_status": sensor.default_status.value,
         }
         for sensor in sorted(defs.sensors or [], key=lambda sensor: sensor.name)

@@ -37,7 +37,7 @@ from talkvid_assets.defs.removal import remove_videos
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.scale import executor_from_env
-from talkvid_assets.defs.sensors import inbox_sensor
+from talkvid_assets.defs.sensors import inbox_sensor, manifest_sensor
 from talkvid_assets.defs.url_sources import url_ingest_job, url_list_sensor, url_sources
 
 curate_job = define_asset_job(
@@ -75,7 +75,7 @@ def build_definitions(home: Path) -> Definitions:
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
         jobs=[curate_job, remove_videos, url_ingest_job, evaluation_job],
-        sensors=[inbox_sensor, url_list_sensor, config_sensor, automation_sensor],
+        sensors=[inbox_sensor, manifest_sensor, url_list_sensor, config_sensor, automation_sensor],
         resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),
     )
