@@ -136,6 +136,12 @@ def register_partitions(instance: DagsterInstance, keys: Iterable[str]) -> list[
     return new
 
 
+def launcher_tags() -> dict[str, str]:
+    """The tags of a run this process executes: its host and process id, so that once the
+    process is gone the run can be recognised as abandoned (:func:`reap_abandoned_runs`)."""
+    return {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -521,13 +527,12 @@ def _execute(
         else defs.resolve_implicit_global_asset_job_def()
     )
     started = time.perf_counter()
-    tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         instance=instance,
         asset_selection=[AssetKey(asset) for asset in run.assets],
         raise_on_error=False,
-        tags={**tags, **run.tags()},
+        tags={**launcher_tags(), **run.tags()},
     )
     error, interrupted = None, False
     if not result.success:
@@ -606,7 +611,7 @@ def run_evaluation(
         instance=instance,
         partition_key=model,
         raise_on_error=False,
-        tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags=launcher_tags(),
     )
     if result.success:
         return None
