@@ -1,6 +1,6 @@
 """`talkvid ingest`, `curate`, `demo`, `remove` and `reap`: sources into the home and through
-the Dagster graph. Every write is core's or a Dagster run's; these commands choose, call and
-report."""
+the Dagster graph. Every data write is core's or a Dagster run's; these commands choose, call
+and report."""
 
 from __future__ import annotations
 
