@@ -185,9 +185,8 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     """Two curates of one home: when the other one clears a video's segments to re-decode it
     just before this one prints, the line still gives this run's final counts, not the
     half-written table."""
-    from talkvid_assets.cli.rendering import progress_lines
+    from talkvid_assets.cli.curation import progress_lines
     from talkvid_assets.core.pipeline import register_source
-    from talkvid_assets.core.summary import video_summaries
     from talkvid_assets_tests.conftest import configure
 
     store = Store(tmp_path / "home")
@@ -199,7 +198,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     def print_after_a_concurrent_rewrite(outcome):
         final = store.query("SELECT count(*) AS n FROM clips")[0]["n"]
         store.write("segments", key, [])  # the other curate's decode pass starts over
-        lines.append((final, progress_lines(outcome, video_summaries(store, [key]))[key]))
+        lines.append((final, progress_lines(store, outcome)[key]))
 
     curate(dagster_instance, store.home, [key], on_done=print_after_a_concurrent_rewrite)
     (final, line), *_ = lines

@@ -204,9 +204,7 @@ def curate_videos(home: Path, partitions: Sequence[str], profile: str | None, st
     up to date, printing a line per video as its run ends; False when a run failed."""
     from dagster import AssetKey
 
-    from talkvid_assets.cli.rendering import progress_lines
     from talkvid_assets.cli.signals import SignalLatch
-    from talkvid_assets.core.summary import video_summaries
     from talkvid_assets.defs.names import TALKVID_EXPORT, VIDEOS
     from talkvid_assets.launch import PoolBusy, curate, home_instance, uncurated
 
@@ -232,8 +230,7 @@ def curate_videos(home: Path, partitions: Sequence[str], profile: str | None, st
 
         def progress(outcome: RunOutcome) -> None:
             nonlocal done_count
-            summaries = video_summaries(store, outcome.partitions)
-            for line in progress_lines(outcome, summaries).values():
+            for line in progress_lines(store, outcome).values():
                 done_count += 1
                 print(f"[{done_count}] {line}", flush=True)
 
@@ -250,13 +247,30 @@ def curate_videos(home: Path, partitions: Sequence[str], profile: str | None, st
     return all(outcome.success for outcome in outcomes)
 
 
+def progress_lines(store: Store, outcome: RunOutcome) -> dict[str, str]:
+    """One progress line per video of a run. The counts are the run's own verdicts where it
+    judged the video, not a re-read of the tables that a concurrent curate may be rewriting.
+    Two queries per run, not per video."""
+    from talkvid_assets.cli.rendering import progress_line
+    from talkvid_assets.core.summary import ClipCounts, clip_counts, video_states
+
+    missing = [key for key in outcome.partitions if key not in outcome.verdicts]
+    counts = clip_counts(store, missing) if missing else {}
+    counts |= {key: ClipCounts(**verdict) for key, verdict in outcome.verdicts.items()}
+    states = video_states(store, outcome.partitions)
+    return {
+        key: progress_line(outcome, key, states.get(key), counts.get(key, ClipCounts()))
+        for key in outcome.partitions
+    }
+
+
 def demo(home: Path, _args: argparse.Namespace) -> int:
     """`talkvid demo`: ingest the bundled samples, curate them with the demo profile, and show
     what became of each; 1 when a run failed."""
     from talkvid_assets.cli.rendering import demo_banner, video_table
     from talkvid_assets.core.config import load_config
     from talkvid_assets.core.export import DATASET_FILE
-    from talkvid_assets.core.summary import video_summaries
+    from talkvid_assets.core.summary import clip_counts, video_states
 
     check_profile(home, DEMO.name)
     config = load_config(home)
@@ -265,7 +279,8 @@ def demo(home: Path, _args: argparse.Namespace) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     keys, _ = register(home, [str(SAMPLES_DIR)], None)
     ok = curate_videos(home, keys, DEMO.name, stale=False)
-    print("\n" + video_table(video_summaries(open_store(home), keys)))
+    store = open_store(home)
+    print("\n" + video_table(video_states(store, keys), clip_counts(store, keys)))
     print(f"\nexported: {home / DATASET_FILE}")
     query = "SELECT clip_id, reject_reasons FROM clips"
     print(f"why clips failed: {sys.argv[0]} --home {home} sql '{query}'")

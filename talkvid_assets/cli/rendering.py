@@ -3,46 +3,39 @@ the queries are core's (core.summary), and nothing here reads or writes the home
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from talkvid_assets.core.models import Model
-    from talkvid_assets.core.summary import VideoSummary
+    from talkvid_assets.core.summary import ClipCounts, VideoState
     from talkvid_assets.launch import RunOutcome
 
 
-def progress_lines(outcome: RunOutcome, summaries: Iterable[VideoSummary]) -> dict[str, str]:
-    """One progress line per video of a run. The counts are the run's own verdicts where it
-    judged the video, not the tables' (which a concurrent curate may be rewriting); the state
-    and the source come from ``summaries``."""
-    known = {summary.video_id: summary for summary in summaries}
-    state = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
-    lines = {}
-    for key in outcome.partitions:
-        video = known.get(key)
-        counts = outcome.verdicts.get(key) or (
-            {"clips": video.clips, "passed": video.passed} if video else {"clips": 0, "passed": 0}
-        )
-        status = video.status if video else "missing"
-        name = Path(video.source_path or "?").name if video else "?"
-        lines[key] = (
-            f"{key} {status:8s} clips={counts['clips']} passed={counts['passed']} "
-            f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {state}  {name}"
-        )
-    return lines
+def progress_line(
+    outcome: RunOutcome, key: str, state: VideoState | None, counts: ClipCounts
+) -> str:
+    """A video's line once its run ended: its state, clips judged and passed, the run."""
+    status = state.status if state else "missing"
+    name = Path(state.source_path or "?").name if state else "?"
+    result = "ok" if outcome.success else f"RUN FAILED: {outcome.error}"
+    return (
+        f"{key} {status:8s} clips={counts.clips} passed={counts.passed} "
+        f"{outcome.seconds:.1f}s run={outcome.run_id[:8]} {result}  {name}"
+    )
 
 
-def video_table(summaries: Sequence[VideoSummary]) -> str:
-    """The demo's closing table: each video's state, clips judged and passed, and why it was
-    rejected."""
+def video_table(states: Mapping[str, VideoState], counts: Mapping[str, ClipCounts]) -> str:
+    """The demo's closing table: each video's state, clips judged and passed (none where
+    ``counts`` has no entry), and why it was rejected."""
     lines = [f"{'video':24s} {'status':8s} {'clips':>5s} {'passed':>6s}  reason"]
-    for video in summaries:
-        name = Path(video.source_path or video.video_id).name
+    for key, video in states.items():
+        name = Path(video.source_path or key).name
+        count = counts.get(key)
+        clips, passed = (count.clips, count.passed) if count else (0, 0)
         lines.append(
-            f"{name[:24]:24s} {video.status:8s} {video.clips:5d} {video.passed:6d}  "
-            f"{video.reject_reason or ''}"
+            f"{name[:24]:24s} {video.status:8s} {clips:5d} {passed:6d}  {video.reject_reason or ''}"
         )
     return "\n".join(lines)
 

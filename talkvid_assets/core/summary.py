@@ -1,7 +1,10 @@
-"""What a person is told about videos: each one's state and clip counts, read in one query.
+"""What a person is told about videos: each one's state, and its clips judged and passed.
 
 The CLI prints these as a run's progress lines and as the demo's table; the queries live here,
-beside the views they read, so the CLI formats values and never writes SQL of its own.
+beside the views they read, so the CLI formats values and writes no SQL of its own. The state
+and the counts are two queries (whatever the number of videos) because a run's progress needs
+the counts only of videos its own verdicts do not cover, and the `clips` view joins every
+stage's scores.
 """
 
 from __future__ import annotations
@@ -11,30 +14,44 @@ from dataclasses import dataclass
 
 from talkvid_assets.core.store import Store
 
-VIDEO_SUMMARY_SQL = """
-    SELECT v.video_id, v.source_path, v.status, v.reject_reason,
-           count(c.clip_id) AS clips, count(c.clip_id) FILTER (WHERE c.passed) AS passed
-    FROM videos v LEFT JOIN clips c USING (video_id)
-    WHERE v.video_id IN (SELECT unnest(:keys))
-    GROUP BY ALL ORDER BY v.source_path
+VIDEO_STATES_SQL = """
+    SELECT video_id, source_path, status, reject_reason FROM videos
+    WHERE video_id IN (SELECT unnest(:keys)) ORDER BY source_path
+"""
+CLIP_COUNTS_SQL = """
+    SELECT video_id, count(*) AS clips, count(*) FILTER (WHERE passed) AS passed
+    FROM clips WHERE video_id IN (SELECT unnest(:keys)) GROUP BY video_id
 """
 
 
 @dataclass(frozen=True)
-class VideoSummary:
-    """A video's state (``ok``, ``rejected``, ``missing``...) and its clips judged and passed."""
+class VideoState:
+    """A video's source and state (``ok``, ``rejected``, ``missing``), with the reason."""
 
     video_id: str
     source_path: str | None
     status: str
     reject_reason: str | None
-    clips: int
-    passed: int
 
 
-def video_summaries(store: Store, keys: Sequence[str]) -> list[VideoSummary]:
-    """The summaries of the videos among ``keys`` that the store knows, by source path."""
-    return [VideoSummary(**row) for row in store.query(VIDEO_SUMMARY_SQL, {"keys": list(keys)})]
+@dataclass(frozen=True)
+class ClipCounts:
+    """A video's clips judged, and those that passed."""
+
+    clips: int = 0
+    passed: int = 0
+
+
+def video_states(store: Store, keys: Sequence[str]) -> dict[str, VideoState]:
+    """The state of each video among ``keys`` that the store knows, by source path."""
+    rows = store.query(VIDEO_STATES_SQL, {"keys": list(keys)})
+    return {row["video_id"]: VideoState(**row) for row in rows}
+
+
+def clip_counts(store: Store, keys: Sequence[str]) -> dict[str, ClipCounts]:
+    """The clips judged and passed of each video among ``keys`` that has clips."""
+    rows = store.query(CLIP_COUNTS_SQL, {"keys": list(keys)})
+    return {row["video_id"]: ClipCounts(row["clips"], row["passed"]) for row in rows}
 
 
 def row_count(store: Store, view: str) -> int:
