@@ -194,7 +194,7 @@ def test_a_manifest_dropped_into_the_inbox_labels_its_videos_and_reannotates_the
     is annotated, new labels for it request a run of its annotations."""
     from dagster import AssetKey, AssetMaterialization, build_sensor_context
 
-    from talkvid_assets.defs.names import ANNOTATIONS
+    from talkvid_assets.defs.names import ANNOTATIONS, VIDEOS
     from talkvid_assets.defs.resources import TalkvidResource
     from talkvid_assets.defs.sensors import manifest_sensor
     from talkvid_assets_tests.conftest import configure, project_instance
@@ -223,7 +223,7 @@ def test_a_manifest_dropped_into_the_inbox_labels_its_videos_and_reannotates_the
         (key,) = added.partition_keys
         (labels,) = Store(home).rows("labels", key)
         assert (labels["gender"], labels["manifest"]) == ("Female", str(manifest))
-        instance.add_dynamic_partitions("videos", [key])
+        instance.add_dynamic_partitions(VIDEOS, [key])
         instance.report_runless_asset_event(AssetMaterialization(ANNOTATIONS, partition=key))
         write(manifest, HEADER, row.format("Male"))
         relabelled = settled()
