@@ -45,7 +45,7 @@ import pyarrow.parquet as pq
 import store_scale
 
 from talkvid_assets.core.config import ensure_config
-from talkvid_assets.core.decode_runs import usable_cores
+from talkvid_assets.core.runtime import usable_cores
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.test_compaction import synthetic_rows, video_ids
 

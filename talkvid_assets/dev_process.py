@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 LEFTOVER_GRACE_S = 10.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -40,12 +40,16 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def run_tied(argv: Sequence[str]) -> int:
-    """Run ``argv`` (`dagster dev ...`) as described above; returns its exit status (128 + the
-    signal that ended it, as a shell reports it)."""
+def run_tied(argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    """Run ``argv`` (`dagster dev ...`) as described above, with ``env`` (by default this
+    process's); returns its exit status (128 + the signal that ended it, as a shell reports it).
+    The signal handlers it installs to pass signals on are put back when the child ends."""
     inherited_sigint = signal.getsignal(signal.SIGINT)
+    inherited_sigterm = signal.getsignal(signal.SIGTERM)
     child = subprocess.Popen(
-        [sys.executable, "-c", _TRAMPOLINE, str(os.getpid()), *argv], start_new_session=True
+        [sys.executable, "-c", _TRAMPOLINE, str(os.getpid()), *argv],
+        start_new_session=True,
+        env=env,
     )
 
     def pass_on(_signum: int, _frame: object) -> None:
@@ -60,6 +64,12 @@ def run_tied(argv: Sequence[str]) -> int:
         status = child.wait()
     finally:
         _stop_group(child.pid)
+        for signum, handler in (
+            (signal.SIGTERM, inherited_sigterm),
+            (signal.SIGINT, inherited_sigint),
+        ):
+            if handler is not None:  # None: installed outside Python, left alone
+                signal.signal(signum, handler)
     return 128 - status if status < 0 else status
 
 

@@ -23,6 +23,8 @@ from dagster import (
     AssetCheckKey,
     AssetKey,
     DagsterEvent,
+    DagsterExecutionInterruptedError,
+    DagsterExecutionStepExecutionError,
     DagsterInstance,
     DagsterRunStatus,
     Definitions,
@@ -35,22 +37,35 @@ from talkvid_assets.core.scoring import require_ready
 from talkvid_assets.core.sources import missing_sources
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.build import CORPUS_WIDE, CURATE_JOB, build_definitions
+from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.config_assets import observe_config
 from talkvid_assets.defs.dagster_stale import outdated
-from talkvid_assets.defs.decode_pass import POOL
-from talkvid_assets.defs.evaluation import EVALUATION_JOB, EvaluationSettings, evaluated_models
-from talkvid_assets.defs.exports import ON_DEMAND_TAG
+from talkvid_assets.defs.evaluation import EvaluationSettings
 from talkvid_assets.defs.filtered_clips import CLIPS, PASSED
-from talkvid_assets.defs.model_stages import GPU_POOL
+from talkvid_assets.defs.names import (
+    ANNOTATIONS,
+    CORPUS_WIDE,
+    CURATE_JOB,
+    DECODE_POOL,
+    EVALUATED_MODELS,
+    EVALUATION_JOB,
+    FILTERED_CLIPS,
+    GPU_POOL,
+    HOST_TAG,
+    LAUNCHER_TAG,
+    ON_DEMAND_TAG,
+    PID_TAG,
+    RAW_VIDEOS,
+    SEGMENTS,
+    URL_SOURCES,
+    VIDEOS,
+)
 from talkvid_assets.defs.partitions import video_partitions
-from talkvid_assets.defs.url_sources import URL_SOURCES
 
 INSTANCE_CONFIG = Path(__file__).resolve().parents[1] / "dagster.yaml"
-LAUNCHER_TAG = "talkvid/launched_by"
-HOST_TAG, PID_TAG = "talkvid/host", "talkvid/pid"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
 # The assets the decode pass writes: runs selecting one need a slot of its pool.
-DECODING = frozenset({"segments", *(stage.table for stage in STAGES)})
+DECODING = frozenset({SEGMENTS, *(stage.table for stage in STAGES)})
 # A decoding run holds at most this much source (about 40 s of 1080p at 16 Mbit/s, the
 # benchmark's batch: three such videos per run as before) and at most this many videos.
 RUN_BYTES = 3 * 80 * 2**20
@@ -60,8 +75,11 @@ MAX_RUN_VIDEOS = 64
 MAX_WAVES = 8
 # How long `curate` waits for a decode slot held by other runs before saying which ones.
 SLOT_WAIT_S = float(os.environ.get("TALKVID_SLOT_WAIT_S", "300"))
-# What a step fails with when the process is interrupted (Dagster catches SIGINT in a run).
-INTERRUPT_ERRORS = frozenset({"DagsterExecutionInterruptedError", "KeyboardInterrupt"})
+# What a step fails with when the process is interrupted (Dagster catches SIGINT in a run). A
+# step's error comes serialized, with the name of its class only.
+INTERRUPT_ERRORS = frozenset(
+    error.__name__ for error in (DagsterExecutionInterruptedError, KeyboardInterrupt)
+)
 
 
 def instance_dir(home: Path) -> Path:
@@ -75,6 +93,23 @@ def instance_dir(home: Path) -> Path:
     if source.exists() and (not target.exists() or target.read_text() != source.read_text()):
         shutil.copyfile(source, target)
     return directory
+
+
+def home_instance(home: Path) -> DagsterInstance:
+    """The Dagster instance of ``home`` (its folder from :func:`instance_dir`).
+
+    Dagster's public way to open a persistent instance reads ``$DAGSTER_HOME``; it is set for
+    that call only, so a command (or a test) leaves the environment as it found it.
+    """
+    previous = os.environ.get(DAGSTER_HOME_ENV)
+    os.environ[DAGSTER_HOME_ENV] = str(instance_dir(home))
+    try:
+        return DagsterInstance.get()
+    finally:
+        if previous is None:
+            del os.environ[DAGSTER_HOME_ENV]
+        else:
+            os.environ[DAGSTER_HOME_ENV] = previous
 
 
 def set_pool_limits(instance: DagsterInstance, home: Path) -> None:
@@ -94,11 +129,17 @@ def set_pool_limits(instance: DagsterInstance, home: Path) -> None:
 
 def register_partitions(instance: DagsterInstance, keys: Iterable[str]) -> list[str]:
     """Add the keys that the instance does not know yet; returns those."""
-    known = set(instance.get_dynamic_partitions(video_partitions.name))
+    known = set(instance.get_dynamic_partitions(VIDEOS))
     new = sorted(set(keys) - known)
     if new:
-        instance.add_dynamic_partitions(video_partitions.name, new)
+        instance.add_dynamic_partitions(VIDEOS, new)
     return new
+
+
+def launcher_tags() -> dict[str, str]:
+    """The tags of a run this process executes: its host and process id, so that once the
+    process is gone the run can be recognised as abandoned (:func:`reap_abandoned_runs`)."""
+    return {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
 def _process_alive(pid: int) -> bool:
@@ -154,7 +195,7 @@ def wait_for_a_slot(instance: DagsterInstance, timeout_s: float) -> None:
     storage = instance.event_log_storage
     deadline = time.monotonic() + timeout_s
     while True:
-        info = storage.get_concurrency_info(POOL)
+        info = storage.get_concurrency_info(DECODE_POOL)
         if not info.slot_count or info.active_slot_count < info.slot_count:
             return
         if time.monotonic() >= deadline:
@@ -162,9 +203,10 @@ def wait_for_a_slot(instance: DagsterInstance, timeout_s: float) -> None:
             runs = [instance.get_run_by_id(run_id) for run_id in holders]
             hosts = sorted({run.tags.get(HOST_TAG, "?") for run in runs if run is not None})
             raise PoolBusy(
-                f"all {info.slot_count} {POOL} slots are held by run(s) {', '.join(holders)} "
-                f"(host {', '.join(hosts)}) and none was freed in {timeout_s:g} s; if those "
-                f"runs are dead, free them with: talkvid reap {' '.join(holders)}"
+                f"all {info.slot_count} {DECODE_POOL} slots are held by run(s) "
+                f"{', '.join(holders)} (host {', '.join(hosts)}) and none was freed in "
+                f"{timeout_s:g} s; if those runs are dead, free them with: talkvid reap "
+                f"{' '.join(holders)}"
             )
         time.sleep(1.0)
 
@@ -272,7 +314,7 @@ def plan(
 ) -> list[PlannedRun]:
     """The runs that bring ``partitions`` up to date now: the asset partitions Dagster calls
     missing or stale, or whose blocking check failed, grouped in contiguous ranges."""
-    order = instance.get_dynamic_partitions(video_partitions.name)
+    order = instance.get_dynamic_partitions(VIDEOS)
     chosen = set(partitions)
     wanted = [key for key in order if key in chosen]
     assets = video_assets(defs)
@@ -414,7 +456,7 @@ def curate(
     # corpus-wide assets (the dataset file above all) are rebuilt for them regardless.
     store = home_store(defs)
     returning = uncurated(store, partitions) & instance.get_materialized_partitions(
-        AssetKey("raw_videos")
+        AssetKey(RAW_VIDEOS)
     )
     returning |= newly_missing(store, partitions)
     outcomes: list[RunOutcome] = []
@@ -458,9 +500,9 @@ def relabel(instance: DagsterInstance, home: Path, keys: Sequence[str]) -> list[
     them change: the annotations of those videos are re-run (from cached face descriptors, no
     decode), and their new data versions make the rest stale the usual way.
     """
-    annotated = instance.get_materialized_partitions(AssetKey("annotations"))
-    order = instance.get_dynamic_partitions(video_partitions.name)
-    stale = {key: ("annotations",) for key in keys if key in annotated}
+    annotated = instance.get_materialized_partitions(AssetKey(ANNOTATIONS))
+    order = instance.get_dynamic_partitions(VIDEOS)
+    stale = {key: (ANNOTATIONS,) for key in keys if key in annotated}
     if not stale:
         return []
     defs = build_definitions(home)
@@ -485,13 +527,12 @@ def _execute(
         else defs.resolve_implicit_global_asset_job_def()
     )
     started = time.perf_counter()
-    tags = {LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
     result = job.execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         instance=instance,
         asset_selection=[AssetKey(asset) for asset in run.assets],
         raise_on_error=False,
-        tags={**tags, **run.tags()},
+        tags={**launcher_tags(), **run.tags()},
     )
     error, interrupted = None, False
     if not result.success:
@@ -534,7 +575,7 @@ def failed_checks(events: Sequence[DagsterEvent]) -> str | None:
 def step_error(error: Any) -> str:
     """A failed step's own message, first line (Dagster's event says only "step failed")."""
     cause = error
-    while cause.cause is not None and cause.cls_name in ("DagsterExecutionStepExecutionError",):
+    while cause.cause is not None and cause.cls_name == DagsterExecutionStepExecutionError.__name__:
         cause = cause.cause
     lines = [line for line in cause.message.strip().splitlines() if line.strip()]
     return lines[0] if lines else cause.cls_name
@@ -549,7 +590,7 @@ def _judged(events: Sequence[DagsterEvent]) -> dict[str, Mapping[str, int]]:
             if event.is_step_materialization
             else None
         )
-        if materialization and materialization.asset_key == AssetKey("filtered_clips"):
+        if materialization and materialization.asset_key == AssetKey(FILTERED_CLIPS):
             metadata = materialization.metadata
             counts[str(materialization.partition)] = {
                 CLIPS: metadata[CLIPS].value,
@@ -563,14 +604,14 @@ def run_evaluation(
 ) -> str | None:
     """Materialize ``bench_evaluation`` for ``model`` in this process (adding the model's
     partition); None when it succeeded, else the step's error in one line."""
-    instance.add_dynamic_partitions(evaluated_models.name, [model])
+    instance.add_dynamic_partitions(EVALUATED_MODELS, [model])
     job = build_definitions(home).resolve_job_def(EVALUATION_JOB)
     result = job.execute_in_process(
         run_config={"ops": {"bench_evaluation": {"config": settings.model_dump()}}},
         instance=instance,
         partition_key=model,
         raise_on_error=False,
-        tags={LAUNCHER_TAG: "cli", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
+        tags=launcher_tags(),
     )
     if result.success:
         return None

@@ -12,8 +12,9 @@ create a QUEUED run (it needs the location's origin), and Dagster treats both al
 from dagster import AssetKey, DagsterRunStatus, evaluate_automation_conditions
 
 from talkvid_assets.core.sources import register_source
-from talkvid_assets.defs.build import CURATE_JOB, build_definitions
+from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.config_assets import observe_config
+from talkvid_assets.defs.names import CURATE_JOB
 from talkvid_assets.launch import register_partitions
 from talkvid_assets_tests.conftest import configure, project_instance
 from talkvid_assets_tests.media import SAMPLES

@@ -31,7 +31,8 @@ from dagster import (
 
 from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.build import CURATE_JOB, build_definitions
+from talkvid_assets.defs.build import build_definitions
+from talkvid_assets.defs.names import CURATE_JOB
 from talkvid_assets.defs.scale import (
     BACKEND_ENV,
     BROKER_ENV,

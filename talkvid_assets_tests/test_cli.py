@@ -190,7 +190,7 @@ def test_slots_held_by_runs_of_another_host_time_out_with_a_way_out(tmp_path):
     from dagster import DagsterInstance, DagsterRunStatus
 
     from talkvid_assets.defs.build import build_definitions
-    from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG
+    from talkvid_assets.defs.names import HOST_TAG, LAUNCHER_TAG, PID_TAG
 
     home = tmp_path / "home"
     talkvid(home, "curate", "--profile", "demo")

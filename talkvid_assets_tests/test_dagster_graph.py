@@ -165,7 +165,8 @@ def test_paper_profile_rejects_the_small_samples_with_reasons(tmp_path, dagster_
 @pytest.mark.parametrize("status", [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED])
 def test_runs_of_dead_processes_give_their_pool_slots_back(dagster_instance, tmp_path, status):
     """STARTED: killed mid-step; NOT_STARTED: killed between creating the run and starting it."""
-    from talkvid_assets.launch import HOST_TAG, LAUNCHER_TAG, PID_TAG, reap_abandoned_runs
+    from talkvid_assets.defs.names import HOST_TAG, LAUNCHER_TAG, PID_TAG
+    from talkvid_assets.launch import reap_abandoned_runs
 
     ended = subprocess.Popen(["true"])
     ended.wait()
@@ -190,7 +191,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     """Two curates of one home: when the other one clears a video's segments to re-decode it
     just before this one prints, the line still gives this run's final counts, not the
     half-written table."""
-    from talkvid_assets.cli import _summarise
+    from talkvid_assets.cli.curation import progress_lines
     from talkvid_assets.core.sources import register_source
     from talkvid_assets_tests.conftest import configure
 
@@ -203,7 +204,7 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
     def print_after_a_concurrent_rewrite(outcome):
         final = store.query("SELECT count(*) AS n FROM clips")[0]["n"]
         store.write("segments", key, [])  # the other curate's decode pass starts over
-        lines.append((final, _summarise(store, outcome)[key]))
+        lines.append((final, progress_lines(store, outcome)[key]))
 
     curate(dagster_instance, store.home, [key], on_done=print_after_a_concurrent_rewrite)
     (final, line), *_ = lines
@@ -213,12 +214,13 @@ def test_progress_lines_report_the_runs_own_counts_while_another_curate_rewrites
 
 @pytest.mark.parametrize("format", ["talkvid-json", "parquet", "webdataset", "hf"])
 def test_each_export_format_reads_back_as_the_records_duckdb_holds(curated, tmp_path, format):
-    from talkvid_assets.cli import cmd_export
+    from talkvid_assets.cli import main
     from talkvid_assets.core.export_formats import read_export
 
     store = curated[0]
     out = tmp_path / ("export.json" if format == "talkvid-json" else "export")
-    assert cmd_export(store.home, out, format, "all") == len(export_records(store)) > 0
+    assert main(["--home", str(store.home), "export", "--format", format, "--out", str(out)]) == 0
+    assert export_records(store)
     assert read_export(format, out, "all") == export_records(store)
 
 

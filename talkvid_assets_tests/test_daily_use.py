@@ -19,7 +19,9 @@ import av
 import pytest
 from dagster import DagsterInstance, Definitions
 
-from talkvid_assets.cli import build_parser, demo_banner, main
+from talkvid_assets.cli import main
+from talkvid_assets.cli.parser import build_parser
+from talkvid_assets.cli.rendering import demo_banner
 from talkvid_assets.core.durable import umask
 from talkvid_assets.core.export_formats import SAFE_KEY
 from talkvid_assets.core.failures import Failure, FailureKind

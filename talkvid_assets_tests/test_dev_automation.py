@@ -14,8 +14,7 @@ import pytest
 
 from talkvid_assets.core.config import load_config
 from talkvid_assets.core.store import Store
-from talkvid_assets.defs.exports import ON_DEMAND_TAG
-from talkvid_assets.launch import LAUNCHER_TAG
+from talkvid_assets.defs.names import LAUNCHER_TAG, ON_DEMAND_TAG
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
     asset_nodes,

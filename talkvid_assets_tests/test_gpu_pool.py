@@ -16,7 +16,8 @@ from talkvid_assets.core.faces.retinaface_torch import RetinaFace, load_folded
 from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
-from talkvid_assets.defs.model_stages import GPU_OP_TAGS, GPU_POOL
+from talkvid_assets.defs.model_stages import GPU_OP_TAGS
+from talkvid_assets.defs.names import GPU_POOL
 from talkvid_assets.launch import instance_dir, register_partitions
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.media import SAMPLES, talk_excerpt

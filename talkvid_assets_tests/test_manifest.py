@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 from subprocess import run
+from typing import Any
 
 import pytest
 
@@ -186,3 +187,48 @@ def test_a_bom_nan_and_repeated_rows_read_as_meant(folder):
     lines.write_text('{"path": "talk_demo.mp4", "person_id": NaN, "licence": "CC-BY"}\n')
     (row,) = read_manifest(lines)
     assert row.labels["person_id"] is None and row.labels["licence"] == "CC-BY"
+
+
+def test_a_manifest_dropped_into_the_inbox_labels_its_videos_and_reannotates_them(tmp_path):
+    """The inbox records a manifest's labels as `talkvid ingest --manifest` does; once a video
+    is annotated, new labels for it request a run of its annotations."""
+    from dagster import AssetKey, AssetMaterialization, build_sensor_context
+
+    from talkvid_assets.defs.names import ANNOTATIONS, VIDEOS
+    from talkvid_assets.defs.resources import TalkvidResource
+    from talkvid_assets.defs.sensors import manifest_sensor
+    from talkvid_assets_tests.conftest import configure, project_instance
+
+    home = tmp_path / "home"
+    configure(home)
+    inbox = home / "inbox"
+    inbox.mkdir()
+    shutil.copyfile(SAMPLES / "talk_demo.mp4", inbox / "talk_demo.mp4")
+    row = "talk_demo.mp4,https://example.org/v/1,CC-BY,p1,African,19-30,{},English,talk,indoors"
+    manifest = write(inbox / "labels.csv", HEADER, row.format("Female"))
+    resources = {"talkvid": TalkvidResource(home=str(home))}
+    with project_instance(tmp_path / "dagster") as instance:
+        cursor = None
+
+        def settled() -> Any:
+            nonlocal cursor
+            for _ in range(2):  # the settle rule: unchanged between two looks
+                result = manifest_sensor(
+                    build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+                )
+                cursor = result.cursor
+            return result
+
+        (added,) = settled().dynamic_partitions_requests
+        (key,) = added.partition_keys
+        (labels,) = Store(home).rows("labels", key)
+        assert (labels["gender"], labels["manifest"]) == ("Female", str(manifest))
+        instance.add_dynamic_partitions(VIDEOS, [key])
+        instance.report_runless_asset_event(AssetMaterialization(ANNOTATIONS, partition=key))
+        write(manifest, HEADER, row.format("Male"))
+        relabelled = settled()
+        (request,) = relabelled.run_requests
+        assert request.partition_key == key
+        assert request.asset_selection == [AssetKey(ANNOTATIONS)]
+        assert Store(home).rows("labels", key)[0]["gender"] == "Male"
+        assert not settled().run_requests  # that state of the manifest is handled

@@ -23,7 +23,7 @@ from dagster import DagsterInstance, QueuedRunCoordinator
 from talkvid_assets.core.config import load_config
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
-from talkvid_assets.defs.model_stages import GPU_POOL
+from talkvid_assets.defs.names import GPU_POOL
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.launch import INSTANCE_CONFIG
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance

@@ -10,7 +10,6 @@ put back after). How a video is decoded travels as one :class:`DecodeOptions`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -32,6 +31,7 @@ from talkvid_assets.core.durable import write_atomic
 from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.pictures import contact_sheet_png
 from talkvid_assets.core.reencoded import score_reencoded
+from talkvid_assets.core.runtime import usable_cores
 from talkvid_assets.core.scoring import ScorerBackend, Scores
 from talkvid_assets.core.stages import STORE, Stage, get_stage
 from talkvid_assets.core.store import Store
@@ -143,11 +143,6 @@ def record_decode_passes(
         for table, rows in video_tables.items():
             tables.setdefault(table, []).extend(rows)
     return tables
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity, as a container limits it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _parallel_passes(

@@ -12,6 +12,7 @@ already known, and a manifest's Person ID overrides the clustering.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from talkvid_assets.core.bench import BenchPick, select_bench, training_split
 from talkvid_assets.core.config import CurationConfig
 from talkvid_assets.core.language import MAX_AUDIO_S, LanguageID, LanguageLabel
+from talkvid_assets.core.manifest import ManifestRow
 from talkvid_assets.core.splits import SPLITS
 from talkvid_assets.core.store import CORPUS, Store
 
@@ -34,6 +36,23 @@ BENCH_INPUT_SQL = """
     LEFT JOIN speakers s USING (clip_id)
     WHERE f.passed ORDER BY f.clip_id
 """
+
+
+def record_labels(store: Store, key: str, manifest: Path, row: ManifestRow) -> bool:
+    """Record the labels ``manifest`` gives the source registered as ``key``; True when they
+    differ from those it had.
+
+    Every route that reads a labelled manifest (`talkvid ingest --manifest`, a manifest dropped
+    into an inbox folder) records them here, at ingest and outside any asset: Dagster cannot see
+    them change, so the route re-runs the annotations of a video annotated already.
+    """
+    before = [{column: old[column] for column in row.labels} for old in store.rows("labels", key)]
+    store.write(
+        "labels",
+        key,
+        [{"video_id": key, "manifest": str(manifest), "manifest_row": row.row, **row.labels}],
+    )
+    return before != [dict(row.labels)]
 
 
 def annotation_row(

@@ -47,6 +47,7 @@ LABEL_COLUMNS = (
     "description",
 )
 COLUMNS = ("path", *LABEL_COLUMNS)
+LABELLED_SUFFIXES = (".csv", ".jsonl")
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "age_group": AGE_GROUPS,
     "gender": GENDERS,
@@ -71,7 +72,7 @@ class ManifestRow:
 
 def is_labelled(path: Path) -> bool:
     """CSV and JSON Lines manifests carry labels; any other file is a plain list of paths."""
-    return path.suffix.lower() in (".csv", ".jsonl")
+    return path.suffix.lower() in LABELLED_SUFFIXES
 
 
 def read_manifest(path: Path, allowed_roots: Sequence[Path] = ()) -> list[ManifestRow]:

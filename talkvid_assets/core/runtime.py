@@ -9,6 +9,7 @@ torch (or onnxruntime) sees a GPU, ``cpu`` and ``cuda`` force one.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     import onnxruntime
 
 DEVICES = ("auto", "cuda", "cpu")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as a container limits it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass(frozen=True)

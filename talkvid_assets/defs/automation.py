@@ -17,6 +17,8 @@ from dagster import (
     DefaultSensorStatus,
 )
 
+from talkvid_assets.defs.names import ANNOTATIONS, TALKVID_EXPORT
+
 AUTOMATION_INTERVAL_S = 10
 
 # A parent's data changed: a new data version (an identical re-run of a parent changes none, so
@@ -48,7 +50,7 @@ VIDEO_AUTOMATION = (
 ).with_label("curates what changed")
 # The per-video parents of the corpus-wide assets: a video not yet curated (a missing partition)
 # must not hold the corpus back, so only their other parents must be present.
-VIDEO_PARENTS = AssetSelection.assets("annotations", "talkvid_export")
+VIDEO_PARENTS = AssetSelection.assets(ANNOTATIONS, TALKVID_EXPORT)
 # The corpus-wide assets follow the videos' updates; on a home with no curated video (the
 # speakers missing) they wait, even when the config sensor's first observation arrives.
 CORPUS_AUTOMATION = (

@@ -31,23 +31,29 @@ from talkvid_assets.core.labelling import (
 from talkvid_assets.core.pictures import quota_bars_png
 from talkvid_assets.core.store import CORPUS
 from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
-from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.metadata import picture
+from talkvid_assets.defs.names import (
+    ANNOTATIONS,
+    BENCH_GROUP,
+    BENCH_STRATA,
+    FILTERED_CLIPS,
+    SPEAKERS,
+    TRAINING_SPLIT,
+    config_asset,
+)
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
 REPORTS_DIR = "reports"
-# The corpus-wide assets, in the order the CLI materializes them after curating videos.
-CORPUS_ASSETS = ("speakers", "bench_strata", "training_split")
 
 
 def build_bench() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="bench",
-        deps=["filtered_clips", config_asset("language")],
+        group_name=BENCH_GROUP,
+        deps=[FILTERED_CLIPS, config_asset("language")],
         kinds={"duckdb", "dlib"},
         code_version="annotations-2-language-id",
         automation_condition=VIDEO_AUTOMATION,
@@ -68,12 +74,12 @@ def build_bench() -> list[AssetsDefinition]:
             }
         digests = {key: store.digest("annotations", key) for key in context.partition_keys}
         return MaterializeResult(
-            data_version=record_partitions(context, store, "annotations", digests, metadata)
+            data_version=record_partitions(context, store, ANNOTATIONS, digests, metadata)
         )
 
     @asset(
-        group_name="bench",
-        deps=["annotations"],
+        group_name=BENCH_GROUP,
+        deps=[ANNOTATIONS],
         kinds={"duckdb"},
         code_version="speakers-1",
         automation_condition=CORPUS_AUTOMATION,
@@ -88,8 +94,8 @@ def build_bench() -> list[AssetsDefinition]:
         )
 
     @asset(
-        group_name="bench",
-        deps=["speakers", config_asset("bench")],
+        group_name=BENCH_GROUP,
+        deps=[SPEAKERS, config_asset("bench")],
         kinds={"duckdb"},
         code_version="bench-2",  # one asset over every dimension
         automation_condition=CORPUS_AUTOMATION,
@@ -120,8 +126,8 @@ def build_bench() -> list[AssetsDefinition]:
         return MaterializeResult(metadata=metadata, data_version=DataVersion(version))
 
     @asset(
-        group_name="bench",
-        deps=["bench_strata"],
+        group_name=BENCH_GROUP,
+        deps=[BENCH_STRATA],
         kinds={"duckdb"},
         code_version="bench-1",
         automation_condition=CORPUS_AUTOMATION,
@@ -139,7 +145,7 @@ def build_bench() -> list[AssetsDefinition]:
 
 
 @asset_check(
-    asset="bench_strata",
+    asset=BENCH_STRATA,
     name="quotas_met",
     blocking=False,
     description="every stratum of every dimension holds its quota; a shortfall names the strata",
@@ -165,7 +171,7 @@ def quotas_met(talkvid: TalkvidResource) -> AssetCheckResult:
 
 
 @asset_check(
-    asset="training_split",
+    asset=TRAINING_SPLIT,
     name="shares_no_speaker_with_the_bench",
     blocking=True,
     description="no training clip's speaker is in the bench, and every clip is a passing one",

@@ -16,26 +16,29 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from talkvid_assets.core.config import load_config, model_stages
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.defs.automation import automation_sensor
-from talkvid_assets.defs.bench import BENCH_CHECKS, CORPUS_ASSETS, build_bench
+from talkvid_assets.defs.bench import BENCH_CHECKS, build_bench
 from talkvid_assets.defs.checks import build_checks
-from talkvid_assets.defs.config_assets import CONFIG_ASSETS, CONFIG_GROUP, config_sensor
+from talkvid_assets.defs.config_assets import CONFIG_ASSETS, config_sensor
 from talkvid_assets.defs.decode_pass import build_decode_pass
 from talkvid_assets.defs.evaluation import bench_evaluation, evaluation_job
-from talkvid_assets.defs.exports import DATASET, ON_DEMAND_TAG, build_exports
+from talkvid_assets.defs.exports import build_exports
 from talkvid_assets.defs.filtered_clips import build_filtered_clips
 from talkvid_assets.defs.model_stages import build_model_stage
+from talkvid_assets.defs.names import (
+    CONFIG_GROUP,
+    CORPUS_WIDE,
+    CURATE_JOB,
+    ON_DEMAND_TAG,
+    URL_SOURCES,
+)
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.raw_videos import build_raw_videos
 from talkvid_assets.defs.removal import remove_videos
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.review import review_calibration
 from talkvid_assets.defs.scale import executor_from_env
-from talkvid_assets.defs.sensors import inbox_sensor
+from talkvid_assets.defs.sensors import inbox_sensor, manifest_sensor
 from talkvid_assets.defs.url_sources import url_ingest_job, url_list_sensor, url_sources
-
-CURATE_JOB = "curate"
-# The unpartitioned assets over the whole corpus, updated together after the videos' runs.
-CORPUS_WIDE = (DATASET, *CORPUS_ASSETS)
 
 curate_job = define_asset_job(
     CURATE_JOB,
@@ -43,7 +46,7 @@ curate_job = define_asset_job(
     - AssetSelection.assets(*CORPUS_WIDE)
     - AssetSelection.tag(ON_DEMAND_TAG, "true")
     - AssetSelection.groups(CONFIG_GROUP)
-    - AssetSelection.assets(url_sources),
+    - AssetSelection.assets(URL_SOURCES),
     partitions_def=video_partitions,
     description="The curation graph for a range of source videos (one or more partitions)",
 )
@@ -72,7 +75,7 @@ def build_definitions(home: Path) -> Definitions:
         ],
         asset_checks=[*build_checks(), *BENCH_CHECKS],
         jobs=[curate_job, remove_videos, url_ingest_job, evaluation_job],
-        sensors=[inbox_sensor, url_list_sensor, config_sensor, automation_sensor],
+        sensors=[inbox_sensor, manifest_sensor, url_list_sensor, config_sensor, automation_sensor],
         resources={"talkvid": TalkvidResource(home=str(home), model_stages=list(models))},
         executor=executor_from_env(),
     )

@@ -21,6 +21,7 @@ from talkvid_assets.core.export import DATASET_FILE, VIDEO_EXPORT_DIR
 from talkvid_assets.core.stages import STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.exports import JUDGED_AT, latest_judging
+from talkvid_assets.defs.names import DATASET, FILTERED_CLIPS, RAW_VIDEOS, SEGMENTS, TALKVID_EXPORT
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.per_partition import check_partitions, problem_metadata
 from talkvid_assets.defs.resources import TalkvidResource
@@ -76,7 +77,7 @@ def _video_export_problems(store: Store, keys: Sequence[str]) -> Mapping[str, li
     return validation.video_export_problems(store, store.home / VIDEO_EXPORT_DIR, keys)
 
 
-@asset_check(asset="talkvid_dataset", name="holds_exactly_the_passing_clips", blocking=True)
+@asset_check(asset=DATASET, name="holds_exactly_the_passing_clips", blocking=True)
 def dataset_check(
     context: AssetCheckExecutionContext, talkvid: TalkvidResource
 ) -> AssetCheckResult:
@@ -88,7 +89,7 @@ def dataset_check(
     """
     store = talkvid.store()
     problems = validation.export_problems(store, [store.home / DATASET_FILE])
-    built = context.instance.get_latest_materialization_event(AssetKey("talkvid_dataset"))
+    built = context.instance.get_latest_materialization_event(AssetKey(DATASET))
     entry = built.asset_materialization.metadata.get(JUDGED_AT) if built else None
     superseded = entry is not None and latest_judging(store) > entry.value
     if problems and superseded:
@@ -99,28 +100,28 @@ def dataset_check(
 def build_checks() -> list[AssetChecksDefinition]:
     return [
         _per_video_check(
-            "raw_videos", "accepted_sources_are_plausible", _each(validation.probe_problems),
+            RAW_VIDEOS, "accepted_sources_are_plausible", _each(validation.probe_problems),
             True,
             "an accepted video has positive size, fps and duration, and its file exists",
         ),
         _per_video_check(
-            "segments", "clip_bounds_are_consistent", _each(validation.segment_problems),
+            SEGMENTS, "clip_bounds_are_consistent", _each(validation.segment_problems),
             True,
             "bounds inside the video, start < end, duration matches the bounds, unique ids",
         ),
         _per_video_check(
-            "segments", "decode_covered_the_source",
+            SEGMENTS, "decode_covered_the_source",
             _each(validation.decode_coverage_problems), False,
             "warns when the decode failed or stopped before the end of the source",
         ),
         *[_stage_check(stage) for stage in STAGES],
         _per_video_check(
-            "filtered_clips", "every_clip_judged_with_reasons",
+            FILTERED_CLIPS, "every_clip_judged_with_reasons",
             validation.verdict_problems, True,
             "a verdict per segment; passing means no reasons; a NULL score is always explained",
         ),
         _per_video_check(
-            "talkvid_export", "holds_exactly_the_passing_clips", _video_export_problems, True,
+            TALKVID_EXPORT, "holds_exactly_the_passing_clips", _video_export_problems, True,
             "the per-video export file holds exactly the video's passing clips",
         ),
         dataset_check,

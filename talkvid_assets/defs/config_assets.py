@@ -41,16 +41,11 @@ from talkvid_assets.core.config import (
 from talkvid_assets.core.language import language_tag
 from talkvid_assets.core.scoring import load_backend
 from talkvid_assets.core.stages import BackendUnavailable
+from talkvid_assets.defs.names import CONFIG_GROUP, config_asset
 from talkvid_assets.defs.per_partition import DATA_VERSION_TAG
 from talkvid_assets.defs.resources import TalkvidResource
 
-CONFIG_GROUP = "config"
 CONFIG_INTERVAL_S = 5
-
-
-def config_asset(part: str) -> str:
-    """The observable source asset of a part of curation.yaml."""
-    return f"config_{part}"
 
 
 def current_parts(home: Path) -> dict[str, Any]:

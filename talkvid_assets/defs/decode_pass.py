@@ -24,14 +24,19 @@ from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import CPU_PARTS, STAGES, Stage
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
-from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.metadata import histogram, picture
+from talkvid_assets.defs.names import (
+    CURATION_GROUP,
+    DECODE_PASS,
+    DECODE_POOL,
+    RAW_VIDEOS,
+    SEGMENTS,
+    config_asset,
+)
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.scale import decode_passes
-
-POOL = "decode_pass"
 
 
 def _summary(rows: list[dict[str, Any]], column: str) -> dict[str, float]:
@@ -50,7 +55,7 @@ def stage_spec(stage: Stage) -> dict[str, Any]:
     """What a stage's asset is made of besides its partitions: the segments and the part of
     curation.yaml naming its backend."""
     return {
-        "deps": ["segments", config_asset(stage.name)],
+        "deps": [SEGMENTS, config_asset(stage.name)],
         "code_version": SCORES_CODE_VERSION,
         "automation_condition": VIDEO_AUTOMATION,
     }
@@ -80,8 +85,8 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
     backend is embedded; model stages are assets of their own, see defs.model_stages)."""
     specs = [
         AssetSpec(
-            "segments",
-            deps=["raw_videos", config_asset("scenes")],
+            SEGMENTS,
+            deps=[RAW_VIDEOS, config_asset("scenes")],
             description="Scene cuts (PySceneDetect), clip bounds and silero-vad speech ratio",
             kinds={"pyav", "duckdb"},
             code_version="segments-4",  # decode failures structured (3: subtitle rule)
@@ -101,12 +106,12 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
     ]
 
     @multi_asset(
-        name="decode_pass",
+        name=DECODE_PASS,
         specs=specs,
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="curation",
-        pool=POOL,
+        group_name=CURATION_GROUP,
+        pool=DECODE_POOL,
         can_subset=True,
     )
     def decode_pass(
@@ -123,11 +128,11 @@ def build_decode_pass(stages_in_pass: Sequence[Stage] = STAGES) -> AssetsDefinit
             integer_downscale=config.judging_profile().integer_downscale,
         )
         decode_passes(
-            store, context.partition_keys, backends, options, segments="segments" in selected
+            store, context.partition_keys, backends, options, segments=SEGMENTS in selected
         )
-        if "segments" in selected:
+        if SEGMENTS in selected:
             yield MaterializeResult(
-                asset_key="segments",
+                asset_key=SEGMENTS,
                 metadata={"scene_detector": config.scene_detector},
                 data_version=_segments_version(context, store),
             )
@@ -168,4 +173,4 @@ def _segments_version(context: AssetExecutionContext, store: Store) -> DataVersi
             entry["contact_sheet"] = picture(sheet.read_bytes(), "first frame of each clip")
         metadata[key] = entry
     digests = {key: store.digest("segments", key) for key in context.partition_keys}
-    return record_partitions(context, store, "segments", digests, metadata)
+    return record_partitions(context, store, SEGMENTS, digests, metadata)

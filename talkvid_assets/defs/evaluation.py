@@ -22,13 +22,19 @@ from pydantic import Field
 from talkvid_assets.core.evaluate.bootstrap import RESAMPLES
 from talkvid_assets.core.evaluate.report import NO_CHART, gap_table, metric_table
 from talkvid_assets.core.evaluate.run import GENERATED_DIR, evaluate_model
-from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.metadata import picture
-from talkvid_assets.defs.model_stages import GPU_OP_TAGS, GPU_POOL
+from talkvid_assets.defs.model_stages import GPU_OP_TAGS
+from talkvid_assets.defs.names import (
+    BENCH_GROUP,
+    BENCH_STRATA,
+    EVALUATED_MODELS,
+    EVALUATION_JOB,
+    GPU_POOL,
+    ON_DEMAND_TAG,
+)
 from talkvid_assets.defs.resources import TalkvidResource
 
-evaluated_models = DynamicPartitionsDefinition(name="evaluated_models")
-EVALUATION_JOB = "bench_evaluation_job"
+evaluated_models = DynamicPartitionsDefinition(name=EVALUATED_MODELS)
 
 
 class EvaluationSettings(Config):
@@ -42,8 +48,8 @@ class EvaluationSettings(Config):
 
 @asset(
     partitions_def=evaluated_models,
-    group_name="bench",
-    deps=["bench_strata"],
+    group_name=BENCH_GROUP,
+    deps=[BENCH_STRATA],
     kinds={"parquet", "gpu"},
     tags={ON_DEMAND_TAG: "true"},
     pool=GPU_POOL,

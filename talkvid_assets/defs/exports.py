@@ -27,13 +27,19 @@ from talkvid_assets.core.export import (
 from talkvid_assets.core.fixed_frames import DEFAULT_WINDOW_FRAMES, window_records
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import CORPUS_AUTOMATION, VIDEO_AUTOMATION
+from talkvid_assets.defs.names import (
+    ANNOTATIONS,
+    EXPORTS_GROUP,
+    FILTERED_CLIPS,
+    FIXED_FRAME_RECORDS,
+    ON_DEMAND_TAG,
+    SPEAKERS,
+    TALKVID_EXPORT,
+)
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
-DATASET = "talkvid_dataset"
-# Assets tagged so are left out of curation runs and automation: materialized on request only.
-ON_DEMAND_TAG = "talkvid/on_demand"
 # The dataset's metadata: when the latest verdict it may include was written (epoch seconds).
 JUDGED_AT = "judged_at"
 
@@ -51,8 +57,8 @@ def build_exports() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="exports",
-        deps=["filtered_clips", "annotations"],
+        group_name=EXPORTS_GROUP,
+        deps=[FILTERED_CLIPS, ANNOTATIONS],
         kinds={"json"},
         code_version="talkvid-json-3",  # stand-ins under their own names, full-precision times
         automation_condition=VIDEO_AUTOMATION,
@@ -71,12 +77,12 @@ def build_exports() -> list[AssetsDefinition]:
             digests[key] = fingerprint(mine)
             metadata[key] = {"records": len(mine), "path": str(path)}
         return MaterializeResult(
-            data_version=record_partitions(context, store, "talkvid_export", digests, metadata)
+            data_version=record_partitions(context, store, TALKVID_EXPORT, digests, metadata)
         )
 
     @asset(
-        group_name="exports",
-        deps=["talkvid_export", "speakers"],
+        group_name=EXPORTS_GROUP,
+        deps=[TALKVID_EXPORT, SPEAKERS],
         kinds={"json"},
         code_version="talkvid-json-3",
         automation_condition=CORPUS_AUTOMATION,
@@ -103,8 +109,8 @@ def build_exports() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="exports",
-        deps=["filtered_clips"],
+        group_name=EXPORTS_GROUP,
+        deps=[FILTERED_CLIPS],
         kinds={"mp4"},
         tags={ON_DEMAND_TAG: "true"},
         code_version="clips-h264-aac-1",
@@ -130,8 +136,8 @@ def build_exports() -> list[AssetsDefinition]:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="exports",
-        deps=["talkvid_export"],
+        group_name=EXPORTS_GROUP,
+        deps=[TALKVID_EXPORT],
         kinds={"json"},
         tags={ON_DEMAND_TAG: "true"},
         code_version="fixed-frames-1",
@@ -161,7 +167,7 @@ def build_exports() -> list[AssetsDefinition]:
                 "path": str(path),
             }
         return MaterializeResult(
-            data_version=record_partitions(context, store, "fixed_frame_records", digests, metadata)
+            data_version=record_partitions(context, store, FIXED_FRAME_RECORDS, digests, metadata)
         )
 
     return [talkvid_export, talkvid_dataset, clip_files, fixed_frame_records]

@@ -8,8 +8,8 @@ from talkvid_assets.core.failures import describe
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.verdicts import judge_clips
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
-from talkvid_assets.defs.config_assets import config_asset
 from talkvid_assets.defs.metadata import histogram, table
+from talkvid_assets.defs.names import CURATION_GROUP, FILTERED_CLIPS, SEGMENTS, config_asset
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
@@ -29,8 +29,8 @@ def build_filtered_clips() -> AssetsDefinition:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="curation",
-        deps=["segments", *(stage.table for stage in STAGES), config_asset("thresholds")],
+        group_name=CURATION_GROUP,
+        deps=[SEGMENTS, *(stage.table for stage in STAGES), config_asset("thresholds")],
         kinds={"duckdb"},
         code_version="verdict-4",  # reasons as structured failures (3: two-sided motion)
         automation_condition=VIDEO_AUTOMATION,
@@ -68,7 +68,7 @@ def build_filtered_clips() -> AssetsDefinition:
         digests = {key: store.digest("filtered_clips", key) for key in context.partition_keys}
         return MaterializeResult(
             metadata={"profile": config.judging_profile().tag, "config_digest": config.digest},
-            data_version=record_partitions(context, store, "filtered_clips", digests, metadata),
+            data_version=record_partitions(context, store, FILTERED_CLIPS, digests, metadata),
         )
 
     return filtered_clips

@@ -15,11 +15,11 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from talkvid_assets.core.decode_pass import DecodeOptions
 from talkvid_assets.core.stages import Stage
 from talkvid_assets.defs.decode_pass import stage_spec, stage_version
+from talkvid_assets.defs.names import CURATION_GROUP, GPU_POOL
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.scale import model_passes
 
-GPU_POOL = "gpu"
 # dagster-k8s reads this tag: a model step's pod asks the scheduler for one GPU.
 GPU_OP_TAGS: dict[str, Any] = {
     "dagster-k8s/config": {
@@ -33,7 +33,7 @@ def build_model_stage(stage: Stage) -> AssetsDefinition:
         name=stage.table,
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="curation",
+        group_name=CURATION_GROUP,
         kinds={"duckdb", "gpu"},
         pool=GPU_POOL,
         op_tags=GPU_OP_TAGS,

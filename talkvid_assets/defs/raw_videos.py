@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 from talkvid_assets.core.failures import describe
 from talkvid_assets.core.verdicts import prefilter_video
 from talkvid_assets.defs.automation import VIDEO_AUTOMATION
-from talkvid_assets.defs.config_assets import config_asset
+from talkvid_assets.defs.names import CURATION_GROUP, RAW_VIDEOS, config_asset
 from talkvid_assets.defs.partitions import backfill_policy, video_partitions
 from talkvid_assets.defs.per_partition import record_partitions
 from talkvid_assets.defs.resources import TalkvidResource
@@ -15,7 +15,7 @@ def build_raw_videos() -> AssetsDefinition:
     @asset(
         partitions_def=video_partitions,
         backfill_policy=backfill_policy,
-        group_name="curation",
+        group_name=CURATION_GROUP,
         deps=[config_asset("prefilter")],
         kinds={"duckdb", "pyav"},
         code_version="probe-3",  # reasons as structured failures
@@ -33,7 +33,7 @@ def build_raw_videos() -> AssetsDefinition:
                 context.log.warning(f"rejected {row.get('source_path')}: {reasons}")
             metadata[key] = {"reject_reasons": reasons or "none"}
         digests = {key: store.digest("raw_videos", key) for key in context.partition_keys}
-        version = record_partitions(context, store, "raw_videos", digests, metadata)
+        version = record_partitions(context, store, RAW_VIDEOS, digests, metadata)
         return MaterializeResult(metadata={"profile": profile.tag}, data_version=version)
 
     return raw_videos

@@ -13,10 +13,9 @@ from pydantic import Field
 
 from talkvid_assets.core.removal import UnknownVideo, remove_video, resolve_video
 from talkvid_assets.core.store import Store
+from talkvid_assets.defs.names import REMOVE_JOB
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
-
-REMOVE_JOB = "remove_videos"
 
 
 def forget_partition(instance: DagsterInstance, key: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from dagster import ConfigurableResource, Failure
@@ -13,13 +12,6 @@ from talkvid_assets.core.language import LanguageID
 from talkvid_assets.core.scoring import ScorerBackend, load_backend, require_ready
 from talkvid_assets.core.stages import STAGES, BackendUnavailable
 from talkvid_assets.core.store import Store
-
-DEFAULT_HOME = "data"
-
-
-def home_from_env() -> Path:
-    """``$TALKVID_HOME``, or ``./data``: where metadata, exports and the Dagster instance live."""
-    return Path(os.environ.get("TALKVID_HOME") or DEFAULT_HOME).resolve()
 
 
 class TalkvidResource(ConfigurableResource):

@@ -5,16 +5,16 @@ import; a curation run never does."""
 from dagster import MaterializeResult, asset
 
 from talkvid_assets.core.review import calibration
-from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.defs.metadata import table
+from talkvid_assets.defs.names import FILTERED_CLIPS, ON_DEMAND_TAG, REVIEW_GROUP
 from talkvid_assets.defs.resources import TalkvidResource
 
 REPORT_COLUMNS = ["check", "labels", "precision", "recall"]
 
 
 @asset(
-    group_name="review",
-    deps=["filtered_clips"],
+    group_name=REVIEW_GROUP,
+    deps=[FILTERED_CLIPS],
     kinds={"duckdb"},
     tags={ON_DEMAND_TAG: "true"},
 )

@@ -14,15 +14,20 @@ no read of a file already handled, and a cursor that names only files not handle
 ``PENDING_CAP``). Hashing in a tick stops at ``TALKVID_INBOX_HASH_BUDGET_S`` (files left over
 wait for the next tick), far below Dagster's 60 s per tick; a file too large to hash within one
 budget is handed to a run of ``inbox_ingest`` keyed by its path, size and mtime.
+
+A labelled manifest (CSV or JSON Lines, core.manifest) dropped into an inbox folder is read by
+``manifest_sensor`` once settled: its videos are registered with their labels, as `talkvid
+ingest --manifest` does, and a video annotated before its labels changed is annotated again.
 """
 
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from dagster import (
+    AssetKey,
     Config,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -41,6 +46,13 @@ from dagster import (
 from pydantic import Field
 
 from talkvid_assets.core.completeness import container_incomplete
+from talkvid_assets.core.labelling import record_labels
+from talkvid_assets.core.manifest import (
+    LABELLED_SUFFIXES,
+    ManifestError,
+    ManifestRow,
+    read_manifest,
+)
 from talkvid_assets.core.source_files import (
     HandledFiles,
     HashDeadline,
@@ -50,6 +62,15 @@ from talkvid_assets.core.source_files import (
     video_key,
 )
 from talkvid_assets.core.sources import register_source
+from talkvid_assets.core.store import Store
+from talkvid_assets.defs.names import (
+    ANNOTATIONS,
+    CURATE_JOB,
+    INBOX_FILE_TAG,
+    INBOX_INGEST_JOB,
+    MAX_RUNTIME_TAG,
+    VIDEOS,
+)
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.defs.resources import TalkvidResource
 
@@ -69,9 +90,6 @@ RUN_HASH_FLOOR_S = 60.0
 PENDING_CAP = 1000  # files followed between ticks: a cursor of ~100 bytes a file at most
 RECENT_KEPT = 16  # the last files handled, in the cursor for people (and tests) to see
 LOAD_WAIT_S = 10.0  # how long a tick waits for the registered sources of a new process
-INBOX_FILE_TAG = "talkvid/inbox_file"  # path:size:mtime of the file an inbox_ingest run ingests
-MAX_RUNTIME_TAG = "dagster/max_runtime"  # run monitoring (dagster.yaml) ends a run past it
-PARTITIONS = video_partitions.name
 FEW_KEYS = 64  # above this many new keys, one query for every partition beats one query each
 
 
@@ -124,12 +142,15 @@ def ingest_inbox_file(
     store = talkvid.store()
     store.publish()
     key, new = register_source(store, path)  # the key just computed is remembered
-    if not context.instance.has_dynamic_partition(PARTITIONS, key):
-        context.instance.add_dynamic_partitions(PARTITIONS, [key])
+    if not context.instance.has_dynamic_partition(VIDEOS, key):
+        context.instance.add_dynamic_partitions(VIDEOS, [key])
     context.log.info(f"inbox: {path} -> {key}" + ("" if new else " (content already ingested)"))
 
 
-@job(description="Ingests one inbox file too large for a sensor tick (requested by inbox_sensor)")
+@job(
+    name=INBOX_INGEST_JOB,
+    description="Ingests one inbox file too large for a sensor tick (requested by inbox_sensor)",
+)
 def inbox_ingest() -> None:
     ingest_inbox_file()
 
@@ -213,8 +234,8 @@ class _Tick:
         keys = list(dict.fromkeys(self.keys))
         instance = self.context.instance
         if len(keys) <= FEW_KEYS:  # one indexed query each (about 2 ms)
-            return [key for key in keys if not instance.has_dynamic_partition(PARTITIONS, key)]
-        known = set(instance.get_dynamic_partitions(PARTITIONS))  # 0.3 s at 100,000
+            return [key for key in keys if not instance.has_dynamic_partition(VIDEOS, key)]
+        known = set(instance.get_dynamic_partitions(VIDEOS))  # 0.3 s at 100,000
         return [key for key in keys if key not in known]
 
     def _by_run(self, file: InboxFile) -> bool | None:
@@ -308,4 +329,101 @@ def inbox_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> 
             [video_partitions.build_add_request(new_keys)] if new_keys else []
         ),
         cursor=cursor,
+    )
+
+
+def _register_labelled(
+    context: SensorEvaluationContext,
+    store: Store,
+    manifest: Path,
+    rows: Sequence[ManifestRow],
+    deadline: float,
+) -> dict[str, bool] | None:
+    """Register each row's video and record its labels: key -> whether its labels changed;
+    None when hashing reached ``deadline`` before the last row."""
+    registered = {}
+    for row in rows:
+        try:
+            video_key(row.path, deadline=deadline)  # then registered from the key remembered
+            key, _ = register_source(store, row.path)
+        except HashDeadline:
+            return None
+        except OSError as exc:
+            context.log.warning(f"inbox: {manifest}:{row.row}: cannot read {row.path}: {exc}")
+            continue
+        registered[key] = record_labels(store, key, manifest, row)
+    return registered
+
+
+@sensor(
+    job_name=CURATE_JOB,
+    minimum_interval_seconds=INBOX_INTERVAL_S,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Reads each settled labelled manifest (.csv, .jsonl) of the inbox folders: "
+    "registers its videos with their labels, adds their partitions, and annotates again a "
+    "video whose labels changed",
+)
+def manifest_sensor(context: SensorEvaluationContext, talkvid: TalkvidResource) -> SensorResult:
+    """The inbox's settle rule for labelled manifests. A manifest that is not valid is logged
+    once with its reason and left until it changes; one whose videos take longer to hash than
+    a tick allows is read on, from where it stopped (keys of files hashed are remembered), at
+    the next ticks.
+
+    Labels are written outside any asset, so Dagster cannot see them change: a video whose
+    annotations exist gets a run of ``annotations`` (keyed by the manifest's state and the
+    video), and automation carries its new data version on to the exports and the bench.
+    """
+    home, config = talkvid.home_path, talkvid.config()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    done: dict[str, list[int]] = cursor.get("done", {})
+    manifests = list(scan_inbox(config.inbox_folders(home), suffixes=LABELLED_SUFFIXES))
+    look = triage(
+        manifests, cursor.get("pending", {}), lambda file: done.get(file.path) == file.state
+    )
+    store = talkvid.store()
+    deadline = time.monotonic() + hash_budget_s()
+    keys: list[str] = []
+    relabelled: dict[str, str] = {}  # video -> stamp of the manifest that relabelled it
+    for file in look.settled:
+        path = Path(file.path)
+        try:
+            rows = read_manifest(path, config.source_folders(home))
+        except ManifestError as exc:
+            context.log.warning(f"inbox: {exc}; it is read again once it changes")
+            done[file.path] = file.state
+            look.pending.pop(file.path, None)
+            continue
+        store.publish()
+        registered = _register_labelled(context, store, path, rows, deadline)
+        if registered is None:
+            context.log.info(f"inbox: {path} is read on at the next tick (hash budget spent)")
+            break
+        keys += registered
+        relabelled |= {key: file.stamp for key, changed in registered.items() if changed}
+        done[file.path] = file.state
+        look.pending.pop(file.path, None)
+        context.log.info(f"inbox: {path}: {len(rows)} labelled video(s)")
+    look.admit(PENDING_CAP)
+    next_cursor = json.dumps({"pending": look.pending, "done": done}, separators=(",", ":"))
+    instance = context.instance
+    new = [key for key in dict.fromkeys(keys) if not instance.has_dynamic_partition(VIDEOS, key)]
+    annotated = instance.get_materialized_partitions(AssetKey(ANNOTATIONS)) if relabelled else set()
+    requests = [
+        RunRequest(
+            run_key=f"{stamp}:{key}",
+            asset_selection=[AssetKey(ANNOTATIONS)],
+            partition_key=key,
+        )
+        for key, stamp in relabelled.items()
+        if key in annotated
+    ]
+    if not (new or requests):
+        return SensorResult(
+            skip_reason=SkipReason(f"no new labels ({len(manifests)} manifests in the inbox)"),
+            cursor=next_cursor,
+        )
+    return SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[video_partitions.build_add_request(new)] if new else [],
+        cursor=next_cursor,
     )

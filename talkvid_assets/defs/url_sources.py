@@ -39,17 +39,21 @@ from talkvid_assets.core.url_sources import (
     read_url_list,
 )
 from talkvid_assets.defs.metadata import table
-from talkvid_assets.defs.partitions import video_partitions
+from talkvid_assets.defs.names import (
+    DOWNLOAD_POOL,
+    SOURCES_GROUP,
+    URL_INGEST_JOB,
+    URL_SOURCES,
+    VIDEOS,
+)
 from talkvid_assets.defs.resources import TalkvidResource
 
-URL_SOURCES = "url_sources"
-DOWNLOAD_POOL = "downloads"
-URL_INGEST_JOB = "url_ingest"
 STATUS_COLUMNS = ("url", "status", "failure", "reason", "video_id", "extractor", "final_url")
 
 
 @asset(
-    group_name="sources",
+    name=URL_SOURCES,
+    group_name=SOURCES_GROUP,
     kinds={"yt-dlp", "duckdb"},
     pool=DOWNLOAD_POOL,
     code_version="yt-dlp-1",
@@ -67,9 +71,9 @@ def url_sources(context: AssetExecutionContext, talkvid: TalkvidResource) -> Mat
         lambda row: context.log.info(f"{row['url']}: {row['status']} {row.get('reason') or ''}"),
     )
     keys = sorted({row["video_id"] for row in rows if row["status"] == INGESTED})
-    known = set(context.instance.get_dynamic_partitions(video_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(VIDEOS))
     if new := [key for key in keys if key not in known]:
-        context.instance.add_dynamic_partitions(video_partitions.name, new)
+        context.instance.add_dynamic_partitions(VIDEOS, new)
     counts = Counter(row["status"] for row in rows)
     failures = Counter(row["failure"] for row in rows if row.get("failure"))
     content = [

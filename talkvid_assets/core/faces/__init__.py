@@ -10,7 +10,6 @@ reference does and hands the detections to
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from talkvid_assets.core.head_detail import HEAD_DETAIL_KEYS, Face, head_detail_scores
+from talkvid_assets.core.runtime import usable_cores
 from talkvid_assets.core.video import Frame, VideoProbe
 
 
@@ -80,9 +80,10 @@ class HeadDetailScorer:
 
 @functools.cache
 def _detection_workers() -> ThreadPoolExecutor:
-    """Threads for face detection, one per core: detection overlaps the decode (onnxruntime,
-    dlib and OpenCV release the GIL), and several videos decoded at once detect in parallel."""
-    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="talkvid-faces")
+    """Threads for face detection, one per core this process may use: detection overlaps the
+    decode (onnxruntime, dlib and OpenCV release the GIL), and several videos decoded at once
+    detect in parallel."""
+    return ThreadPoolExecutor(max_workers=usable_cores(), thread_name_prefix="talkvid-faces")
 
 
 def _detect_scaled(
