@@ -19,8 +19,8 @@ from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.model_stages import GPU_OP_TAGS, GPU_POOL
 from talkvid_assets.launch import instance_dir, register_partitions
 from talkvid_assets_tests.conftest import configure
+from talkvid_assets_tests.folded_retinaface import onnx_folded_weights
 from talkvid_assets_tests.media import SAMPLES, talk_excerpt
-from talkvid_assets_tests.test_retinaface import onnx_folded_weights
 
 pytestmark = pytest.mark.slow
 TALKVID = Path(sys.executable).parent / "talkvid"
