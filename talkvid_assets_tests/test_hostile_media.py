@@ -22,12 +22,12 @@ from talkvid_assets.core.export_formats import SAFE_KEY
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.store import Store
+from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process, wait_for_a_started_run
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt
 
 pytestmark = pytest.mark.slow
 
-TALKVID = Path(sys.executable).parent / "talkvid"
 DASH_NAME = "-rf talk.mp4"
 ABSURD_FRAMES, ABSURD_SIDE = 2**31 - 1, 60000
 NEWLINE_NAME = "line\nbreak.mp4"
@@ -263,23 +263,6 @@ def test_a_file_name_with_a_dash_or_newline_is_curated_under_its_real_path(outco
     assert clips_of(store, video["video_id"])
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("TALKVID_HOME", None)
-    env.pop("DAGSTER_HOME", None)
-    return env
-
-
-def talkvid(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(TALKVID), "--home", str(home), *args],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_ingesting_a_folder_with_a_link_loop_and_a_dangling_link(tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -289,8 +272,8 @@ def test_ingesting_a_folder_with_a_link_loop_and_a_dangling_link(tmp_path):
     (folder / "a.mp4").symlink_to(folder / "b.mp4")
     (folder / "b.mp4").symlink_to(folder / "a.mp4")
     started = time.monotonic()
-    result = talkvid(tmp_path / "home", "ingest", str(folder), timeout=60)
-    assert time.monotonic() - started < 60
+    result = talkvid_in_process(tmp_path / "home", "ingest", str(folder), check=False)
+    assert time.monotonic() - started < 60  # a loop followed forever would never return
     assert "Traceback" not in result.stderr
     # discover() keeps only what Path.is_file() says is a file, which is False for a dangling
     # link and for a link loop (ELOOP): both are skipped silently and the good file registers
@@ -342,34 +325,27 @@ def test_curation_succeeds_while_a_reader_holds_the_database(tmp_path):
 CLIP_TABLE = "SELECT clip_id, duration_s, quality_score, motion_ratio, passed FROM clips"
 
 
-def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path):
-    sources = [SAMPLES / "talk_demo.mp4", SAMPLES / "Megamind.avi"]
+def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path, curated_pair):
     home = tmp_path / "home"
-    ingest = talkvid(home, "ingest", *map(str, sources))
-    assert ingest.returncode == 0, ingest.stderr
-    run = subprocess.Popen(
-        [str(TALKVID), "--home", str(home), "curate", "--profile", "demo"],
-        env=cli_env(),
+    talkvid_in_process(home, "ingest", *map(str, curated_pair.keys))
+    run = start_talkvid(
+        home,
+        *("curate", "--profile", "demo"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     assert run.stdout.readline().startswith("curating")
-    time.sleep(2)  # inside the first run
+    wait_for_a_started_run(home, run)
+    time.sleep(1)  # into the decode, which takes several seconds even on a quiet machine
     assert run.poll() is None, "killed while still curating"
     os.killpg(run.pid, signal.SIGKILL)
     run.communicate(timeout=30)
     assert run.returncode == -signal.SIGKILL
-    resumed = talkvid(home, "curate", timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = talkvid_in_process(home, "curate")
     assert "Traceback" not in resumed.stderr
 
-    clean = Store(tmp_path / "clean_home")
-    with project_instance(tmp_path / "clean_dagster") as instance:
-        _, outcomes = ingest_and_curate(instance, clean, sources)
-    assert all(outcome.success for outcome in outcomes)
-    expected = clean.query(f"{CLIP_TABLE} ORDER BY clip_id")
+    expected = curated_pair.store.query(f"{CLIP_TABLE} ORDER BY clip_id")
     assert expected
     assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
 

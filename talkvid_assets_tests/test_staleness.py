@@ -45,14 +45,10 @@ def dagster_says_outdated(instance, home, keys) -> set[tuple[str, str]]:
     return outdated(instance, defs.resolve_asset_graph(), pairs)
 
 
-def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(tmp_path):
-    store = Store(tmp_path / "home")
-    videos = [SAMPLES / "talk_demo.mp4", SAMPLES / "Megamind.avi"]
-    with project_instance(tmp_path / "dagster") as instance:
-        started = time.perf_counter()
-        keys, outcomes = ingest_and_curate(instance, store, videos)
-        first = time.perf_counter() - started
-        assert all(outcome.success for outcome in outcomes)
+def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(tmp_path, curated_pair):
+    curated = curated_pair.copy(tmp_path / "home")
+    store, keys = curated.store, curated.keys
+    with curated.instance() as instance:
         before, scores = materializations(instance), store.query(SCORES)
         assert before == {**dict.fromkeys(PARTITIONED, 2), **dict.fromkeys(CORPUS, 1)}
         digests = store.query("SELECT DISTINCT config_digest FROM filtered_clips")
@@ -64,7 +60,7 @@ def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(tmp_path):
         started = time.perf_counter()
         outcomes = curate(instance, store.home, list(keys.values()))
         again = time.perf_counter() - started
-        print(f"first curation {first:.1f} s, re-judging after the edit {again:.1f} s")
+        print(f"re-judging after the edit {again:.1f} s")
         assert all(outcome.success for outcome in outcomes)
         # The first wave is what Dagster called stale; the rest followed changed data.
         assert set(outcomes[0].assets) == {"filtered_clips"}
@@ -73,6 +69,7 @@ def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(tmp_path):
         assert {asset for asset in after if after[asset] > before[asset]} == REJUDGED
         assert store.query(SCORES) == scores
         reasons = store.query("SELECT reject_reasons FROM clips")
+        assert len(reasons) == 5  # talk_demo's one clip and Megamind's four, all judged again
         assert all(
             any(r.startswith("quality_score=") for r in row["reject_reasons"]) for row in reasons
         )
@@ -158,11 +155,11 @@ def test_a_ranged_run_shows_each_video_its_own_metadata_and_checks(tmp_path):
         assert {info.latest_execution_status.value for info in mine} == {"SUCCEEDED"}
 
 
-def test_a_failed_blocking_check_blocks_every_later_cli_run_until_fixed(tmp_path):
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, _ = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"])
-        (key,) = keys.values()
+def test_a_failed_blocking_check_blocks_every_later_cli_run_until_fixed(tmp_path, curated_talk):
+    curated = curated_talk.copy(tmp_path / "home")
+    store = curated.store
+    with curated.instance() as instance:
+        (key,) = curated.keys.values()
         # Bad data where a stage reads it: the cached scores now say 99 (outside the range).
         (cached,) = (store.home / "score_cache" / "quality_scores" / key).glob("*.parquet")
         table = pq.read_table(cached).to_pylist()
@@ -199,12 +196,14 @@ def test_a_failed_blocking_check_blocks_every_later_cli_run_until_fixed(tmp_path
         }
 
 
-def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refused(tmp_path):
+def test_a_run_with_no_config_keeps_the_homes_profile_and_a_contrary_one_is_refused(
+    tmp_path, curated_talk
+):
     """What a launchpad run does: the job of the loaded definitions, with or without config."""
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, _ = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"], profile="demo")
-        (key,) = keys.values()
+    curated = curated_talk.copy(tmp_path / "home")
+    store = curated.store
+    with curated.instance() as instance:
+        (key,) = curated.keys.values()
         job = build_definitions(store.home).resolve_job_def("curate")
         assert job.execute_in_process(instance=instance, partition_key=key).success
         assert {row["profile"] for row in store.rows("filtered_clips", key)} == {"demo@v2"}
