@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from talkvid_assets.cli import main
 
@@ -101,13 +101,19 @@ def process_state_kept() -> Iterator[None]:
         sys.unraisablehook = hook
 
 
-def wait_for_a_started_run(home: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Return once a run of the command ``process`` is STARTED in ``home``'s instance: a signal
-    sent then lands inside a run, however long the start-up took on a loaded machine."""
-    started = RunsFilter(statuses=[DagsterRunStatus.STARTED])
+def wait_for_step(home: Path, process: subprocess.Popen, step: str, timeout: float = 300) -> None:
+    """Return once a run in ``home``'s instance has started ``step`` while the command
+    ``process`` still runs: a signal sent then lands inside that step, however long the start-up
+    took on a loaded machine (a fixed sleep sent it before any run there, or during the run's
+    own bookkeeping, where Dagster holds an interrupt back and the run completes)."""
     deadline = time.monotonic() + timeout
+    running = RunsFilter(statuses=[DagsterRunStatus.STARTED])
     with DagsterInstance.from_config(str(home / "dagster")) as instance:
-        while not instance.get_runs(started, limit=1):
-            assert process.poll() is None, "the command ended before any run started"
-            assert time.monotonic() < deadline, f"no run started in {timeout} s"
+        while not any(
+            entry.step_key == step
+            for run in instance.get_runs(running)
+            for entry in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_START)
+        ):
+            assert process.poll() is None, f"the command ended before a run started {step}"
+            assert time.monotonic() < deadline, f"no run started {step} in {timeout} s"
             time.sleep(0.1)

@@ -20,7 +20,7 @@ from talkvid_assets_tests.commands import (
     start_talkvid,
     talkvid,
     talkvid_in_process,
-    wait_for_a_started_run,
+    wait_for_step,
 )
 from talkvid_assets_tests.media import SAMPLES
 
@@ -165,7 +165,7 @@ def test_a_signal_stops_curation_promptly_and_frees_its_slot(tmp_path, signum):
     talkvid_in_process(home, "ingest", *(str(SAMPLES / name) for name in names))
     run = start_talkvid(home, "curate", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert run.stdout.readline().startswith("curating")
-    wait_for_a_started_run(home, run)  # the four short videos: seconds of decoding to come
+    wait_for_step(home, run, "decode_pass")  # the four short videos: seconds of decoding
     run.send_signal(signum)
     sent = time.monotonic()
     _, stderr = run.communicate(timeout=120)

@@ -22,7 +22,7 @@ from talkvid_assets.core.export_formats import SAFE_KEY
 from talkvid_assets.core.ingest import video_key
 from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.store import Store
-from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process, wait_for_a_started_run
+from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process, wait_for_step
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt
 
@@ -336,8 +336,7 @@ def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path, c
         start_new_session=True,
     )
     assert run.stdout.readline().startswith("curating")
-    wait_for_a_started_run(home, run)
-    time.sleep(1)  # into the decode, which takes several seconds even on a quiet machine
+    wait_for_step(home, run, "decode_pass")  # several seconds, even on a quiet machine
     assert run.poll() is None, "killed while still curating"
     os.killpg(run.pid, signal.SIGKILL)
     run.communicate(timeout=30)

@@ -208,7 +208,8 @@ def test_an_endless_body_stops_at_the_cap_and_a_trickle_at_the_deadline(hostile,
     assert not (tmp_path / "test-model" / "e.bin.sha256").exists()
     with pytest.raises(FetchError, match="deadline"):
         fetch(model_of(WeightFile("t.bin", f"{hostile}/trickle")), tmp_path, limits=limits)
-    assert time.monotonic() - started < 10
+    # About 2.5 s on a quiet machine (the trickle alone never ends); room for a load of 10.
+    assert time.monotonic() - started < 30
     assert not (tmp_path / "test-model" / "t.bin").exists()
 
 

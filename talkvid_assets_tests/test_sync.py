@@ -6,8 +6,6 @@ offset search, the decode pass's audio hand-over), not the published weights' nu
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import yaml
@@ -20,7 +18,7 @@ from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.sync.network import load_syncnet, save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE, SyncEmbedder
 from talkvid_assets.core.video import probe
-from talkvid_assets_tests.devserver import TALKVID
+from talkvid_assets_tests.commands import talkvid_in_process
 from talkvid_assets_tests.media import AUDIO_RATE as MEDIA_RATE
 from talkvid_assets_tests.media import SAMPLES, write_video
 from talkvid_assets_tests.synthetic_sync import (
@@ -101,9 +99,7 @@ def test_without_weights_the_stage_names_its_fetch_in_one_line(tmp_path):
     settings = yaml.safe_load(default_text())
     settings["backends"]["sync"] = "syncnet"
     config_path(home).write_text(yaml.safe_dump(settings))
-    shown = subprocess.run(
-        [TALKVID, "--home", home, "config"], capture_output=True, text=True, check=False
-    )
+    shown = talkvid_in_process(home, "config", check=False)
     assert shown.returncode == 1
     assert shown.stderr.count("\n") == 1, shown.stderr
     assert "run `talkvid models fetch syncnet`" in shown.stderr
@@ -119,16 +115,9 @@ def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):  
     settings["backends"]["sync"] = "syncnet"
     config_path(home).write_text(yaml.safe_dump(settings))
     mirror = url(server, "").rstrip("/")
-    fetched = subprocess.run(
-        [TALKVID, "--home", home, "models", "fetch", MODEL_NAME, "--from", mirror],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert fetched.returncode == 0, fetched.stderr
+    fetched = talkvid_in_process(home, "models", "fetch", MODEL_NAME, "--from", mirror)
     assert "unpinned, recorded sha256" in fetched.stdout
-    shown = subprocess.run(
-        [TALKVID, "--home", home, "config"], capture_output=True, text=True, check=False
-    )
-    assert shown.returncode == 0, shown.stderr
+    shown = talkvid_in_process(home, "config")
     assert "sync=syncnet" in shown.stdout
 
 
