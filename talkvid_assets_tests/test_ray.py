@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
 # A face that passes, a video cut into four scenes, and a busy street scene.
 VIDEOS = ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"]
-# A node starts in about 15 s on a quiet machine; a head slower than this skips the test, so
-# the allowance is for a machine at a load of 10.
+# A head not started by then skips the test, so the allowance is for a machine at a load of 10
+# rather than a quiet one.
 NODE_START_S = 240
 STARTED = "Ray runtime started"  # what `ray start` prints once the node runs
 # A backend the demo profile does not use, so the actor's pass decodes rather than reading the
