@@ -137,6 +137,23 @@ def curated_talk(tmp_path_factory) -> CuratedHome:
 
 
 @pytest.fixture(scope="session")
-def curated_pair(tmp_path_factory) -> CuratedHome:
+def curated_talk_megamind(tmp_path_factory) -> CuratedHome:
     """talk_demo.mp4 (one passing clip) and Megamind.avi (four clips, each too short)."""
-    return curated_home(tmp_path_factory.mktemp("curated_pair"), ["talk_demo.mp4", "Megamind.avi"])
+    return curated_home(
+        tmp_path_factory.mktemp("curated_talk_megamind"), ["talk_demo.mp4", "Megamind.avi"]
+    )
+
+
+@pytest.fixture(scope="session")
+def curated_talk_carphone(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4 (one passing clip) and carphone_pristine.mp4 (one clip that fails)."""
+    root = tmp_path_factory.mktemp("curated_talk_carphone")
+    return curated_home(root, ["talk_demo.mp4", "carphone_pristine.mp4"])
+
+
+@pytest.fixture(scope="session")
+def curated_talk_megamind_bikes(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4, Megamind.avi and bikes.mp4 (a busy street, no passing clip), curated in
+    one ranged run."""
+    root = tmp_path_factory.mktemp("curated_talk_megamind_bikes")
+    return curated_home(root, ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"])

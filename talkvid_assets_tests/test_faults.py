@@ -26,10 +26,12 @@ def demo_home(home: Path) -> Path:
     return home
 
 
-def test_a_disk_filling_up_mid_run_then_freed_gives_the_clean_tables(tmp_path, curated_pair):
-    clean = curated_pair.store.query(CLIPS)
+def test_a_disk_filling_up_mid_run_then_freed_gives_the_clean_tables(
+    tmp_path, curated_talk_megamind
+):
+    clean = curated_talk_megamind.store.query(CLIPS)
     assert clean
-    videos = list(curated_pair.keys)
+    videos = list(curated_talk_megamind.keys)
     mount = tmp_path / "small"
     mount.mkdir()
     mounted = subprocess.run(

@@ -325,9 +325,11 @@ def test_curation_succeeds_while_a_reader_holds_the_database(tmp_path):
 CLIP_TABLE = "SELECT clip_id, duration_s, quality_score, motion_ratio, passed FROM clips"
 
 
-def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path, curated_pair):
+def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(
+    tmp_path, curated_talk_megamind
+):
     home = tmp_path / "home"
-    talkvid_in_process(home, "ingest", *map(str, curated_pair.keys))
+    talkvid_in_process(home, "ingest", *map(str, curated_talk_megamind.keys))
     run = start_talkvid(
         home,
         *("curate", "--profile", "demo"),
@@ -344,7 +346,7 @@ def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path, c
     resumed = talkvid_in_process(home, "curate")
     assert "Traceback" not in resumed.stderr
 
-    expected = curated_pair.store.query(f"{CLIP_TABLE} ORDER BY clip_id")
+    expected = curated_talk_megamind.store.query(f"{CLIP_TABLE} ORDER BY clip_id")
     assert expected
     assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
 

@@ -45,8 +45,10 @@ def dagster_says_outdated(instance, home, keys) -> set[tuple[str, str]]:
     return outdated(instance, defs.resolve_asset_graph(), pairs)
 
 
-def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(tmp_path, curated_pair):
-    curated = curated_pair.copy(tmp_path / "home")
+def test_a_threshold_edit_rejudges_without_rescoring_and_back_again(
+    tmp_path, curated_talk_megamind
+):
+    curated = curated_talk_megamind.copy(tmp_path / "home")
     store, keys = curated.store, curated.keys
     with curated.instance() as instance:
         before, scores = materializations(instance), store.query(SCORES)
