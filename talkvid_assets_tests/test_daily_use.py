@@ -30,36 +30,22 @@ from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process
 from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
-VIDEOS = ["talk_demo.mp4", "carphone_pristine.mp4"]
-
-
-@pytest.fixture(scope="module")
-def curated_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """Two videos (talk_demo passes, carphone does not) ingested and curated once by the CLI's
-    commands, from copies of the samples that a test may delete."""
-    root = tmp_path_factory.mktemp("daily")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in VIDEOS:
-        shutil.copyfile(SAMPLES / name, sources / name)
-    home = root / "home"
-    ingested = talkvid_in_process(home, "ingest", str(sources))
-    keys = {Path(path).name: key for key, path, *_ in map(str.split, ingested.stdout.splitlines())}
-    talkvid_in_process(home, "curate", "--profile", "demo")
-    return root, keys
 
 
 @pytest.fixture
-def home(curated_home, tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A private copy of the curated home and its sources (same relative layout)."""
-    root, keys = curated_home
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy, symlinks=True)
-    store = Store(copy / "home")
-    for name, key in keys.items():  # the copy's sources are its own files
+def home(curated_talk_carphone, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A private copy of the curated home (talk_demo passes, carphone does not) beside its own
+    copies of the sources, which a test may delete; keys by file name."""
+    sources = tmp_path / "copy" / "sources"
+    sources.mkdir(parents=True)
+    curated = curated_talk_carphone.copy(tmp_path / "copy" / "home")
+    store, keys = curated.store, {}
+    for path, key in curated.keys.items():  # the copy's sources are its own files
+        shutil.copyfile(path, sources / path.name)
         (row,) = store.rows("sources", key)
-        store.write("sources", key, [{**row, "source_path": str(copy / "sources" / name)}])
-    return copy / "home", keys
+        store.write("sources", key, [{**row, "source_path": str(sources / path.name)}])
+        keys[path.name] = key
+    return curated.home, keys
 
 
 def shard_samples(folder: Path) -> list[dict]:

@@ -112,14 +112,15 @@ def test_rescoring_one_stage_decodes_once_and_reuses_cached_scores(tmp_path):
         assert curate(instance, store.home, [key]) == []
 
 
-def test_an_identical_raw_videos_run_starts_nothing_downstream(tmp_path):
+def test_an_identical_raw_videos_run_starts_nothing_downstream(
+    tmp_path, curated_talk_megamind_bikes
+):
     """The videos were curated in one ranged run; re-running one of them alone, with the same
     result, keeps its data version (defs.per_partition), so nothing is decoded again."""
-    store = Store(tmp_path / "home")
-    videos = [SAMPLES / "talk_demo.mp4", SAMPLES / "bikes.mp4"]
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, videos)
-        assert len(outcomes[0].partitions) == 2  # one ranged run
+    curated = curated_talk_megamind_bikes.copy(tmp_path / "home")
+    store, keys = curated.store, curated.keys
+    with curated.instance() as instance:
+        assert len(curated.outcomes[0].partitions) == 3  # one ranged run
         key = keys[SAMPLES / "talk_demo.mp4"]
         job = build_definitions(store.home).resolve_job_def("curate")
         result = job.execute_in_process(
@@ -132,12 +133,11 @@ def test_an_identical_raw_videos_run_starts_nothing_downstream(tmp_path):
         assert store.rows("decode_reports", key) == decoded
 
 
-def test_a_ranged_run_shows_each_video_its_own_metadata_and_checks(tmp_path):
-    store = Store(tmp_path / "home")
-    videos = [SAMPLES / name for name in ("talk_demo.mp4", "Megamind.avi", "bikes.mp4")]
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, videos)
-        assert len(outcomes[0].partitions) == 3
+def test_a_ranged_run_shows_each_video_its_own_metadata_and_checks(curated_talk_megamind_bikes):
+    curated = curated_talk_megamind_bikes  # read only: the shared home itself
+    store, keys = curated.store, curated.keys
+    with curated.instance() as instance:
+        assert len(curated.outcomes[0].partitions) == 3
         records = instance.fetch_materializations(AssetKey("segments"), limit=10).records
         assert len(records) == 3
         for record in records:
