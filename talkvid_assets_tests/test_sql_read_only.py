@@ -58,6 +58,7 @@ def test_a_foreign_file_under_tables_adds_no_rows(store):
     assert store.query("SELECT video_id FROM sources") == [{"video_id": "a"}]
 
 
+@pytest.mark.slow
 def test_sql_piped_into_head_ends_quietly(tmp_path):
     home = tmp_path / "home"
     for index in range(3):
@@ -71,6 +72,7 @@ def test_sql_piped_into_head_ends_quietly(tmp_path):
     assert head.stdout.decode().strip() == "range"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_slow_query_is_one_line(tmp_path):
     home = tmp_path / "home"
     Store(home).write("raw_videos", "v", [video_row("v")])
