@@ -126,9 +126,10 @@ def test_an_inbox_beside_the_homes_own_folders_is_accepted(tmp_path):
     assert len(load_config(tmp_path).inbox) == 3
 
 
-@pytest.mark.parametrize(
-    "command", [["config"], ["curate"], pytest.param(["dev", "--port", "0"], marks=pytest.mark.slow)]
-)
+DEV = pytest.param(["dev", "--port", "0"], marks=pytest.mark.slow)  # its own process
+
+
+@pytest.mark.parametrize("command", [["config"], ["curate"], DEV])
 def test_config_curate_and_dev_refuse_a_hostile_file_in_one_line(tmp_path, command):
     (tmp_path / "curation.yaml").write_bytes(b"profile: [demo]\nbackends: \xff\n")
     if command[0] == "dev":  # its own process: were the file taken, a server would start
