@@ -120,6 +120,33 @@ def encoder_skip(codec: str, pix_fmt: str) -> str | None:
     return None
 
 
+def undecodable_audio(source: Path, path: Path, kept: int) -> Path:
+    """``source`` remuxed with random bytes in every audio packet except the ``kept``-th: a
+    stream that demuxes fine and mostly does not decode."""
+    rng = np.random.default_rng(0)
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        video, audio = inp.streams.video[0], inp.streams.audio[0]
+        targets = {
+            video.index: out.add_stream_from_template(video),
+            audio.index: out.add_stream_from_template(audio),
+        }
+        number = 0
+        for packet in inp.demux(video, audio):
+            if packet.dts is None:
+                continue
+            target = targets[packet.stream.index]
+            if packet.stream.type == "audio":
+                number += 1
+                if number != kept:
+                    noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
+                    for name in ("pts", "dts", "time_base", "duration"):
+                        setattr(noise, name, getattr(packet, name))
+                    packet = noise
+            packet.stream = target
+            out.mux(packet)
+    return path
+
+
 TEN_BIT = {"hevc_10bit": ("libx265", "yuv420p10le"), "h264_422_10bit": ("libx264", "yuv422p10le")}
 
 
@@ -142,6 +169,10 @@ def hostile_media(folder: Path) -> dict[str, Path]:
         "newline_name": folder / NEWLINE_NAME,
         "absurd_header": absurd_avi(folder / "absurd.avi", frames[:count], fps),
         "dash_name": talk_excerpt(folder / DASH_NAME, seconds),
+        "one_frame": encode(folder / "one_frame.mp4", frames[:1], None, fps=fps),
+        "undecodable_audio": undecodable_audio(
+            SAMPLES / "talk_demo.mp4", folder / "noise.mp4", kept=700
+        ),
     }
     shutil.copyfile(SAMPLES / "talk_demo.mp4", files["newline_name"])
     for kind, (codec, pix_fmt) in TEN_BIT.items():
@@ -182,13 +213,9 @@ def test_an_audio_only_file_is_rejected_as_not_a_video(outcome):
     assert video["reject_reason"].startswith("not a video: no video stream")
 
 
-def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
-    frames, _, fps = read_sample("talk_demo.mp4")
-    path = encode(tmp_path / "one_frame.mp4", frames[:1], None, fps=fps)
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, [path])
-    (video,) = store.query("SELECT * FROM videos WHERE video_id = :id", {"id": keys[path]})
+def test_a_one_frame_video_has_a_row_and_no_crash(outcome):
+    store, _, _, _, by_kind = outcome
+    video = by_kind["one_frame"]
     if video["status"] == "rejected":
         assert video["reject_reason"], "a rejection always says why"
     else:
@@ -198,7 +225,6 @@ def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
             assert clip["start_time"] == clip["end_time"] <= video["duration_s"], clip
             assert clip["duration_s"] == 0.0
             assert clip["passed"] is False and clip["reject_reasons"], clip
-    assert all(run.success for run in outcomes), [run.error for run in outcomes]
 
 
 def test_a_variable_frame_rate_video_is_curated(outcome):
@@ -351,40 +377,9 @@ def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(
     assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
 
 
-def undecodable_audio(source: Path, path: Path, kept: int) -> Path:
-    """``source`` remuxed with random bytes in every audio packet except the ``kept``-th: a
-    stream that demuxes fine and mostly does not decode."""
-    rng = np.random.default_rng(0)
-    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
-        video, audio = inp.streams.video[0], inp.streams.audio[0]
-        targets = {
-            video.index: out.add_stream_from_template(video),
-            audio.index: out.add_stream_from_template(audio),
-        }
-        number = 0
-        for packet in inp.demux(video, audio):
-            if packet.dts is None:
-                continue
-            target = targets[packet.stream.index]
-            if packet.stream.type == "audio":
-                number += 1
-                if number != kept:
-                    noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
-                    for name in ("pts", "dts", "time_base", "duration"):
-                        setattr(noise, name, getattr(packet, name))
-                    packet = noise
-            packet.stream = target
-            out.mux(packet)
-    return path
-
-
-def test_mostly_undecodable_audio_is_no_speech_measurement(tmp_path):
-    path = undecodable_audio(SAMPLES / "talk_demo.mp4", tmp_path / "noise.mp4", kept=700)
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, [path])
-    assert all(run.success for run in outcomes)
-    key = keys[path]
+def test_mostly_undecodable_audio_is_no_speech_measurement(outcome):
+    store, keys, files, _, _ = outcome
+    key = keys[files["undecodable_audio"]]
     (report,) = store.rows("decode_reports", key)
     assert "speech not measured: 749 of 751 audio packets undecodable" in report["note"]
     clips = clips_of(store, key)
