@@ -1,9 +1,9 @@
 """The `talkvid` command as the tests run it, in one place.
 
-In its own process (``talkvid``, ``start``) where the process boundary is the point: signals,
-exit statuses, peak memory, the console script itself, a command racing another. Everywhere
-else in this process (``talkvid_in_process``): each start-up of the console script costs a few
-CPU seconds (Dagster's import), and the suite used to pay that some fifty times.
+In its own process (``talkvid``, ``start_talkvid``) where the process boundary is the point:
+signals, exit statuses, peak memory, the console script itself, a command racing another.
+Everywhere else in this process (``talkvid_in_process``): each start-up of the console script
+costs a few CPU seconds (Dagster's import), and the suite used to pay that some fifty times.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def talkvid_in_process(home: Path, *args: str, check: bool = True) -> subprocess
     with process_state_kept(), redirect_stdout(out), redirect_stderr(err):
         try:
             code = main(argv)
-        except SystemExit as exit:  # argparse refusing the arguments
-            code = exit.code if isinstance(exit.code, int) else 1
+        except SystemExit as stop:  # argparse refusing the arguments
+            code = stop.code if isinstance(stop.code, int) else 1
     result = subprocess.CompletedProcess([TALKVID, *argv], code, out.getvalue(), err.getvalue())
     if check:
         assert code == 0, f"talkvid {' '.join(args)}: {result.stdout}{result.stderr}"
