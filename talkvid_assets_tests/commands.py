@@ -3,7 +3,8 @@
 In its own process (``talkvid``, ``start_talkvid``) where the process boundary is the point:
 signals, exit statuses, peak memory, the console script itself, a command racing another.
 Everywhere else in this process (``talkvid_in_process``): each start-up of the console script
-costs a few CPU seconds (Dagster's import), and the suite used to pay that some fifty times.
+costs up to 2 CPU seconds of imports (Dagster's for most commands), several times that in wall
+time on a loaded machine, and the suite used to pay it some fifty times.
 """
 
 from __future__ import annotations
