@@ -4,15 +4,12 @@ files the test makes: verified, refused on a wrong checksum or size, resumed aft
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from subprocess import run
 
 import pytest
 
@@ -24,8 +21,8 @@ from talkvid_assets.core.models import (
     fetch,
     get_model,
 )
+from talkvid_assets_tests.commands import talkvid_in_process
 
-TALKVID = Path(sys.executable).parent / "talkvid"
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
 
@@ -121,8 +118,7 @@ def test_an_unpinned_file_records_its_checksum_and_archives_are_unpacked(server,
 
 
 def test_models_list_and_a_fetch_without_network_fail_in_one_line(tmp_path):
-    listed = run([TALKVID, "--home", tmp_path, "models", "list"], capture_output=True, text=True)
-    assert listed.returncode == 0, listed.stderr
+    listed = talkvid_in_process(tmp_path, "models", "list")
     rows = {line.split()[0]: line.split()[2] for line in listed.stdout.splitlines()[2:]}
     assert rows == {
         "retinaface": "present",
@@ -137,10 +133,8 @@ def test_models_list_and_a_fetch_without_network_fail_in_one_line(tmp_path):
         "transnetv2": "present",
     }
     # A mirror nobody listens on stands for "no network" whatever this machine can reach.
-    fetched = run(
-        [TALKVID, "--home", tmp_path, "models", "fetch", "dover", "--from", "http://127.0.0.1:9"],
-        capture_output=True,
-        text=True,
+    fetched = talkvid_in_process(
+        tmp_path, "models", "fetch", "dover", "--from", "http://127.0.0.1:9", check=False
     )
     assert fetched.returncode == 1
     assert fetched.stderr.count("\n") == 1, fetched.stderr
