@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
 from talkvid_assets.launch import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
+from talkvid_assets_tests.http_server import range_server
 from talkvid_assets_tests.media import SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -46,6 +48,13 @@ def analyses(backends) -> dict[str, DecodePassResult]:
     names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
     names.append("carphone_distorted.mp4")
     return {name: decode_pass(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    """A Range-honouring HTTP server on 127.0.0.1 for model fetches (``http_server.url``)."""
+    with range_server() as httpd:
+        yield httpd
 
 
 @pytest.fixture

@@ -22,43 +22,9 @@ from talkvid_assets.core.models import (
     get_model,
 )
 from talkvid_assets_tests.commands import talkvid_in_process
+from talkvid_assets_tests.http_server import url
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
-
-
-class RangeHandler(BaseHTTPRequestHandler):
-    """Serves ``server.files`` by name, honouring ``Range: bytes=N-`` like a CDN does."""
-
-    def do_GET(self) -> None:
-        body = self.server.files.get(self.path.lstrip("/"))  # type: ignore[attr-defined]
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        if (wanted := self.headers.get("Range")) and wanted.startswith("bytes="):
-            start = int(wanted.removeprefix("bytes=").split("-")[0])
-        self.server.ranges.append(start)  # type: ignore[attr-defined]
-        self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        self.wfile.write(body[start:])
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def server() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    httpd.files, httpd.ranges = {}, []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-
-
-def url(server: ThreadingHTTPServer, name: str) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}/{name}"
 
 
 def model_of(*files: WeightFile, reads: tuple[str, ...] = ()) -> Model:

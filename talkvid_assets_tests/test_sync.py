@@ -19,6 +19,7 @@ from talkvid_assets.core.sync.network import load_syncnet, save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE, SyncEmbedder
 from talkvid_assets.core.video import probe
 from talkvid_assets_tests.commands import talkvid_in_process
+from talkvid_assets_tests.http_server import url
 from talkvid_assets_tests.media import AUDIO_RATE as MEDIA_RATE
 from talkvid_assets_tests.media import SAMPLES, write_video
 from talkvid_assets_tests.synthetic_sync import (
@@ -31,7 +32,6 @@ from talkvid_assets_tests.synthetic_sync import (
     train_face_syncnet,
     train_tiny_syncnet,
 )
-from talkvid_assets_tests.test_models import server, url  # noqa: F401 (the fixture)
 
 SHIFTS = (-9, -4, 0, 3, 8)
 
@@ -105,7 +105,7 @@ def test_without_weights_the_stage_names_its_fetch_in_one_line(tmp_path):
     assert "run `talkvid models fetch syncnet`" in shown.stderr
 
 
-def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):  # noqa: F811
+def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):
     """`talkvid models fetch syncnet` from a mirror on 127.0.0.1 (the publisher's server is out
     of reach here): the file lands verified by its recorded sha256 and the stage can run."""
     server.files[WEIGHT_FILE] = (tiny_weights / MODEL_NAME / WEIGHT_FILE).read_bytes()
