@@ -14,7 +14,8 @@ frames resized to the backend's own working size, its detections mapped back. It
   of the best three of ten; threads as each runtime chooses on this machine).
 
 ``retinaface-torch*`` is the torch backend running the ONNX file's weights (batch norms folded,
-loaded the way test_retinaface.py checks against onnxruntime), so it needs no download.
+loaded by talkvid_assets_tests/folded_retinaface.py, which test_retinaface.py checks against
+onnxruntime), so it needs no download.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from talkvid_assets.core.faces.retinaface import OnnxRetinaFace
 from talkvid_assets.core.faces.retinaface_torch import RetinaFace, TorchRetinaFace, load_folded
 from talkvid_assets.core.head_detail import Face
 from talkvid_assets.core.runtime import Runtime, cpu_runtime
+from talkvid_assets_tests.folded_retinaface import onnx_folded_weights
 from talkvid_assets_tests.media import SAMPLES
-from talkvid_assets_tests.test_retinaface import onnx_folded_weights
 
 VIDEOS = (
     "talk_demo.mp4",

@@ -47,7 +47,7 @@ import store_scale
 from talkvid_assets.core.config import ensure_config
 from talkvid_assets.core.runtime import usable_cores
 from talkvid_assets.core.store import Store
-from talkvid_assets_tests.test_compaction import synthetic_rows, video_ids
+from talkvid_assets_tests.synthetic_tables import synthetic_rows, video_ids
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ROOT / "benchmarks" / "media" / "short"

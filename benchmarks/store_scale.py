@@ -4,7 +4,7 @@ Run with ``.venv/bin/python benchmarks/store_scale.py [--videos 1000 10000 10000
 are SYNTHETIC: no video is decoded. Each video gets the rows a curated video has in the nine
 per-video tables (one source, probe and decode report; five clips, each scored by the three
 stages and judged; three annotated, with 128-D face descriptors), every column filled from the
-tables' schemas (``talkvid_assets_tests.test_compaction.synthetic_rows``), written as the
+tables' schemas (``talkvid_assets_tests.synthetic_tables.synthetic_rows``), written as the
 partition files ``Store.write`` leaves (pyarrow, several processes, for speed).
 
 Printed per size, before and after ``Store.compact()``: files under ``tables/``, bytes per
@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from talkvid_assets.core.store import DERIVED_VIEWS, TABLES, Store
-from talkvid_assets_tests.test_compaction import ROWS_PER_VIDEO, video_ids, write_partition_files
+from talkvid_assets_tests.synthetic_tables import ROWS_PER_VIDEO, video_ids, write_partition_files
 
 CHUNK = 2_000  # videos per writing task
 VIEWS_MARKER = ".talkvid.duckdb.views"  # Store.publish's marker: removed to time a first publish

@@ -1,10 +1,14 @@
-"""Shared fixtures: real sample media, real stores in temporary homes, real Dagster instances."""
+"""Shared fixtures: real sample media, real stores in temporary homes, real Dagster instances,
+and homes curated once per test run."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, replace
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
 from talkvid_assets.launch import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
+from talkvid_assets_tests.http_server import range_server
 from talkvid_assets_tests.media import SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -43,6 +48,13 @@ def analyses(backends) -> dict[str, DecodePassResult]:
     names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
     names.append("carphone_distorted.mp4")
     return {name: decode_pass(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    """A Range-honouring HTTP server on 127.0.0.1 for model fetches (``http_server.url``)."""
+    with range_server() as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -90,3 +102,67 @@ def configure(home: Path, profile: str = "demo", **settings: str) -> Path:
         text = "\n".join([*kept, f"{key}: {value}"]) + "\n"
     config_path(home).write_text(text)
     return config_path(home)
+
+
+@dataclass(frozen=True)
+class CuratedHome:
+    """A home curated once per test run, as `talkvid ingest` + `talkvid curate` leave it (its
+    Dagster instance in ``home/dagster``, where the CLI keeps it). Tests that only read it share
+    it; a test that changes it works on a ``copy``."""
+
+    home: Path
+    keys: dict[Path, str]  # source path -> partition key
+    outcomes: list[RunOutcome]
+
+    @property
+    def store(self) -> Store:
+        return Store(self.home)
+
+    def instance(self) -> AbstractContextManager[DagsterInstance]:
+        return project_instance(self.home / "dagster")
+
+    def copy(self, to: Path) -> CuratedHome:
+        """A private copy at ``to``. Everything a home refers to inside itself is found relative
+        to it (the Dagster instance's SQLite files by its folder; the views in talkvid.duckdb
+        name the tables' folder, and their marker names it too, so the copy's first publish
+        re-creates them); outside, only the read-only samples are named."""
+        shutil.copytree(self.home, to, symlinks=True)
+        return replace(self, home=to.resolve())
+
+
+def curated_home(root: Path, names: list[str]) -> CuratedHome:
+    """The bundled samples ``names`` ingested and curated with the demo profile in ``root``."""
+    store = Store(root / "home")
+    with project_instance(store.home / "dagster") as instance:
+        keys, outcomes = ingest_and_curate(instance, store, [SAMPLES / name for name in names])
+    assert all(outcome.success for outcome in outcomes), [outcome.error for outcome in outcomes]
+    return CuratedHome(store.home, keys, outcomes)
+
+
+@pytest.fixture(scope="session")
+def curated_talk(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4 alone (its one clip passes)."""
+    return curated_home(tmp_path_factory.mktemp("curated_talk"), ["talk_demo.mp4"])
+
+
+@pytest.fixture(scope="session")
+def curated_talk_megamind(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4 (one passing clip) and Megamind.avi (four clips, each too short)."""
+    return curated_home(
+        tmp_path_factory.mktemp("curated_talk_megamind"), ["talk_demo.mp4", "Megamind.avi"]
+    )
+
+
+@pytest.fixture(scope="session")
+def curated_talk_carphone(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4 (one passing clip) and carphone_pristine.mp4 (one clip that fails)."""
+    root = tmp_path_factory.mktemp("curated_talk_carphone")
+    return curated_home(root, ["talk_demo.mp4", "carphone_pristine.mp4"])
+
+
+@pytest.fixture(scope="session")
+def curated_talk_megamind_bikes(tmp_path_factory) -> CuratedHome:
+    """talk_demo.mp4, Megamind.avi and bikes.mp4 (a busy street, no passing clip), curated in
+    one ranged run."""
+    root = tmp_path_factory.mktemp("curated_talk_megamind_bikes")
+    return curated_home(root, ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"])

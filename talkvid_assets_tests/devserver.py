@@ -18,6 +18,7 @@ from typing import Any
 
 from talkvid_assets.core.config import default_text
 from talkvid_assets.core.store import Store
+from talkvid_assets_tests.commands import talkvid  # noqa: F401 (its users import it from here)
 
 TALKVID = str(Path(sys.executable).parent / "talkvid")
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -46,14 +47,6 @@ def demo_home(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / "curation.yaml").write_text(default_text("demo"))
     return path
-
-
-def talkvid(home: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [TALKVID, "--home", str(home), *args], env=_env(), capture_output=True, text=True
-    )
-    assert result.returncode == 0, f"talkvid {' '.join(args)}: {result.stdout}{result.stderr}"
-    return result
 
 
 def ask(port: int, query: str) -> dict[str, Any]:

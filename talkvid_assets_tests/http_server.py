@@ -1,5 +1,6 @@
-"""A real HTTP server on 127.0.0.1 for the URL-ingest tests: it serves files with Range requests
-honoured and misbehaves on purpose by path, so downloads are tested without leaving the machine.
+"""Real HTTP servers on 127.0.0.1, so downloads are tested without leaving the machine: for the
+URL-ingest tests one that serves files with Range requests honoured and misbehaves on purpose by
+path; for model fetches a plain mirror of in-memory files (``range_server``).
 
 Paths: ``/files/NAME`` (the file, ranges honoured), ``/cut/NAME`` (the first whole-file request
 is cut off half way, later ones are served), ``/redirect/NAME`` (302 to ``/files/NAME``),
@@ -141,3 +142,43 @@ def local_server(root: Path) -> Iterator[LocalServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+class RangeHandler(BaseHTTPRequestHandler):
+    """Serves ``server.files`` by name, honouring ``Range: bytes=N-`` like a CDN does."""
+
+    def do_GET(self) -> None:
+        body = self.server.files.get(self.path.lstrip("/"))  # type: ignore[attr-defined]
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        if (wanted := self.headers.get("Range")) and wanted.startswith("bytes="):
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+        self.server.ranges.append(start)  # type: ignore[attr-defined]
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def range_server() -> Iterator[ThreadingHTTPServer]:
+    """A server of ``server.files`` (name -> bytes) on 127.0.0.1, as a model mirror or CDN is;
+    ``server.ranges`` records where each request started."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
+    httpd.files, httpd.ranges = {}, []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+
+
+def url(server: ThreadingHTTPServer, name: str) -> str:
+    """Where ``range_server`` serves ``name``."""
+    return f"http://127.0.0.1:{server.server_address[1]}/{name}"

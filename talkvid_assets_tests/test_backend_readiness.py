@@ -7,10 +7,12 @@ loads them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 import pytest
 
+from talkvid_assets.core.evaluate.extractors import ROLES
 from talkvid_assets.core.models import MODELS
 from talkvid_assets.core.motion import cotracker3
 from talkvid_assets.core.runtime import Runtime
@@ -117,3 +119,18 @@ def test_cotracker3_with_its_package_still_needs_its_checkpoint(tmp_path, monkey
     assert "run `talkvid models fetch cotracker3`" in reasons["motion"]
     place_weights(runtime, "cotracker3")
     assert unready_backends({"motion": "cotracker3"}, runtime) == {}
+
+
+# Every ``module:factory`` a registry names: the scoring stages' backends, the evaluation's
+# feature extractors.
+REGISTERED = [
+    (f"{stage.name}/{name}", target) for stage in STAGES for name, target in stage.backends.items()
+] + [(f"{role}/{name}", target) for role, names in ROLES.items() for name, target in names.items()]
+
+
+@pytest.mark.parametrize(("backend", "target"), REGISTERED, ids=[name for name, _ in REGISTERED])
+def test_every_registered_backend_string_imports(backend, target):
+    """Each ``module:factory`` a registry names is there, without building it (a model backend
+    would load weights): a renamed module or factory fails here, not in a user's run."""
+    module, factory = target.split(":")
+    assert callable(getattr(importlib.import_module(module), factory)), backend

@@ -9,20 +9,16 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey
 from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import build_definitions
-from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
-from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def curated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("checks")
-    store = Store(root / "home")
-    with project_instance(root / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, [SAMPLES / "talk_demo.mp4"])
-        assert all(outcome.success for outcome in outcomes)
-        yield store, instance, next(iter(keys.values()))
+def curated(tmp_path_factory, curated_talk):
+    """A copy of the curated talk_demo home: the tests break its data on purpose."""
+    home = curated_talk.copy(tmp_path_factory.mktemp("checks") / "home")
+    with home.instance() as instance:
+        yield home.store, instance, next(iter(home.keys.values()))
 
 
 def run_check(store: Store, instance, asset: str, name: str, key: str | None):

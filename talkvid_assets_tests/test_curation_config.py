@@ -1,10 +1,6 @@
 """curation.yaml: documented defaults, validation with one clear line, parts (observed by
 Dagster) that follow exactly what an edit changes."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from talkvid_assets.core.config import (
@@ -15,6 +11,7 @@ from talkvid_assets.core.config import (
     load_config,
     parse_config,
 )
+from talkvid_assets_tests.commands import talkvid, talkvid_in_process
 from talkvid_assets_tests.conftest import configure
 
 TAGS = {
@@ -129,15 +126,16 @@ def test_an_inbox_beside_the_homes_own_folders_is_accepted(tmp_path):
     assert len(load_config(tmp_path).inbox) == 3
 
 
-@pytest.mark.parametrize("command", [["config"], ["curate"], ["dev", "--port", "0"]])
+DEV = pytest.param(["dev", "--port", "0"], marks=pytest.mark.slow)  # its own process
+
+
+@pytest.mark.parametrize("command", [["config"], ["curate"], DEV])
 def test_config_curate_and_dev_refuse_a_hostile_file_in_one_line(tmp_path, command):
     (tmp_path / "curation.yaml").write_bytes(b"profile: [demo]\nbackends: \xff\n")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "talkvid"), "--home", str(tmp_path), *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    if command[0] == "dev":  # its own process: were the file taken, a server would start
+        result = talkvid(tmp_path, *command, check=False, timeout=120)
+    else:
+        result = talkvid_in_process(tmp_path, *command, check=False)
     assert result.returncode == 1
     assert "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

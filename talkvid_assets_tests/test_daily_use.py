@@ -12,7 +12,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import av
@@ -30,51 +29,26 @@ from talkvid_assets.core.sources import NOT_INGESTED, register_source
 from talkvid_assets.core.store import TABLES, Store
 from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.launch import instance_dir
+from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process
 from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-VIDEOS = ["talk_demo.mp4", "carphone_pristine.mp4"]
-
-
-def talkvid(home: Path, *args: str) -> subprocess.CompletedProcess:
-    """The command as a user runs it, in its own process."""
-    env = {**os.environ, "TALKVID_HOME": str(home)}
-    env.pop("DAGSTER_HOME", None)
-    return subprocess.run(
-        [str(BIN / "talkvid"), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-
-
-@pytest.fixture(scope="module")
-def curated_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """Two videos (talk_demo passes, carphone does not) ingested and curated once by the CLI,
-    from copies of the samples that a test may delete."""
-    root = tmp_path_factory.mktemp("daily")
-    sources = root / "sources"
-    sources.mkdir()
-    for name in VIDEOS:
-        shutil.copyfile(SAMPLES / name, sources / name)
-    home = root / "home"
-    ingested = talkvid(home, "ingest", str(sources))
-    assert ingested.returncode == 0, ingested.stderr
-    keys = {Path(path).name: key for key, path, *_ in map(str.split, ingested.stdout.splitlines())}
-    curated = talkvid(home, "curate", "--profile", "demo")
-    assert curated.returncode == 0, curated.stdout + curated.stderr
-    return root, keys
 
 
 @pytest.fixture
-def home(curated_home, tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """A private copy of the curated home and its sources (same relative layout)."""
-    root, keys = curated_home
-    copy = tmp_path / "copy"
-    shutil.copytree(root, copy, symlinks=True)
-    store = Store(copy / "home")
-    for name, key in keys.items():  # the copy's sources are its own files
+def home(curated_talk_carphone, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A private copy of the curated home (talk_demo passes, carphone does not) beside its own
+    copies of the sources, which a test may delete; keys by file name."""
+    sources = tmp_path / "copy" / "sources"
+    sources.mkdir(parents=True)
+    curated = curated_talk_carphone.copy(tmp_path / "copy" / "home")
+    store, keys = curated.store, {}
+    for path, key in curated.keys.items():  # the copy's sources are its own files
+        shutil.copyfile(path, sources / path.name)
         (row,) = store.rows("sources", key)
-        store.write("sources", key, [{**row, "source_path": str(copy / "sources" / name)}])
-    return copy / "home", keys
+        store.write("sources", key, [{**row, "source_path": str(sources / path.name)}])
+        keys[path.name] = key
+    return curated.home, keys
 
 
 def shard_samples(folder: Path) -> list[dict]:
@@ -158,7 +132,7 @@ def test_remove_leaves_nothing_of_the_video_in_views_exports_or_dagster(home, tm
     assert (
         main(["--home", str(home), "ingest", str(home.parent / "sources" / "talk_demo.mp4")]) == 0
     )
-    assert talkvid(home, "curate").returncode == 0
+    talkvid_in_process(home, "curate")
     assert {"videos", "clips", "annotations", "speakers"} <= set(traces_of(Store(home), talk))
     assert [r["id"] for r in json.loads((home / "exports" / "talkvid.json").read_text())] == [
         f"{talk}-0000"
@@ -192,7 +166,7 @@ def test_a_vanished_source_is_missing_never_exported_and_cut_skips_it(home, tmp_
 def test_curate_takes_a_vanished_source_out_of_the_dataset_file(home):
     home, keys = home
     (home.parent / "sources" / "talk_demo.mp4").unlink()
-    assert talkvid(home, "curate", "--stale").returncode == 0
+    talkvid_in_process(home, "curate", "--stale")
     assert json.loads((home / "exports" / "talkvid.json").read_text()) == []
     status = Store(home).query(
         "SELECT status FROM videos WHERE video_id = :k", {"k": keys["talk_demo.mp4"]}
@@ -204,8 +178,7 @@ def test_a_partition_that_names_no_file_says_why_and_is_removed_from_the_ui(home
     home, keys = home
     with instance_of(home) as instance:
         instance.add_dynamic_partitions("videos", ["my_new_video"])
-    curated = talkvid(home, "curate", "--partition", "my_new_video")
-    assert curated.returncode == 0, curated.stderr
+    talkvid_in_process(home, "curate", "--partition", "my_new_video")
     (video,) = Store(home).query(
         "SELECT status, reject_reasons FROM videos WHERE video_id = 'my_new_video'"
     )
@@ -294,12 +267,9 @@ def test_dev_prints_the_url_to_open(tmp_path):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**os.environ, "TALKVID_HOME": str(tmp_path / "h")}
-    env.pop("DAGSTER_HOME", None)
-    dev = subprocess.Popen(
-        [str(BIN / "talkvid"), "dev", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        start_new_session=True,
+    dev = start_talkvid(
+        tmp_path / "h", "dev", "--port", str(port),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
         first = dev.stdout.readline()

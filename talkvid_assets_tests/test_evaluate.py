@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 
 import cv2
 import numpy as np
@@ -23,8 +22,8 @@ from talkvid_assets.core.store import Store
 from talkvid_assets.core.sync.network import save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE
 from talkvid_assets.launch import instance_dir
+from talkvid_assets_tests.commands import talkvid_in_process
 from talkvid_assets_tests.conftest import configure
-from talkvid_assets_tests.devserver import TALKVID
 from talkvid_assets_tests.media import AUDIO_RATE, write_video
 from talkvid_assets_tests.synthetic_sync import (
     FACE_FPS,
@@ -97,12 +96,9 @@ def bench(tmp_path_factory):
 
 
 def evaluate(home, model, folder, *extra):
-    done = subprocess.run(
-        [TALKVID, "--home", home, "evaluate", model, "--generated", folder, "--resamples", "50",
-         *extra],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = talkvid_in_process(
+        home, "evaluate", model, "--generated", str(folder), "--resamples", "50", *extra
+    )
     return done.stdout, pq.read_table(home / "evaluations" / model / "metrics.parquet").to_pylist()
 
 
@@ -158,9 +154,8 @@ def test_without_published_weights_fid_and_fvd_are_skipped_with_the_fetch_named(
     assert {row["clips"] for row in rows if row["dimension"] == "all"} == {1}
     assert f"not measured {broken.removesuffix('.mp4')}: cannot read {broken}" in printed
     assert sum(f"no generated video {name}" in printed for name in absent) == len(absent) == 6
-    missing = subprocess.run(
-        [TALKVID, "--home", home, "evaluate", "nobody", "--generated", tmp_path / "none"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    missing = talkvid_in_process(
+        home, "evaluate", "nobody", "--generated", str(tmp_path / "none"), check=False
+    )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1, missing.stderr
     assert "no folder of generated videos" in missing.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,12 +18,12 @@ from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.model_stages import GPU_OP_TAGS
 from talkvid_assets.defs.names import GPU_POOL
 from talkvid_assets.launch import instance_dir, register_partitions
+from talkvid_assets_tests.commands import start_talkvid
 from talkvid_assets_tests.conftest import configure
+from talkvid_assets_tests.folded_retinaface import onnx_folded_weights
 from talkvid_assets_tests.media import SAMPLES, talk_excerpt
-from talkvid_assets_tests.test_retinaface import onnx_folded_weights
 
 pytestmark = pytest.mark.slow
-TALKVID = Path(sys.executable).parent / "talkvid"
 MODEL_CONFIG = {"backends": "{head_detail: retinaface-torch}", "gpu_slots": "1"}
 
 
@@ -75,12 +74,9 @@ def test_two_curates_never_run_two_model_steps_at_once_with_one_gpu_slot(tmp_pat
     keys = [register_source(store, path)[0] for path in videos]
     with DagsterInstance.from_config(str(instance_dir(home))) as instance:
         register_partitions(instance, keys)
-    curates = [
-        subprocess.Popen(
-            [TALKVID, "--home", home, "curate", "--partition", key],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+    curates = [  # two processes at once: the pool is what keeps them apart
+        start_talkvid(
+            home, "curate", "--partition", key, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         for key in keys
     ]

@@ -24,12 +24,12 @@ from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.thresholds import NO_AUDIO
+from talkvid_assets_tests.commands import start_talkvid, talkvid_in_process, wait_for_step
 from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
 from talkvid_assets_tests.media import AUDIO_RATE, SAMPLES, read_sample, talk_excerpt
 
 pytestmark = pytest.mark.slow
 
-TALKVID = Path(sys.executable).parent / "talkvid"
 DASH_NAME = "-rf talk.mp4"
 ABSURD_FRAMES, ABSURD_SIDE = 2**31 - 1, 60000
 NEWLINE_NAME = "line\nbreak.mp4"
@@ -122,6 +122,33 @@ def encoder_skip(codec: str, pix_fmt: str) -> str | None:
     return None
 
 
+def undecodable_audio(source: Path, path: Path, kept: int) -> Path:
+    """``source`` remuxed with random bytes in every audio packet except the ``kept``-th: a
+    stream that demuxes fine and mostly does not decode."""
+    rng = np.random.default_rng(0)
+    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
+        video, audio = inp.streams.video[0], inp.streams.audio[0]
+        targets = {
+            video.index: out.add_stream_from_template(video),
+            audio.index: out.add_stream_from_template(audio),
+        }
+        number = 0
+        for packet in inp.demux(video, audio):
+            if packet.dts is None:
+                continue
+            target = targets[packet.stream.index]
+            if packet.stream.type == "audio":
+                number += 1
+                if number != kept:
+                    noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
+                    for name in ("pts", "dts", "time_base", "duration"):
+                        setattr(noise, name, getattr(packet, name))
+                    packet = noise
+            packet.stream = target
+            out.mux(packet)
+    return path
+
+
 TEN_BIT = {"hevc_10bit": ("libx265", "yuv420p10le"), "h264_422_10bit": ("libx264", "yuv422p10le")}
 
 
@@ -144,6 +171,10 @@ def hostile_media(folder: Path) -> dict[str, Path]:
         "newline_name": folder / NEWLINE_NAME,
         "absurd_header": absurd_avi(folder / "absurd.avi", frames[:count], fps),
         "dash_name": talk_excerpt(folder / DASH_NAME, seconds),
+        "one_frame": encode(folder / "one_frame.mp4", frames[:1], None, fps=fps),
+        "undecodable_audio": undecodable_audio(
+            SAMPLES / "talk_demo.mp4", folder / "noise.mp4", kept=700
+        ),
     }
     shutil.copyfile(SAMPLES / "talk_demo.mp4", files["newline_name"])
     for kind, (codec, pix_fmt) in TEN_BIT.items():
@@ -186,13 +217,9 @@ def test_an_audio_only_file_is_rejected_as_not_a_video(outcome):
     assert failure.text() == "not a video: no video stream in mov,mp4,m4a,3gp,3g2,mj2"
 
 
-def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
-    frames, _, fps = read_sample("talk_demo.mp4")
-    path = encode(tmp_path / "one_frame.mp4", frames[:1], None, fps=fps)
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, [path])
-    (video,) = store.query("SELECT * FROM videos WHERE video_id = :id", {"id": keys[path]})
+def test_a_one_frame_video_has_a_row_and_no_crash(outcome):
+    store, _, _, _, by_kind = outcome
+    video = by_kind["one_frame"]
     if video["status"] == "rejected":
         assert video["reject_reasons"], "a rejection always says why"
     else:
@@ -202,7 +229,6 @@ def test_a_one_frame_video_has_a_row_and_no_crash(tmp_path):
             assert clip["start_time"] == clip["end_time"] <= video["duration_s"], clip
             assert clip["duration_s"] == 0.0
             assert clip["passed"] is False and clip["reject_reasons"], clip
-    assert all(run.success for run in outcomes), [run.error for run in outcomes]
 
 
 def test_a_variable_frame_rate_video_is_curated(outcome):
@@ -269,23 +295,6 @@ def test_a_file_name_with_a_dash_or_newline_is_curated_under_its_real_path(outco
     assert clips_of(store, video["video_id"])
 
 
-def cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("TALKVID_HOME", None)
-    env.pop("DAGSTER_HOME", None)
-    return env
-
-
-def talkvid(home: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(TALKVID), "--home", str(home), *args],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_ingesting_a_folder_with_a_link_loop_and_a_dangling_link(tmp_path):
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -295,8 +304,8 @@ def test_ingesting_a_folder_with_a_link_loop_and_a_dangling_link(tmp_path):
     (folder / "a.mp4").symlink_to(folder / "b.mp4")
     (folder / "b.mp4").symlink_to(folder / "a.mp4")
     started = time.monotonic()
-    result = talkvid(tmp_path / "home", "ingest", str(folder), timeout=60)
-    assert time.monotonic() - started < 60
+    result = talkvid_in_process(tmp_path / "home", "ingest", str(folder), check=False)
+    assert time.monotonic() - started < 60  # a loop followed forever would never return
     assert "Traceback" not in result.stderr
     # discover() keeps only what Path.is_file() says is a file, which is False for a dangling
     # link and for a link loop (ELOOP): both are skipped silently and the good file registers
@@ -348,72 +357,35 @@ def test_curation_succeeds_while_a_reader_holds_the_database(tmp_path):
 CLIP_TABLE = "SELECT clip_id, duration_s, quality_score, motion_ratio, passed FROM clips"
 
 
-def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(tmp_path):
-    sources = [SAMPLES / "talk_demo.mp4", SAMPLES / "Megamind.avi"]
+def test_a_run_killed_mid_decode_then_resumed_gives_the_clean_tables(
+    tmp_path, curated_talk_megamind
+):
     home = tmp_path / "home"
-    ingest = talkvid(home, "ingest", *map(str, sources))
-    assert ingest.returncode == 0, ingest.stderr
-    run = subprocess.Popen(
-        [str(TALKVID), "--home", str(home), "curate", "--profile", "demo"],
-        env=cli_env(),
+    talkvid_in_process(home, "ingest", *map(str, curated_talk_megamind.keys))
+    run = start_talkvid(
+        home,
+        *("curate", "--profile", "demo"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
         start_new_session=True,
     )
     assert run.stdout.readline().startswith("curating")
-    time.sleep(2)  # inside the first run
+    wait_for_step(home, run, "decode_pass")  # several seconds, even on a quiet machine
     assert run.poll() is None, "killed while still curating"
     os.killpg(run.pid, signal.SIGKILL)
     run.communicate(timeout=30)
     assert run.returncode == -signal.SIGKILL
-    resumed = talkvid(home, "curate", timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = talkvid_in_process(home, "curate")
     assert "Traceback" not in resumed.stderr
 
-    clean = Store(tmp_path / "clean_home")
-    with project_instance(tmp_path / "clean_dagster") as instance:
-        _, outcomes = ingest_and_curate(instance, clean, sources)
-    assert all(outcome.success for outcome in outcomes)
-    expected = clean.query(f"{CLIP_TABLE} ORDER BY clip_id")
+    expected = curated_talk_megamind.store.query(f"{CLIP_TABLE} ORDER BY clip_id")
     assert expected
     assert Store(home).query(f"{CLIP_TABLE} ORDER BY clip_id") == expected
 
 
-def undecodable_audio(source: Path, path: Path, kept: int) -> Path:
-    """``source`` remuxed with random bytes in every audio packet except the ``kept``-th: a
-    stream that demuxes fine and mostly does not decode."""
-    rng = np.random.default_rng(0)
-    with av.open(str(source)) as inp, av.open(str(path), "w") as out:
-        video, audio = inp.streams.video[0], inp.streams.audio[0]
-        targets = {
-            video.index: out.add_stream_from_template(video),
-            audio.index: out.add_stream_from_template(audio),
-        }
-        number = 0
-        for packet in inp.demux(video, audio):
-            if packet.dts is None:
-                continue
-            target = targets[packet.stream.index]
-            if packet.stream.type == "audio":
-                number += 1
-                if number != kept:
-                    noise = av.Packet(rng.integers(0, 256, packet.size, np.uint8).tobytes())
-                    for name in ("pts", "dts", "time_base", "duration"):
-                        setattr(noise, name, getattr(packet, name))
-                    packet = noise
-            packet.stream = target
-            out.mux(packet)
-    return path
-
-
-def test_mostly_undecodable_audio_is_no_speech_measurement(tmp_path):
-    path = undecodable_audio(SAMPLES / "talk_demo.mp4", tmp_path / "noise.mp4", kept=700)
-    store = Store(tmp_path / "home")
-    with project_instance(tmp_path / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, store, [path])
-    assert all(run.success for run in outcomes)
-    key = keys[path]
+def test_mostly_undecodable_audio_is_no_speech_measurement(outcome):
+    store, keys, files, _, _ = outcome
+    key = keys[files["undecodable_audio"]]
     (report,) = store.rows("decode_reports", key)
     assert "speech not measured: 749 of 751 audio packets undecodable" in report["note"]
     clips = clips_of(store, key)

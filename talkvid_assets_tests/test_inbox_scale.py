@@ -40,14 +40,18 @@ class Inbox:
         self.resource = TalkvidResource(home=str(home))
         self.cursor: str | None = None
         self.seconds: list[float] = []  # wall time of each tick
+        # CPU time of this thread (where the sensor hashes) in each tick: what bounds assert on,
+        # since a machine at a load of 10 stretches every tick's wall time five-fold or more.
+        self.cpu_seconds: list[float] = []
 
     def tick(self) -> SensorResult:
         context = build_sensor_context(
             instance=self.instance, cursor=self.cursor, resources={"talkvid": self.resource}
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         result = inbox_sensor(context)
         self.seconds.append(time.perf_counter() - started)
+        self.cpu_seconds.append(time.thread_time() - cpu)
         self.cursor = result.cursor
         for request in result.dynamic_partitions_requests:  # what the daemon does with them
             self.instance.add_dynamic_partitions(
@@ -175,9 +179,10 @@ def test_a_drop_larger_than_the_budget_arrives_over_several_ticks(inbox, monkeyp
     }  # after the ticks: the sensor hashed them first
     print(f"\n{len(keys)} files of {size:,} bytes, per tick: {handled_per_tick}")
     print("tick seconds: " + ", ".join(f"{seconds:.2f}" for seconds in inbox.seconds))
+    print("tick CPU seconds: " + ", ".join(f"{seconds:.2f}" for seconds in inbox.cpu_seconds))
     assert inbox.partitions() == keys
     assert sum(1 for count in handled_per_tick if count) >= 3
-    assert max(inbox.seconds) < budget + 0.5
+    assert max(inbox.cpu_seconds) < budget + 0.5
     assert inbox.pending() == {}
 
 
@@ -295,4 +300,4 @@ def test_a_huge_file_never_holds_up_a_small_video_dropped_with_it(inbox):
     assert [request.tags[INBOX_FILE_TAG] for request in result.run_requests] == [
         f"{huge}:{64 * 2**30}:1"
     ]
-    assert max(inbox.seconds) < 10, inbox.seconds
+    assert max(inbox.cpu_seconds) < 10, inbox.cpu_seconds  # hashing 64 GiB takes a minute

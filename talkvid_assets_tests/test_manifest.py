@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
-from subprocess import run
 from typing import Any
 
 import pytest
 
 from talkvid_assets.core.manifest import ManifestError, read_manifest
 from talkvid_assets.core.store import Store
+from talkvid_assets_tests.commands import talkvid_in_process
 from talkvid_assets_tests.media import SAMPLES
 
-TALKVID = Path(sys.executable).parent / "talkvid"
 HEADER = (
     "Path,Video Link,Licence,Person ID,Ethnicity,Age Group,Gender,Language,Category,Description"
 )
@@ -96,9 +94,7 @@ def test_source_roots_admit_a_folder_outside_the_manifests(folder, tmp_path):
 def test_ingest_records_labels_and_refuses_a_bad_manifest_in_one_line(folder, tmp_path):
     home = tmp_path / "home"
     bad = write(folder / "bad.jsonl", '{"path": "talk_demo.mp4", "gender": "Male"}', "{oops")
-    refused = run(
-        [TALKVID, "--home", home, "ingest", "--manifest", bad], capture_output=True, text=True
-    )
+    refused = talkvid_in_process(home, "ingest", "--manifest", str(bad), check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith(
         "bad.jsonl:2: not valid JSON: Expecting property name enclosed in double quotes"
@@ -114,10 +110,7 @@ def test_ingest_records_labels_and_refuses_a_bad_manifest_in_one_line(folder, tm
         folder / "good.jsonl",
         json.dumps({"path": "talk_demo.mp4", "gender": "Male", "language": "Thai"}),
     )
-    done = run(
-        [TALKVID, "--home", home, "ingest", "--manifest", good], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    talkvid_in_process(home, "ingest", "--manifest", str(good))
     (labels,) = Store(home).query("SELECT * FROM labels")
     assert (labels["gender"], labels["language"], labels["manifest_row"]) == ("Male", "Thai", 1)
     assert labels["manifest"] == str(good)
@@ -141,9 +134,7 @@ def test_a_folder_row_does_not_follow_a_link_out_of_its_folder(folder, tmp_path)
     }
     home = tmp_path / "home"
     (folder / "sub" / "passwd.mp4").symlink_to(secret)
-    refused = run(
-        [TALKVID, "--home", home, "ingest", "--manifest", manifest], capture_output=True, text=True
-    )
+    refused = talkvid_in_process(home, "ingest", "--manifest", str(manifest), check=False)
     assert refused.returncode == 1 and "is outside" in refused.stderr, refused.stderr
     assert "Traceback" not in refused.stderr
     assert not (home / "tables" / "sources").exists() or not list(
@@ -168,10 +159,8 @@ def test_a_folder_row_does_not_follow_a_link_out_of_its_folder(folder, tmp_path)
 def test_a_hostile_manifest_is_one_line(folder, tmp_path, name, content, message):
     manifest = folder / name
     manifest.write_text(content)
-    refused = run(
-        [TALKVID, "--home", tmp_path / "home", "ingest", "--manifest", manifest],
-        capture_output=True,
-        text=True,
+    refused = talkvid_in_process(
+        tmp_path / "home", "ingest", "--manifest", str(manifest), check=False
     )
     assert refused.returncode == 1
     assert message.format(folder=folder) in refused.stderr, refused.stderr

@@ -26,7 +26,7 @@ from talkvid_assets.defs.build import build_definitions
 from talkvid_assets.defs.names import GPU_POOL
 from talkvid_assets.defs.partitions import video_partitions
 from talkvid_assets.launch import INSTANCE_CONFIG
-from talkvid_assets_tests.conftest import ingest_and_curate, project_instance
+from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.devserver import free_port
 from talkvid_assets_tests.media import SAMPLES
 
@@ -162,7 +162,9 @@ def postgres() -> Iterator[Server]:
 
 
 @pytest.mark.slow
-def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, monkeypatch):
+def test_curation_on_postgres_matches_the_local_instance(
+    postgres, tmp_path, monkeypatch, curated_talk_carphone
+):
     """The deployed file, as a host would use it (copied into DAGSTER_HOME, the connection in
     the environment), against the local instance: the storage backend must change where
     Dagster's records live and nothing that curation writes."""
@@ -203,10 +205,8 @@ def test_curation_on_postgres_matches_the_local_instance(postgres, tmp_path, mon
     assert limits == [(load_config(store.home).gpu_slots,)]
     assert not list(dagster_home.rglob("*.db")), "a SQLite storage file was written"
 
-    local = Store(tmp_path / "sqlite-home")
-    with project_instance(tmp_path / "sqlite-dagster") as instance:
-        _, local_outcomes = ingest_and_curate(instance, local, paths)
-    assert all(outcome.success for outcome in local_outcomes)
+    local = curated_talk_carphone.store  # the same videos on a SQLite instance
+    assert {path.name for path in curated_talk_carphone.keys} == set(VIDEOS)
     clips = store.query("SELECT * FROM clips ORDER BY clip_id")
     assert clips
     assert any(clip["passed"] for clip in clips)

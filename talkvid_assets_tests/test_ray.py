@@ -43,7 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY = str(Path(sys.executable).parent / "ray")
 # A face that passes, a video cut into four scenes, and a busy street scene.
 VIDEOS = ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"]
-NODE_START_S = 90
+# A head not started by then skips the test, so the allowance is for a machine at a load of 10
+# rather than a quiet one.
+NODE_START_S = 240
 STARTED = "Ray runtime started"  # what `ray start` prints once the node runs
 # A backend the demo profile does not use, so the actor's pass decodes rather than reading the
 # score cache.
@@ -148,15 +150,15 @@ def test_ray_needs_an_address():
 
 
 @pytest.mark.slow
-def test_ray_tasks_write_what_an_in_process_curation_writes(tmp_path, monkeypatch):
+def test_ray_tasks_write_what_an_in_process_curation_writes(
+    tmp_path, monkeypatch, curated_talk_megamind_bikes
+):
     paths = [SAMPLES / name for name in VIDEOS]
     monkeypatch.delenv(EXECUTOR_ENV, raising=False)
-    local = Store(tmp_path / "local")
-    started = time.perf_counter()
-    with project_instance(local.home / "dagster") as instance:
-        keys, outcomes = ingest_and_curate(instance, local, paths)
-    local_s = time.perf_counter() - started
-    assert all(outcome.success for outcome in outcomes)
+    # The in-process curation of the same videos (a copy: the model stage below writes to it).
+    curated = curated_talk_megamind_bikes.copy(tmp_path / "local")
+    local, keys = curated.store, curated.keys
+    assert list(keys) == paths
 
     store = Store(tmp_path / "ray")
     with ray_cluster(tmp_path) as address:
@@ -197,7 +199,7 @@ def test_ray_tasks_write_what_an_in_process_curation_writes(tmp_path, monkeypatc
         model_passes(local, [key], {MODEL_STAGE: backend}, options) for key in keys.values()
     ]
     print(
-        f"\n{len(keys)} videos, on this one 2-core machine: in-process {local_s:.1f} s; "
+        f"\n{len(keys)} videos, on this one 2-core machine: "
         f"through a 2-node Ray cluster (1 CPU each) {ray_s:.1f} s, {len(tasks)} decode tasks "
         f"on {len({task.node_id for task in tasks})} node(s)"
     )

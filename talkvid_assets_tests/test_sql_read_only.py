@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from talkvid_assets.core.store import TABLES, Store
-
-BIN = Path(sys.executable).parent
+from talkvid_assets_tests.commands import start_talkvid
 
 
 def video_row(video_id: str) -> dict:
@@ -60,19 +58,13 @@ def test_a_foreign_file_under_tables_adds_no_rows(store):
     assert store.query("SELECT video_id FROM sources") == [{"video_id": "a"}]
 
 
-def _talkvid_sql(home: Path, query: str, **popen: object) -> subprocess.Popen:
-    env = {**os.environ, "TALKVID_HOME": str(home)}
-    return subprocess.Popen(
-        [str(BIN / "talkvid"), "sql", query], env=env, stderr=subprocess.PIPE, text=True, **popen
-    )
-
-
+@pytest.mark.slow
 def test_sql_piped_into_head_ends_quietly(tmp_path):
     home = tmp_path / "home"
     for index in range(3):
         Store(home).write("raw_videos", f"v{index}", [video_row(f"v{index}")])
     query = "SELECT * FROM range(200000)"
-    sql = _talkvid_sql(home, query, stdout=subprocess.PIPE)
+    sql = start_talkvid(home, "sql", query, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     head = subprocess.run(["head", "-1"], stdin=sql.stdout, capture_output=True, timeout=60)
     sql.stdout.close()
     assert sql.wait(timeout=60) == 0, sql.stderr.read()
@@ -80,11 +72,12 @@ def test_sql_piped_into_head_ends_quietly(tmp_path):
     assert head.stdout.decode().strip() == "range"
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_slow_query_is_one_line(tmp_path):
     home = tmp_path / "home"
     Store(home).write("raw_videos", "v", [video_row("v")])
     query = "SELECT max(a.range * b.range) FROM range(1000000) a, range(1000000) b"
-    sql = _talkvid_sql(home, query, stdout=subprocess.DEVNULL)
+    sql = start_talkvid(home, "sql", query, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # Ctrl-C once the query runs: past start-up (about 3 CPU s), whatever the machine's load.
         deadline = time.monotonic() + 120

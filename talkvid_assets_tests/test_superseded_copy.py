@@ -6,11 +6,15 @@ every export leaves it out, while the complete file is curated as a video of its
 import json
 import subprocess
 
+import pytest
+
 from talkvid_assets.core.export import DATASET_FILE
 from talkvid_assets.core.partition_keys import content_key
 from talkvid_assets.core.source_files import video_key
 from talkvid_assets_tests.conftest import ingest_and_curate
 from talkvid_assets_tests.media import SAMPLES
+
+pytestmark = pytest.mark.slow
 
 
 def test_a_superseded_partial_copy_is_retired_not_exported(tmp_path, dagster_instance, store):

@@ -6,8 +6,6 @@ offset search, the decode pass's audio hand-over), not the published weights' nu
 
 from __future__ import annotations
 
-import subprocess
-
 import numpy as np
 import pytest
 import yaml
@@ -21,7 +19,8 @@ from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.sync.network import load_syncnet, save_syncnet
 from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE, SyncEmbedder
 from talkvid_assets.core.video import probe
-from talkvid_assets_tests.devserver import TALKVID
+from talkvid_assets_tests.commands import talkvid_in_process
+from talkvid_assets_tests.http_server import url
 from talkvid_assets_tests.media import AUDIO_RATE as MEDIA_RATE
 from talkvid_assets_tests.media import SAMPLES, write_video
 from talkvid_assets_tests.synthetic_sync import (
@@ -34,7 +33,6 @@ from talkvid_assets_tests.synthetic_sync import (
     train_face_syncnet,
     train_tiny_syncnet,
 )
-from talkvid_assets_tests.test_models import server, url  # noqa: F401 (the fixture)
 
 SHIFTS = (-9, -4, 0, 3, 8)
 
@@ -102,15 +100,13 @@ def test_without_weights_the_stage_names_its_fetch_in_one_line(tmp_path):
     settings = yaml.safe_load(default_text())
     settings["backends"]["sync"] = "syncnet"
     config_path(home).write_text(yaml.safe_dump(settings))
-    shown = subprocess.run(
-        [TALKVID, "--home", home, "config"], capture_output=True, text=True, check=False
-    )
+    shown = talkvid_in_process(home, "config", check=False)
     assert shown.returncode == 1
     assert shown.stderr.count("\n") == 1, shown.stderr
     assert "run `talkvid models fetch syncnet`" in shown.stderr
 
 
-def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):  # noqa: F811
+def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):
     """`talkvid models fetch syncnet` from a mirror on 127.0.0.1 (the publisher's server is out
     of reach here): the file lands verified by its recorded sha256 and the stage can run."""
     server.files[WEIGHT_FILE] = (tiny_weights / MODEL_NAME / WEIGHT_FILE).read_bytes()
@@ -120,16 +116,9 @@ def test_fetched_weights_make_the_stage_ready(tiny_weights, tmp_path, server):  
     settings["backends"]["sync"] = "syncnet"
     config_path(home).write_text(yaml.safe_dump(settings))
     mirror = url(server, "").rstrip("/")
-    fetched = subprocess.run(
-        [TALKVID, "--home", home, "models", "fetch", MODEL_NAME, "--from", mirror],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert fetched.returncode == 0, fetched.stderr
+    fetched = talkvid_in_process(home, "models", "fetch", MODEL_NAME, "--from", mirror)
     assert "unpinned, recorded sha256" in fetched.stdout
-    shown = subprocess.run(
-        [TALKVID, "--home", home, "config"], capture_output=True, text=True, check=False
-    )
-    assert shown.returncode == 0, shown.stderr
+    shown = talkvid_in_process(home, "config")
     assert "sync=syncnet" in shown.stdout
 
 

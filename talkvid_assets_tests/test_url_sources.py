@@ -29,6 +29,7 @@ from talkvid_assets.defs.resources import TalkvidResource
 from talkvid_assets.defs.sensors import inbox_sensor
 from talkvid_assets.defs.url_sources import url_list_sensor
 from talkvid_assets.launch import ingest_url_lists
+from talkvid_assets_tests.commands import talkvid
 from talkvid_assets_tests.conftest import configure, project_instance
 from talkvid_assets_tests.devserver import (
     demo_home,
@@ -41,7 +42,6 @@ from talkvid_assets_tests.devserver import (
 )
 from talkvid_assets_tests.http_server import local_server
 from talkvid_assets_tests.media import SAMPLES
-from talkvid_assets_tests.test_cli import talkvid
 
 FAST = DownloadLimits(timeout_s=1, max_size_mb=2, max_time_s=20)
 
