@@ -78,31 +78,29 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
         assert run["status"] == "SUCCESS"
         assert tag(run, "dagster/partition") == key
 
-        # The same bytes under another name: the sensor registers them, and requests nothing.
+        # The same bytes under another name, while the merged dataset follows the new per-video
+        # export (declarative automation): the sensor registers them, and requests nothing.
         copy = inbox / "the same talk again.mp4"
         shutil.copy(SAMPLES / "talk_demo.mp4", copy)
+        dataset = home / "exports" / "talkvid.json"
+
+        def dataset_written() -> bool:
+            return dataset.exists() and f'"{key}-0000"' in dataset.read_text()
 
         def copy_seen() -> bool:
             cursor = sensors(port)["inbox_sensor"]["sensorState"]["typeSpecificData"]
             done = json.loads(cursor.get("lastCursor") or "{}").get("recent", [])
             return any(stamp.startswith(f"{copy}:") for stamp in done)
 
+        wait_for("talkvid_dataset following the export", dataset_written, 120, log, pause=2)
         wait_for("the inbox sensor settling the copy", copy_seen, 60, log)
-        # Two automation ticks after it: whatever the copy would make automation request is
-        # requested by then.
+        # Two automation ticks after it, and nothing left to run: whatever the copy would make
+        # automation request is requested by then.
         wait_for_ticks(port, "automation", 2, time.time(), log)
+        wait_for("automation settling", lambda: quiet(port, log), 120, log)
         assert partition_keys(port) == [key]
         assert [item["runId"] for item in curation_runs(port)] == [run["runId"]]
         assert materialized(port, "talkvid_export") == [key]
-
-        # Declarative automation: the merged dataset follows the new per-video export.
-        dataset = home / "exports" / "talkvid.json"
-
-        def dataset_written() -> bool:
-            return dataset.exists() and f'"{key}-0000"' in dataset.read_text()
-
-        wait_for("talkvid_dataset following the export", dataset_written, 120, log, pause=2)
-        wait_for("automation settling", lambda: quiet(port, log), 120, log)
         every = runs(port)
         assert len(every) <= 2, f"one video, {len(every)} runs: {every}"
 

@@ -1,19 +1,22 @@
 """Declarative automation under a real `talkvid dev` (webserver + daemon) on a home curated by
 the CLI: an idle home stays idle, an edit of curation.yaml is carried out with no reload and
 recomputes only what it decides, a failed blocking check holds everything below it until the
-data is fixed, the UI's stale badges are what `talkvid curate --stale` runs, and a ranged run
-shows each partition its own metadata and check results."""
+data is fixed, the UI's stale badges are what `talkvid curate --stale` runs; and what the UI
+shows (`make dev` runs `talkvid dev`): the same graph, with the partitions, over Dagster's real
+webserver and GraphQL API, and a ranged run showing each partition its own metadata and check
+results."""
 
 from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from talkvid_assets.core.config import load_config
+from talkvid_assets.core.config import CONFIG_PARTS, load_config
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.exports import ON_DEMAND_TAG
 from talkvid_assets.launch import LAUNCHER_TAG
@@ -25,6 +28,7 @@ from talkvid_assets_tests.devserver import (
     check_partition_statuses,
     demo_home,
     dev_server,
+    graphql,
     launch_run,
     materializations,
     no_failed_runs,
@@ -54,6 +58,10 @@ TICKS_HELD = 3  # automation ticks over a failed blocking check
 SCORES = ["quality_scores", "motion_scores", "head_detail_scores"]
 QUALITY_CHECK = "every_segment_scored_in_range"
 VERDICT_CHECK = "every_clip_judged_with_reasons"
+GRAPH = """{
+  assetNodes { assetKey { path } groupName partitionKeys }
+  repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } }
+}"""
 
 
 def cli_curated(root: Path, names: list[str]) -> tuple[Path, list[str]]:
@@ -319,26 +327,53 @@ def test_staleness_in_graphql_agrees_with_the_cli(three_videos, tmp_path):
         assert not others, f"something other than the CLI ran: {others}"
 
 
-def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(three_videos, tmp_path):
-    home, keys = copy_of(three_videos, tmp_path)
+@pytest.fixture(scope="module")
+def served(three_videos, tmp_path_factory) -> Iterator[tuple[Path, list[str], int]]:
+    """`talkvid dev` on a copy of the three-video home, shared by the tests that only read:
+    the home, its keys and the server's port."""
+    root = tmp_path_factory.mktemp("served")
+    home, keys = copy_of(three_videos, root)
+    with dev_server(home, root / "dev.log") as port:
+        yield home, keys, port
+
+
+def test_dev_server_shows_the_graph_and_partitions(served):
+    home, keys, port = served
+    data = graphql(port, GRAPH)
+    assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
+    assert set(assets) == {
+        "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
+        "sync_scores", "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations",
+        "speakers", "bench_strata", "training_split", "clip_files", "fixed_frame_records",
+        "review_calibration", "url_sources", "bench_evaluation",
+        *(f"config_{part}" for part in CONFIG_PARTS),
+    }  # fmt: skip
+    assert assets["url_sources"]["groupName"] == "sources"
+    assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}
+    assert sorted(assets["segments"]["partitionKeys"]) == sorted(keys)
+    jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
+    assert {"curate", "url_ingest", "bench_evaluation_job"} <= jobs
+    assert (home / "dagster" / "dagster.yaml").exists()
+
+
+def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(served):
+    home, keys, port = served
     store = Store(home)
-    log = tmp_path / "dev.log"
-    with dev_server(home, log) as port:
-        order = partition_keys(port)
-        ranged = [run for run in asset_runs(port) if "segments" in run["assets"]]
-        assert len(ranged) == 1 and sorted(run_partitions(ranged[0], order)) == sorted(keys)
-        frames = {}
-        for key in keys:
-            (latest, *_) = materializations(port, "segments", key)
-            assert latest["partition"] == key and latest["runId"] == ranged[0]["runId"]
-            reports = store.rows("decode_reports", key)
-            frames[key] = sum(report["frames_decoded"] or 0 for report in reports)
-            shown = latest["metadata"]
-            assert shown["segments"] == len(store.rows("segments", key)), (key, shown)
-            assert shown["frames_decoded"] == frames[key], (key, shown)
-            (check, *_) = check_executions(port, "segments", "clip_bounds_are_consistent", key)
-            assert check["partition"] == key and check["status"] == "SUCCEEDED", check
-        assert len(set(frames.values())) == len(keys), frames  # one range's numbers would repeat
-        statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
-        print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
-        assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses
+    order = partition_keys(port)
+    ranged = [run for run in asset_runs(port) if "segments" in run["assets"]]
+    assert len(ranged) == 1 and sorted(run_partitions(ranged[0], order)) == sorted(keys)
+    frames = {}
+    for key in keys:
+        (latest, *_) = materializations(port, "segments", key)
+        assert latest["partition"] == key and latest["runId"] == ranged[0]["runId"]
+        reports = store.rows("decode_reports", key)
+        frames[key] = sum(report["frames_decoded"] or 0 for report in reports)
+        shown = latest["metadata"]
+        assert shown["segments"] == len(store.rows("segments", key)), (key, shown)
+        assert shown["frames_decoded"] == frames[key], (key, shown)
+        (check, *_) = check_executions(port, "segments", "clip_bounds_are_consistent", key)
+        assert check["partition"] == key and check["status"] == "SUCCEEDED", check
+    assert len(set(frames.values())) == len(keys), frames  # one range's numbers would repeat
+    statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
+    print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
+    assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses
