@@ -286,11 +286,11 @@ def sensor_ticks(port: int, name: str) -> list[dict]:
 def ticks_since(port: int, name: str, since: float) -> list[dict]:
     """The ticks of sensor ``name`` that began after ``since`` (seconds since the epoch) and
     have finished: whatever each would request is requested."""
-    return [
-        tick
-        for tick in sensor_ticks(port, name)
-        if tick["timestamp"] > since and tick["status"] != "STARTED"
-    ]
+    return _finished_after(sensor_ticks(port, name), since)
+
+
+def _finished_after(ticks: list[dict], since: float) -> list[dict]:
+    return [tick for tick in ticks if tick["timestamp"] > since and tick["status"] != "STARTED"]
 
 
 def wait_for_ticks(port: int, name: str, count: int, since: float, log: Path) -> list[dict]:
@@ -330,7 +330,7 @@ def quiet(port: int, log: Path, expected: set[str] = frozenset(), tick: bool = T
         + [backfill["endTimestamp"] or backfill["timestamp"] for backfill in requests]
         + [0]
     )
-    return any(tick["timestamp"] > last and tick["status"] != "STARTED" for tick in ticks)
+    return bool(_finished_after(ticks, last))
 
 
 def asset_nodes(port: int) -> list[dict]:

@@ -35,12 +35,12 @@ from talkvid_assets_tests.devserver import (
     partition_keys,
     quiet,
     run_partitions,
-    sensor_ticks,
     sensors,
     stale_statuses,
     stop_sensor_before_start,
     tag,
     talkvid,
+    ticks_since,
     wait_for,
     wait_for_run,
     wait_for_ticks,
@@ -250,9 +250,8 @@ def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(one_vi
 def observed(port: int, since: float, assets: list[str], keys: list[str]) -> bool:
     """A config sensor tick began after ``since`` and finished, and GraphQL calls some
     (asset, partition) stale or missing."""
-    ticks = sensor_ticks(port, "config_sensor")
-    ticked = any(tick["timestamp"] > since and tick["status"] != "STARTED" for tick in ticks)
-    return ticked and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
+    ticked = ticks_since(port, "config_sensor", since)
+    return bool(ticked) and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
 
 
 def test_staleness_in_graphql_agrees_with_the_cli(three_videos, tmp_path):
