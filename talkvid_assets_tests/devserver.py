@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from talkvid_assets.core.config import default_text
 from talkvid_assets.core.store import Store
+from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_ENV
+from talkvid_assets.defs.sensors import QUIET_ENV
 from talkvid_assets_tests.commands import talkvid  # noqa: F401 (its users import it from here)
 
 TALKVID = str(Path(sys.executable).parent / "talkvid")
@@ -28,11 +30,17 @@ PARTITIONED = [
     "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
     "filtered_clips", "talkvid_export",
 ]  # fmt: skip
-VIDEOS = [
-    "Megamind.avi", "bikes.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4",
-    "talk_demo.mp4",
-]  # fmt: skip
-INBOX_TICK_S = 5
+# A test's `talkvid dev` waits for events, not for intervals: automation evaluated at every loop
+# of Dagster's asset daemon (it loops every 5 s, as the sensor daemon does, so no interval ticks
+# faster), and an inbox file settled by two unchanged looks (the quiet period has its own test
+# in test_inbox_scale.py).
+QUICK = {AUTOMATION_INTERVAL_ENV: "1", QUIET_ENV: "0"}
+# How long a test allows for one sensor tick: the daemon's 5 s loop, slowed down by a machine
+# at load 10, and the sensor's own evaluation.
+TICK_ALLOWANCE_S = 30
+IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
+FAILED = {"FAILURE", "CANCELED"}
+OPEN = {"REQUESTED", "CANCELING", "FAILING"}  # a backfill still at work
 
 
 def _env(home: Path | None = None) -> dict[str, str]:
@@ -69,13 +77,14 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, log: Path, pau
 
 
 @contextmanager
-def dev_server(home: Path, log: Path) -> Iterator[int]:
-    """`talkvid dev` on ``home``; yields its port once the code location's sensors answer."""
+def dev_server(home: Path, log: Path, settings: Mapping[str, str] = QUICK) -> Iterator[int]:
+    """`talkvid dev` on ``home`` with the environment ``settings`` (:data:`QUICK` unless
+    given); yields its port once the code location's sensors answer."""
     port = free_port()
     with log.open("w") as out:
         server = subprocess.Popen(
             [TALKVID, "--home", str(home), "dev", "--port", str(port)],
-            env=_env(),
+            env=_env() | dict(settings),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -265,6 +274,56 @@ def sensor_ticks(port: int, name: str) -> list[dict]:
     )["sensorOrError"]
     assert "sensorState" in data, data
     return data["sensorState"]["ticks"]
+
+
+def ticks_since(port: int, name: str, since: float) -> list[dict]:
+    """The ticks of sensor ``name`` that began after ``since`` (seconds since the epoch) and
+    have finished: whatever each would request is requested."""
+    return _finished_after(sensor_ticks(port, name), since)
+
+
+def _finished_after(ticks: list[dict], since: float) -> list[dict]:
+    return [tick for tick in ticks if tick["timestamp"] > since and tick["status"] != "STARTED"]
+
+
+def wait_for_ticks(port: int, name: str, count: int, since: float, log: Path) -> list[dict]:
+    """Wait for ``count`` finished ticks of sensor ``name`` begun after ``since``; returns them.
+    A test that asserts "nothing was requested" waits for this rather than for a time."""
+
+    def enough() -> list[dict] | None:
+        ticks = ticks_since(port, name, since)
+        return ticks if len(ticks) >= count else None
+
+    return wait_for(f"{count} {name} tick(s)", enough, TICK_ALLOWANCE_S * (count + 1), log)
+
+
+def no_failed_runs(port: int, log: Path, expected: set[str] = frozenset()) -> list[dict]:
+    """Every run; fails on a failed or cancelled one but those ``expected`` to fail."""
+    every = asset_runs(port)
+    failed = [run for run in every if run["status"] in FAILED and run["runId"] not in expected]
+    assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
+    return every
+
+
+def quiet(port: int, log: Path, expected: set[str] = frozenset(), tick: bool = True) -> bool:
+    """No run or backfill in progress (automation requests several partitions as a backfill,
+    and waits while one is open), and (with ``tick``) an automation tick that began after the
+    last of them ended (so would have requested whatever was pending) finished with no run."""
+    ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
+    every = no_failed_runs(port, log, expected)
+    if any(run["status"] in IN_PROGRESS for run in every):
+        return False
+    requests = backfills(port)
+    if any(backfill["status"] in OPEN for backfill in requests):
+        return False
+    if not tick:
+        return True
+    last = max(
+        [run["endTime"] or run["creationTime"] for run in every]
+        + [backfill["endTimestamp"] or backfill["timestamp"] for backfill in requests]
+        + [0]
+    )
+    return bool(_finished_after(ticks, last))
 
 
 def asset_nodes(port: int) -> list[dict]:

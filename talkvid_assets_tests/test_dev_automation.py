@@ -1,66 +1,72 @@
 """Declarative automation under a real `talkvid dev` (webserver + daemon) on a home curated by
 the CLI: an idle home stays idle, an edit of curation.yaml is carried out with no reload and
 recomputes only what it decides, a failed blocking check holds everything below it until the
-data is fixed, the UI's stale badges are what `talkvid curate --stale` runs, and a ranged run
-shows each partition its own metadata and check results."""
+data is fixed, the UI's stale badges are what `talkvid curate --stale` runs; and what the UI
+shows (`make dev` runs `talkvid dev`): the same graph, with the partitions, over Dagster's real
+webserver and GraphQL API, and a ranged run showing each partition its own metadata and check
+results."""
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from talkvid_assets.core.config import load_config
+from talkvid_assets.core.config import CONFIG_PARTS, load_config
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.names import LAUNCHER_TAG, ON_DEMAND_TAG
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
     asset_nodes,
     asset_runs,
-    backfills,
     check_executions,
     check_partition_statuses,
     demo_home,
     dev_server,
+    graphql,
     launch_run,
     materializations,
+    no_failed_runs,
     partition_keys,
+    quiet,
     run_partitions,
-    sensor_ticks,
     sensors,
     stale_statuses,
     stop_sensor_before_start,
     tag,
     talkvid,
+    ticks_since,
     wait_for,
     wait_for_run,
+    wait_for_ticks,
 )
 from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-# How long an idle home is watched for runs. The issue asks for 10 minutes; 60 s and at least
-# five automation ticks (AUTOMATION_INTERVAL_S = 10 s, about 15 s apart on a busy machine) show
-# the same thing in a test.
-IDLE_S = 60
+# How long an idle home is watched for runs. The issue asks for 10 minutes; five automation
+# ticks (each evaluates every asset's condition; the config sensor ticks in between) show the
+# same thing in a test.
 IDLE_TICKS = 5
 SETTLE_S = 120  # an edit of curation.yaml carried out, or a fixed partition re-curated
-HOLD_S = 35  # three automation ticks over a failed blocking check
-TICKS_HELD = 3
+TICKS_HELD = 3  # automation ticks over a failed blocking check
 SCORES = ["quality_scores", "motion_scores", "head_detail_scores"]
 QUALITY_CHECK = "every_segment_scored_in_range"
 VERDICT_CHECK = "every_clip_judged_with_reasons"
-IN_PROGRESS = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
-FAILED = {"FAILURE", "CANCELED"}
-OPEN = {"REQUESTED", "CANCELING", "FAILING"}  # a backfill still at work
+GRAPH = """{
+  assetNodes { assetKey { path } groupName partitionKeys }
+  repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } }
+}"""
 
 
-def curated_home(tmp_path: Path, names: list[str]) -> tuple[Path, list[str]]:
+def cli_curated(root: Path, names: list[str]) -> tuple[Path, list[str]]:
     """A demo home with ``names`` ingested and curated by `talkvid curate` (before any server:
     the CLI is the faster route); returns the home and the keys in registration order."""
-    home = demo_home(tmp_path / "home")
+    home = demo_home(root / "home")
     started = time.perf_counter()
     ingested = talkvid(home, "ingest", *(str(SAMPLES / name) for name in names)).stdout
     keys = [line.split("\t")[0] for line in ingested.splitlines()]
@@ -68,6 +74,35 @@ def curated_home(tmp_path: Path, names: list[str]) -> tuple[Path, list[str]]:
     print(f"\n{len(names)} video(s) ingested and curated by the CLI in "
           f"{time.perf_counter() - started:.1f} s")  # fmt: skip
     return home, keys
+
+
+@pytest.fixture(scope="module")
+def one_video(tmp_path_factory) -> tuple[Path, list[str]]:
+    """talk_demo (its clip passes the demo profile) curated by the CLI, once for the module.
+
+    One video, so that automation carries a change out in one run per level: for several
+    partitions Dagster's automation asks for a backfill, which the daemon takes up, and later
+    closes, on a fixed loop of 30 s (a minute per change); test_automation.py's UI backfill runs
+    that machinery.
+    """
+    return cli_curated(tmp_path_factory.mktemp("one"), ["talk_demo.mp4"])
+
+
+@pytest.fixture(scope="module")
+def three_videos(tmp_path_factory) -> tuple[Path, list[str]]:
+    """Three videos, each with its own number of frames, curated by the CLI in one ranged run,
+    once for the module."""
+    return cli_curated(
+        tmp_path_factory.mktemp("three"), ["talk_demo.mp4", "Megamind.avi", "carphone_pristine.mp4"]
+    )
+
+
+def copy_of(curated: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str]]:
+    """A copy of a module's CLI-curated home (its Dagster instance included), for one test to
+    change."""
+    home, keys = curated
+    shutil.copytree(home, tmp_path / "home", symlinks=True)
+    return tmp_path / "home", keys
 
 
 def digests(home: Path) -> list[str]:
@@ -85,45 +120,8 @@ def counts(port: int, assets: list[str]) -> dict[str, int]:
     return {asset: len(materializations(port, asset)) for asset in assets}
 
 
-def no_failed_runs(port: int, log: Path, expected: set[str] = frozenset()) -> list[dict]:
-    """Every run; fails on a failed or cancelled one but those ``expected`` to fail."""
-    every = asset_runs(port)
-    failed = [run for run in every if run["status"] in FAILED and run["runId"] not in expected]
-    assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
-    return every
-
-
-def quiet(port: int, log: Path, expected: set[str] = frozenset(), tick: bool = True) -> bool:
-    """No run or backfill in progress (automation requests several partitions as a backfill,
-    and waits while one is open), and (with ``tick``) an automation tick that began after the
-    last of them ended (so would have requested whatever was pending) finished with no run."""
-    ticks = sensor_ticks(port, "automation")  # before the runs: a run a tick made is listed
-    every = no_failed_runs(port, log, expected)
-    if any(run["status"] in IN_PROGRESS for run in every):
-        return False
-    requests = backfills(port)
-    if any(backfill["status"] in OPEN for backfill in requests):
-        return False
-    if not tick:
-        return True
-    last = max(
-        [run["endTime"] or run["creationTime"] for run in every]
-        + [backfill["endTimestamp"] or backfill["timestamp"] for backfill in requests]
-        + [0]
-    )
-    return any(tick["timestamp"] > last and tick["status"] != "STARTED" for tick in ticks)
-
-
-def automation_ticks_since(port: int, since: float) -> list[dict]:
-    return [
-        tick
-        for tick in sensor_ticks(port, "automation")
-        if tick["timestamp"] > since and tick["status"] != "STARTED"
-    ]
-
-
-def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
-    home, _ = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi"])
+def test_edits_of_curation_yaml_are_carried_out_with_no_reload(one_video, tmp_path):
+    home, _ = copy_of(one_video, tmp_path)
     first = load_config(home).digest
     assert digests(home) == [first]
     passed_first = passing(home)
@@ -136,15 +134,9 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
 
         # (a) An idle home: the sensors tick, and no run is created at all.
         since, started = time.time(), time.monotonic()
-
-        def idle_long_enough() -> bool:
-            new = [run for run in asset_runs(port) if run["runId"] not in curated]
-            assert not new, f"an idle home ran {new}"
-            ticks = automation_ticks_since(port, since)
-            return time.monotonic() - started >= IDLE_S and len(ticks) >= IDLE_TICKS
-
-        wait_for("an idle home's automation ticks", idle_long_enough, 3 * IDLE_S, log, pause=5)
-        ticks = automation_ticks_since(port, since)
+        ticks = wait_for_ticks(port, "automation", IDLE_TICKS, since, log)
+        new = [run for run in asset_runs(port) if run["runId"] not in curated]
+        assert not new, f"an idle home ran {new}"
         print(f"idle: no run in {time.monotonic() - started:.0f} s, {len(ticks)} automation ticks")
 
         def carry_out(what: str, expected: str, corpus: bool) -> None:
@@ -188,16 +180,13 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(tmp_path):
         assert counts(port, ["segments", *SCORES]) == decoded
 
         # Settled, the home holds one configuration's verdicts over a further tick.
-        after = time.time()
-        while not automation_ticks_since(port, after):
-            assert digests(home) == [first]
-            time.sleep(1)
+        wait_for_ticks(port, "automation", 1, time.time(), log)
         assert digests(home) == [first]
         assert all(run["status"] == "SUCCESS" for run in no_failed_runs(port, log))
 
 
-def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_path):
-    home, (key,) = curated_home(tmp_path, ["talk_demo.mp4"])
+def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(one_video, tmp_path):
+    home, (key,) = copy_of(one_video, tmp_path)
     store = Store(home)
     good = sorted(row["quality_score"] for row in store.rows("quality_scores", key))
     # Bad data where the stage reads it: the cached scores now say 99 (outside the range).
@@ -224,17 +213,11 @@ def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_pa
         launched = {run["runId"] for run in asset_runs(port)}
 
         # Held: ticks pass, and nothing below the bad scores is built.
-        failed_at, started = time.time(), time.monotonic()
-
-        def held_long_enough() -> bool:
-            assert counts(port, below) == before
-            new = [run for run in asset_runs(port) if run["runId"] not in launched]
-            assert not new, f"automation ran over a failed blocking check: {new}"
-            ticks = automation_ticks_since(port, failed_at)
-            return len(ticks) >= TICKS_HELD and time.monotonic() - started >= HOLD_S
-
-        wait_for("automation ticks over the failed check", held_long_enough, 90, log, pause=2)
-        ticks = automation_ticks_since(port, failed_at)
+        started = time.monotonic()
+        ticks = wait_for_ticks(port, "automation", TICKS_HELD, time.time(), log)
+        assert counts(port, below) == before
+        new = [run for run in asset_runs(port) if run["runId"] not in launched]
+        assert not new, f"automation ran over a failed blocking check: {new}"
         print(f"held: {len(ticks)} automation ticks over {time.monotonic() - started:.0f} s, "
               "nothing below the failed check built")  # fmt: skip
 
@@ -266,13 +249,12 @@ def test_a_failed_blocking_check_holds_automation_until_the_data_is_fixed(tmp_pa
 def observed(port: int, since: float, assets: list[str], keys: list[str]) -> bool:
     """A config sensor tick began after ``since`` and finished, and GraphQL calls some
     (asset, partition) stale or missing."""
-    ticks = sensor_ticks(port, "config_sensor")
-    ticked = any(tick["timestamp"] > since and tick["status"] != "STARTED" for tick in ticks)
-    return ticked and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
+    ticked = ticks_since(port, "config_sensor", since)
+    return bool(ticked) and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
 
 
-def test_staleness_in_graphql_agrees_with_the_cli(tmp_path):
-    home, keys = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi"])
+def test_staleness_in_graphql_agrees_with_the_cli(three_videos, tmp_path):
+    home, keys = copy_of(three_videos, tmp_path)
     stop_sensor_before_start(home, "automation")  # only the CLI curates here
     log = tmp_path / "dev.log"
     edits = [  # each kept while the next is added
@@ -343,26 +325,53 @@ def test_staleness_in_graphql_agrees_with_the_cli(tmp_path):
         assert not others, f"something other than the CLI ran: {others}"
 
 
-def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(tmp_path):
-    home, keys = curated_home(tmp_path, ["talk_demo.mp4", "Megamind.avi", "carphone_pristine.mp4"])
+@pytest.fixture(scope="module")
+def served(three_videos, tmp_path_factory) -> Iterator[tuple[Path, list[str], int]]:
+    """`talkvid dev` on a copy of the three-video home, shared by the tests that only read:
+    the home, its keys and the server's port."""
+    root = tmp_path_factory.mktemp("served")
+    home, keys = copy_of(three_videos, root)
+    with dev_server(home, root / "dev.log") as port:
+        yield home, keys, port
+
+
+def test_dev_server_shows_the_graph_and_partitions(served):
+    home, keys, port = served
+    data = graphql(port, GRAPH)
+    assets = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
+    assert set(assets) == {
+        "raw_videos", "segments", "quality_scores", "motion_scores", "head_detail_scores",
+        "sync_scores", "filtered_clips", "talkvid_export", "talkvid_dataset", "annotations",
+        "speakers", "bench_strata", "training_split", "clip_files", "fixed_frame_records",
+        "review_calibration", "url_sources", "bench_evaluation",
+        *(f"config_{part}" for part in CONFIG_PARTS),
+    }  # fmt: skip
+    assert assets["url_sources"]["groupName"] == "sources"
+    assert {assets[f"config_{part}"]["groupName"] for part in CONFIG_PARTS} == {"config"}
+    assert sorted(assets["segments"]["partitionKeys"]) == sorted(keys)
+    jobs = {job["name"] for repo in data["repositoriesOrError"]["nodes"] for job in repo["jobs"]}
+    assert {"curate", "url_ingest", "bench_evaluation_job"} <= jobs
+    assert (home / "dagster" / "dagster.yaml").exists()
+
+
+def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(served):
+    home, keys, port = served
     store = Store(home)
-    log = tmp_path / "dev.log"
-    with dev_server(home, log) as port:
-        order = partition_keys(port)
-        ranged = [run for run in asset_runs(port) if "segments" in run["assets"]]
-        assert len(ranged) == 1 and sorted(run_partitions(ranged[0], order)) == sorted(keys)
-        frames = {}
-        for key in keys:
-            (latest, *_) = materializations(port, "segments", key)
-            assert latest["partition"] == key and latest["runId"] == ranged[0]["runId"]
-            reports = store.rows("decode_reports", key)
-            frames[key] = sum(report["frames_decoded"] or 0 for report in reports)
-            shown = latest["metadata"]
-            assert shown["segments"] == len(store.rows("segments", key)), (key, shown)
-            assert shown["frames_decoded"] == frames[key], (key, shown)
-            (check, *_) = check_executions(port, "segments", "clip_bounds_are_consistent", key)
-            assert check["partition"] == key and check["status"] == "SUCCEEDED", check
-        assert len(set(frames.values())) == len(keys), frames  # one range's numbers would repeat
-        statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
-        print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
-        assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses
+    order = partition_keys(port)
+    ranged = [run for run in asset_runs(port) if "segments" in run["assets"]]
+    assert len(ranged) == 1 and sorted(run_partitions(ranged[0], order)) == sorted(keys)
+    frames = {}
+    for key in keys:
+        (latest, *_) = materializations(port, "segments", key)
+        assert latest["partition"] == key and latest["runId"] == ranged[0]["runId"]
+        reports = store.rows("decode_reports", key)
+        frames[key] = sum(report["frames_decoded"] or 0 for report in reports)
+        shown = latest["metadata"]
+        assert shown["segments"] == len(store.rows("segments", key)), (key, shown)
+        assert shown["frames_decoded"] == frames[key], (key, shown)
+        (check, *_) = check_executions(port, "segments", "clip_bounds_are_consistent", key)
+        assert check["partition"] == key and check["status"] == "SUCCEEDED", check
+    assert len(set(frames.values())) == len(keys), frames  # one range's numbers would repeat
+    statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
+    print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
+    assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses

@@ -10,6 +10,8 @@ cancelled run is requested again after the next change, and a value used before 
 "already done": there are no run keys.
 """
 
+import os
+
 from dagster import (
     AssetSelection,
     AutomationCondition,
@@ -19,7 +21,18 @@ from dagster import (
 
 from talkvid_assets.defs.names import ANNOTATIONS, TALKVID_EXPORT
 
-AUTOMATION_INTERVAL_S = 10
+AUTOMATION_INTERVAL_ENV = "TALKVID_AUTOMATION_INTERVAL_S"
+DEFAULT_AUTOMATION_INTERVAL_S = 10
+
+
+def automation_interval_s() -> int:
+    """Seconds between automation ticks: ``$TALKVID_AUTOMATION_INTERVAL_S`` or 10.
+
+    Tests of `talkvid dev` ask for less to wait less for each tick; Dagster's asset daemon
+    loops every 5 s, so anything below 5 means a tick at every loop.
+    """
+    return int(os.environ.get(AUTOMATION_INTERVAL_ENV) or DEFAULT_AUTOMATION_INTERVAL_S)
+
 
 # A parent's data changed: a new data version (an identical re-run of a parent changes none, so
 # nothing below it runs; Dagster's any_deps_updated() counts every new materialization), unless
@@ -63,7 +76,7 @@ automation_sensor = AutomationConditionSensorDefinition(
     "automation",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+    minimum_interval_seconds=automation_interval_s(),
     description="Dagster's declarative automation over every asset: new videos, edits of "
     "curation.yaml, re-materialized parents and new code versions, each carried out once",
 )
