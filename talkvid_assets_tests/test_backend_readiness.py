@@ -121,16 +121,16 @@ def test_cotracker3_with_its_package_still_needs_its_checkpoint(tmp_path, monkey
     assert unready_backends({"motion": "cotracker3"}, runtime) == {}
 
 
-# Every ``module:factory`` a registry names: the scoring stages' backends, the evaluation's
-# feature extractors.
-REGISTERED = [
-    (f"{stage.name}/{name}", target) for stage in STAGES for name, target in stage.backends.items()
-] + [(f"{role}/{name}", target) for role, names in ROLES.items() for name, target in names.items()]
+# Every ``module:factory`` the evaluation's registry names (the stages' registries are
+# test_imports.py's).
+EXTRACTORS = [
+    (f"{role}/{name}", target) for role, names in ROLES.items() for name, target in names.items()
+]
 
 
-@pytest.mark.parametrize(("backend", "target"), REGISTERED, ids=[name for name, _ in REGISTERED])
-def test_every_registered_backend_string_imports(backend, target):
-    """Each ``module:factory`` a registry names is there, without building it (a model backend
+@pytest.mark.parametrize(("extractor", "target"), EXTRACTORS, ids=[name for name, _ in EXTRACTORS])
+def test_every_registered_evaluation_extractor_imports(extractor, target):
+    """Each ``module:factory`` the evaluation names is there, without building it (a model
     would load weights): a renamed module or factory fails here, not in a user's run."""
     module, factory = target.split(":")
-    assert callable(getattr(importlib.import_module(module), factory)), backend
+    assert callable(getattr(importlib.import_module(module), factory)), extractor

@@ -136,6 +136,7 @@ def test_default_curation_leaves_sync_unjudged_until_a_threshold_is_set():
         **dict.fromkeys(("avg_completeness", "min_completeness", "face_consistency"), 100.0),
         **dict.fromkeys(("avg_resolution", "min_resolution"), 100.0),
         **dict.fromkeys(("avg_rotation", "min_rotation"), 100.0),
+        "head_detail_backend": "retinaface",
         "sync_offset": None,
         "sync_confidence": None,
         "sync_backend": "none",
