@@ -25,8 +25,11 @@ demo: setup
 system-deps:
 	.ci/system-deps
 
+# Test files run on TEST_WORKERS pytest-xdist workers, a whole file per worker (its module- and
+# session-wide homes are built once there); most of the suite's wall time is waiting on servers.
+TEST_WORKERS ?= 4
 test: lint system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
