@@ -21,6 +21,7 @@ import yaml
 from dagster import in_process_executor
 from dagster._core.instance.config import validate_concurrency_config
 
+from talkvid_assets.defs.automation import TICK_SETTLE_ENV, TICK_SETTLE_S
 from talkvid_assets.defs.model_stages import GPU_OP_TAGS
 from talkvid_assets.defs.scale import (
     BROKER_ENV,
@@ -198,6 +199,8 @@ def test_the_image_has_what_the_compose_file_expects(compose):
     for source in re.findall(r"^COPY (.+) \S+$", text, re.M):
         assert all((ROOT / path).exists() for path in source.split()), source
     assert MODULE in text
+    # the automation tick's settle delay (defs/automation.py) for the daemon in any container
+    assert f"{TICK_SETTLE_ENV}={TICK_SETTLE_S}" in text
 
 
 def compose_v2() -> str | None:

@@ -81,6 +81,7 @@ def dev(home: Path, args: argparse.Namespace) -> int:
     """`talkvid dev`: `dagster dev` on the home's instance and the project workspace, tied to
     this process (talkvid_assets.dev_process): it stops when this process stops, however."""
     from talkvid_assets.core.config import load_config
+    from talkvid_assets.defs.automation import TICK_SETTLE_ENV, TICK_SETTLE_S
     from talkvid_assets.dev_process import run_tied
     from talkvid_assets.launch import DAGSTER_HOME_ENV, home_instance, instance_dir, set_pool_limits
 
@@ -93,6 +94,11 @@ def dev(home: Path, args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Dagster UI for {home}: open http://{shown}:{args.port} once it is up", flush=True)
     # The child's environment names the home and its instance; this process's stays as it was.
-    env = {**os.environ, HOME_ENV: str(home), DAGSTER_HOME_ENV: str(instance_dir(home))}
+    env = {
+        TICK_SETTLE_ENV: TICK_SETTLE_S,
+        **os.environ,
+        HOME_ENV: str(home),
+        DAGSTER_HOME_ENV: str(instance_dir(home)),
+    }
     argv = ["dev", "-h", args.host, "-p", str(args.port), "-w", str(WORKSPACE)]
     return run_tied([str(dagster), *argv], env)

@@ -21,6 +21,14 @@ from dagster import (
 
 from talkvid_assets.defs.names import ANNOTATIONS, TALKVID_EXPORT
 
+# Dagster's own guard against a race between a tick and the sensors' writes: the daemon's
+# automation tick and the config sensor's tick start on the same 5 s loop, and an observation
+# of curation.yaml written while a tick reads was seen by none (the tick's event cursor passed
+# it, its reads did not): an edit carried out never. With a settle delay the tick fixes its
+# cursor first, waits, and reads nothing past it, so the next tick sees the observation.
+# `talkvid dev` and the image set it; a value already in the environment wins.
+TICK_SETTLE_ENV = "DAGSTER_AUTOMATION_TICK_SETTLE_SECONDS"
+TICK_SETTLE_S = "1"
 AUTOMATION_INTERVAL_ENV = "TALKVID_AUTOMATION_INTERVAL_S"
 DEFAULT_AUTOMATION_INTERVAL_S = 10
 
