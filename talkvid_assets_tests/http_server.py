@@ -129,19 +129,26 @@ def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
+def serving(httpd: ThreadingHTTPServer) -> Iterator[None]:
+    """Serve ``httpd`` on a daemon thread for the length of the block, then close it."""
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@contextmanager
 def local_server(root: Path) -> Iterator[LocalServer]:
     """Serve ``root`` on a free port of 127.0.0.1 for the length of the block."""
     server = LocalServer("", root)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
     httpd.daemon_threads = True
     server.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 class RangeHandler(BaseHTTPRequestHandler):
@@ -171,12 +178,8 @@ def range_server() -> Iterator[ThreadingHTTPServer]:
     ``server.ranges`` records where each request started."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.files, httpd.ranges = {}, []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield httpd
-    finally:
-        httpd.shutdown()
 
 
 def url(server: ThreadingHTTPServer, name: str) -> str:
