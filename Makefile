@@ -11,10 +11,13 @@ export TALKVID_HOME ?= $(CURDIR)/data
 setup: $(STAMP)
 
 # Re-installs when the pinned dependencies change. torch==2.13.0 resolves to the local CPU
-# build here; nothing pulls CUDA packages.
+# build here; nothing pulls CUDA packages. Bytecode is compiled on every core after the install
+# (pip compiles on one, a third of setup); like pip, it passes over files that do not compile
+# (torch ships a Python 3.12-only test file), hence `|| true`.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev,scale]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,scale]"
+	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || true
 	touch $(STAMP)
 
 demo: setup
@@ -25,11 +28,12 @@ demo: setup
 system-deps:
 	.ci/system-deps
 
-# Test files run on TEST_WORKERS pytest-xdist workers, a whole file per worker (its module- and
-# session-wide homes are built once there); most of the suite's wall time is waiting on servers.
+# Test files run on TEST_WORKERS pytest-xdist workers, a whole file per worker (its module-wide
+# homes are built once there; session-wide ones once per run, see conftest.py), files with slow
+# tests handed out first; much of the suite's wall time is waiting on servers.
 TEST_WORKERS ?= 4
 test: lint system-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(BIN)/ruff check .

@@ -3,7 +3,10 @@ and homes curated once per test run."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pickle
 import shutil
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -28,6 +31,16 @@ from talkvid_assets_tests.media import SAMPLES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 HEAD_DETAIL_CASES = SHARED / "fixtures" / "head_detail_cases.json"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with a slow test first, each file's tests kept together and in order: pytest-xdist
+    (``--dist loadfile --no-loadscope-reorder`` in `make test`) hands whole files to workers in
+    this order, so the long files start at once and the quick ones fill the workers' ends
+    rather than one long file running alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    first = {path: index for index, path in enumerate(dict.fromkeys(i.path for i in items))}
+    items.sort(key=lambda item: (item.path not in slow, first[item.path]))
 
 
 @pytest.fixture(scope="session")
@@ -139,30 +152,60 @@ def curated_home(root: Path, names: list[str]) -> CuratedHome:
     return CuratedHome(store.home, keys, outcomes)
 
 
+@contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold ``lock`` (an flock on a file) against every other process of this test run."""
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def curated_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, names: list[str]
+) -> CuratedHome:
+    """``curated_home(names)`` built once per test run, not once per pytest-xdist worker: the
+    first worker to ask builds it in the folder the workers share (the parent of each worker's
+    base temp), under a file lock the others wait on; every worker then works on its own copy,
+    so a test sees exactly what it saw when each worker curated its own."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"{name}.once"
+    record = shared / "curated.pickle"
+    shared.mkdir(parents=True, exist_ok=True)
+    with exclusive(shared.with_suffix(".lock")):
+        if not record.exists():
+            record.write_bytes(pickle.dumps(curated_home(shared, names)))
+        built: CuratedHome = pickle.loads(record.read_bytes())
+    return built.copy(tmp_path_factory.mktemp(name) / "home")
+
+
 @pytest.fixture(scope="session")
 def curated_talk(tmp_path_factory) -> CuratedHome:
     """talk_demo.mp4 alone (its one clip passes)."""
-    return curated_home(tmp_path_factory.mktemp("curated_talk"), ["talk_demo.mp4"])
+    return curated_once(tmp_path_factory, "curated_talk", ["talk_demo.mp4"])
 
 
 @pytest.fixture(scope="session")
 def curated_talk_megamind(tmp_path_factory) -> CuratedHome:
     """talk_demo.mp4 (one passing clip) and Megamind.avi (four clips, each too short)."""
-    return curated_home(
-        tmp_path_factory.mktemp("curated_talk_megamind"), ["talk_demo.mp4", "Megamind.avi"]
+    return curated_once(
+        tmp_path_factory, "curated_talk_megamind", ["talk_demo.mp4", "Megamind.avi"]
     )
 
 
 @pytest.fixture(scope="session")
 def curated_talk_carphone(tmp_path_factory) -> CuratedHome:
     """talk_demo.mp4 (one passing clip) and carphone_pristine.mp4 (one clip that fails)."""
-    root = tmp_path_factory.mktemp("curated_talk_carphone")
-    return curated_home(root, ["talk_demo.mp4", "carphone_pristine.mp4"])
+    return curated_once(
+        tmp_path_factory, "curated_talk_carphone", ["talk_demo.mp4", "carphone_pristine.mp4"]
+    )
 
 
 @pytest.fixture(scope="session")
 def curated_talk_megamind_bikes(tmp_path_factory) -> CuratedHome:
     """talk_demo.mp4, Megamind.avi and bikes.mp4 (a busy street, no passing clip), curated in
     one ranged run."""
-    root = tmp_path_factory.mktemp("curated_talk_megamind_bikes")
-    return curated_home(root, ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"])
+    return curated_once(
+        tmp_path_factory,
+        "curated_talk_megamind_bikes",
+        ["talk_demo.mp4", "Megamind.avi", "bikes.mp4"],
+    )

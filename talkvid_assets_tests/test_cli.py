@@ -171,11 +171,18 @@ def test_a_signal_stops_curation_promptly_and_frees_its_slot(tmp_path, signum):
     _, stderr = run.communicate(timeout=120)
     # Promptly: a quiet machine stops in a few seconds; the bound holds at a load of 10.
     assert run.returncode == 130 and time.monotonic() - sent < 60
-    assert "interrupted: run" in stderr and "over 4 video(s) failed" in stderr
-    assert "Traceback" not in stderr
+    assert "interrupted: run" in stderr and "Traceback" not in stderr
     instance = DagsterInstance.from_config(str(home / "dagster"))
     statuses = {r.status for r in instance.get_runs()}
-    assert DagsterRunStatus.FAILURE in statuses and DagsterRunStatus.STARTED not in statuses
+    assert DagsterRunStatus.STARTED not in statuses
+    # The signal lands in decode_pass; when that step ends first, Dagster holds the interrupt
+    # back through the run's own bookkeeping, the run completes and the corpus run is not
+    # started (seen under four test workers). Either way the line says which, truthfully.
+    if "over 4 video(s) failed" in stderr:
+        assert DagsterRunStatus.FAILURE in statuses
+    else:
+        assert "over 4 video(s) succeeded; the merged export" in stderr, stderr
+        assert statuses == {DagsterRunStatus.SUCCESS}
     slots = instance.event_log_storage.get_concurrency_info("decode_pass").active_slot_count
     assert slots == 0
 
