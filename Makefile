@@ -11,13 +11,11 @@ export TALKVID_HOME ?= $(CURDIR)/data
 setup: $(STAMP)
 
 # Re-installs when the pinned dependencies change. torch==2.13.0 resolves to the local CPU
-# build here; nothing pulls CUDA packages. Bytecode is compiled on every core after the install
-# (pip compiles on one, a third of setup); like pip, it passes over files that do not compile
-# (torch ships a Python 3.12-only test file), hence `|| true`.
+# build here; nothing pulls CUDA packages. pip does not compile the 20,000 modules installed (a
+# third of setup, on one core): Python compiles those a process imports, once, on first use.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev,scale]"
-	$(BIN)/python -m compileall -qq -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" || true
 	touch $(STAMP)
 
 demo: setup
@@ -32,6 +30,9 @@ system-deps:
 # homes are built once there; session-wide ones once per run, see conftest.py), files with slow
 # tests handed out first; much of the suite's wall time is waiting on servers.
 TEST_WORKERS ?= 4
+# The suite starts a few hundred Python processes: each reads the bytecode the first compiled,
+# even where the environment says not to write it (PYTHONDONTWRITEBYTECODE, as in CI images).
+test: export PYTHONDONTWRITEBYTECODE =
 test: lint system-deps
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
