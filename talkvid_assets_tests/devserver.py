@@ -21,8 +21,6 @@ from talkvid_assets.core.config import default_text
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_ENV
 from talkvid_assets.defs.sensors import QUIET_ENV
-from talkvid_assets_tests.commands import talkvid
-from talkvid_assets_tests.media import SAMPLES
 
 TALKVID = str(Path(sys.executable).parent / "talkvid")
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -467,22 +465,8 @@ def wait_for_process(
         time.sleep(0.3)
 
 
-def cli_curated(root: Path, names: list[str]) -> tuple[Path, list[str]]:
-    """A demo home with ``names`` ingested and curated by `talkvid curate` (before any server:
-    the CLI is the faster route); returns the home and the keys in registration order."""
-    home = demo_home(root / "home")
-    started = time.perf_counter()
-    ingested = talkvid(home, "ingest", *(str(SAMPLES / name) for name in names)).stdout
-    keys = [line.split("\t")[0] for line in ingested.splitlines()]
-    talkvid(home, "curate")
-    print(f"\n{len(names)} video(s) ingested and curated by the CLI in "
-          f"{time.perf_counter() - started:.1f} s")  # fmt: skip
-    return home, keys
-
-
 def copy_of(curated: tuple[Path, list[str]], tmp_path: Path) -> tuple[Path, list[str]]:
-    """A copy of a module's CLI-curated home (its Dagster instance included), for one test to
-    change."""
+    """A copy of a curated home (its Dagster instance included), for one test to change."""
     home, keys = curated
     shutil.copytree(home, tmp_path / "home", symlinks=True)
     return tmp_path / "home", keys

@@ -14,6 +14,7 @@ from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.build import CURATE_JOB
+from talkvid_assets_tests.commands import talkvid
 from talkvid_assets_tests.devserver import (
     PARTITIONED,
     clip_counts,
@@ -29,7 +30,6 @@ from talkvid_assets_tests.devserver import (
     sensors,
     stop_sensor_before_start,
     tag,
-    talkvid,
     wait_for,
     wait_for_backfill,
     wait_for_run,

@@ -18,7 +18,6 @@ from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
     asset_runs,
     check_executions,
-    cli_curated,
     copy_of,
     dev_server,
     launch_run,
@@ -46,15 +45,15 @@ VERDICT_CHECK = "every_clip_judged_with_reasons"
 
 
 @pytest.fixture(scope="module")
-def one_video(tmp_path_factory) -> tuple[Path, list[str]]:
-    """talk_demo (its clip passes the demo profile) curated by the CLI, once for the module.
+def one_video(curated_talk) -> tuple[Path, list[str]]:
+    """talk_demo (its clip passes the demo profile), curated once per test run (conftest).
 
     One video, so that automation carries a change out in one run per level: for several
     partitions Dagster's automation asks for a backfill, which the daemon takes up, and later
     closes, on a fixed loop of 30 s (a minute per change); test_automation.py's UI backfill runs
     that machinery.
     """
-    return cli_curated(tmp_path_factory.mktemp("one"), ["talk_demo.mp4"])
+    return curated_talk.home, list(curated_talk.keys.values())
 
 
 def digests(home: Path) -> list[str]:

@@ -15,13 +15,13 @@ import pytest
 from talkvid_assets.core.config import CONFIG_PARTS
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.names import LAUNCHER_TAG, ON_DEMAND_TAG
+from talkvid_assets_tests.commands import talkvid
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
     asset_nodes,
     asset_runs,
     check_executions,
     check_partition_statuses,
-    cli_curated,
     copy_of,
     dev_server,
     graphql,
@@ -32,7 +32,6 @@ from talkvid_assets_tests.devserver import (
     stale_statuses,
     stop_sensor_before_start,
     tag,
-    talkvid,
     ticks_since,
     wait_for,
 )
@@ -46,12 +45,11 @@ GRAPH = """{
 
 
 @pytest.fixture(scope="module")
-def three_videos(tmp_path_factory) -> tuple[Path, list[str]]:
-    """Three videos, each with its own number of frames, curated by the CLI in one ranged run,
-    once for the module."""
-    return cli_curated(
-        tmp_path_factory.mktemp("three"), ["talk_demo.mp4", "Megamind.avi", "carphone_pristine.mp4"]
-    )
+def three_videos(curated_talk_megamind_bikes) -> tuple[Path, list[str]]:
+    """Three videos, each with its own number of frames, curated in one ranged run once per
+    test run (conftest); the home and the keys in registration order."""
+    curated = curated_talk_megamind_bikes
+    return curated.home, list(curated.keys.values())
 
 
 def observed(port: int, since: float, assets: list[str], keys: list[str]) -> bool:
