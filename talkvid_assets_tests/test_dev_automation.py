@@ -16,6 +16,7 @@ from talkvid_assets.core.config import load_config
 from talkvid_assets.core.store import Store
 from talkvid_assets_tests.conftest import configure
 from talkvid_assets_tests.devserver import (
+    IN_PROGRESS,
     asset_runs,
     check_executions,
     copy_of,
@@ -111,8 +112,11 @@ def test_edits_of_curation_yaml_are_carried_out_with_no_reload(one_video, tmp_pa
         edits = [run for run in every if run["runId"] not in curated]
         assert edits, "no run carried the edit out"
         print(f"threshold edit: {len(edits)} run(s): {[run['assets'] for run in edits]}")
-        assert all(run["status"] == "SUCCESS" for run in edits), edits
-        assert any("filtered_clips" in run["assets"] for run in edits), edits
+        # The corpus-wide follow-up may come from the tick after the verdicts settled (seen
+        # queued at load 10): only finished runs here; the end asserts every run succeeded.
+        finished = [run for run in edits if run["status"] not in IN_PROGRESS]
+        assert all(run["status"] == "SUCCESS" for run in finished), edits
+        assert any("filtered_clips" in run["assets"] for run in finished), edits
         for run in edits:
             assert not {"segments", *SCORES} & set(run["assets"]), run
         assert counts(port, ["segments", *SCORES]) == decoded
