@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from talkvid_assets.core.export import write_records
 from talkvid_assets.core.failures import Failure, FailureKind, describe
-from talkvid_assets.core.store import Store
+from talkvid_assets.core.store import VIEW_CONNECTIONS_KEPT, Store
 
 VIDEOS_COLUMNS = (
     "video_id", "source_path", "status", "reject_reasons", "width", "height", "fps",
@@ -154,3 +154,26 @@ def test_a_moved_home_answers_sql_while_a_reader_holds_its_database_file(tmp_pat
         assert moved.query("SELECT count(*) AS n FROM videos") == [{"n": 1}]
     finally:
         reader.communicate("")
+
+
+def test_stores_of_one_home_share_a_thread_s_connection_and_see_each_others_writes(tmp_path):
+    """A step, a sensor tick or a command builds several Stores of a home: they share the
+    thread's connection to the views (made once), another thread has its own, and the oldest
+    of more homes than are kept is closed."""
+    first, second = Store(tmp_path / "home"), Store(tmp_path / "home")
+    with first.connect() as one, second.connect() as other:
+        assert one is other
+    second.write("raw_videos", "a", [video_row("a")])
+    assert first.query("SELECT video_id FROM raw_videos") == [{"video_id": "a"}]
+
+    def in_a_thread() -> sa.Connection:
+        with first.connect() as connection:
+            return connection
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(in_a_thread).result() is not one
+    others = [Store(tmp_path / f"other{index}") for index in range(VIEW_CONNECTIONS_KEPT)]
+    for store in others:
+        assert store.query("SELECT count(*) AS n FROM raw_videos") == [{"n": 0}]
+    assert one.closed
+    assert first.query("SELECT video_id FROM raw_videos") == [{"video_id": "a"}]

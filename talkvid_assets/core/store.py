@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,11 @@ COMPACT_MIN_FILES = 200
 COMPACT_TIMEOUT_S = 60.0  # also how long an upgrade of the files (normalize) waits
 # Runs of a query that a concurrent write failed (see Store.query).
 QUERY_ATTEMPTS = 5
+# Connections to the views kept per thread, one per home (least recently used closed first).
+# One is shared by every Store of a home in a thread: a curation builds a Store per step, a
+# sensor one per tick, and each new connection created the views again (about 70 ms).
+VIEW_CONNECTIONS_KEPT = 8
+_view_connections = threading.local()
 _log = logging.getLogger(__name__)
 _KEYS = [("video_id", pa.string())]
 _CLIP_KEYS = [("clip_id", pa.string()), ("video_id", pa.string())]
@@ -332,7 +338,6 @@ class Store:
         self.home = Path(home).resolve()
         self.tables_dir = self.home / "tables"
         self.database_path = self.home / DATABASE_FILE
-        self._connections: dict[int, sa.Connection] = {}
         self._lock = TablesLock(self.tables_dir)
         self._layout_ready = False
 
@@ -573,22 +578,33 @@ class Store:
 
         Steps read through this rather than the database file, so no reader ever holds the
         file's lock while another process publishes. The views read the Parquet files at query
-        time, so one connection per Store (and thread) serves every query and always sees every
+        time, so one connection per home (and thread) serves every query and always sees every
         committed partition. The store's lock is held shared inside the block, so a compaction
         waits for it: do not compact (or wait on a process that does) inside it.
         """
         self._ensure_schema_files()
-        key = threading.get_ident()
         with self._lock.shared():
-            connection = self._connections.get(key)
-            if connection is None:
-                engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
-                connection = engine.connect()
-                for statement in self._view_statements():
-                    connection.exec_driver_sql(statement)
-                connection.commit()
-                self._connections[key] = connection
-            yield connection
+            yield self._view_connection()
+
+    def _view_connection(self) -> sa.Connection:
+        """This thread's connection to the home's views: made on first use, then reused by
+        every Store of the home in the thread (the views are a function of the folder)."""
+        kept: OrderedDict[Path, sa.Connection] = getattr(_view_connections, "kept", OrderedDict())
+        _view_connections.kept = kept
+        connection = kept.get(self.tables_dir)
+        if connection is None:
+            engine = sa.create_engine("duckdb:///:memory:", poolclass=sa.pool.StaticPool)
+            connection = engine.connect()
+            for statement in self._view_statements():
+                connection.exec_driver_sql(statement)
+            connection.commit()
+            kept[self.tables_dir] = connection
+            while len(kept) > VIEW_CONNECTIONS_KEPT:
+                _, oldest = kept.popitem(last=False)
+                oldest.close()
+                oldest.engine.dispose()
+        kept.move_to_end(self.tables_dir)
+        return connection
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows of ``sql`` (named ``:parameters``) over the store's views, as dictionaries.
