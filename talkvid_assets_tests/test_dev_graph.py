@@ -59,84 +59,14 @@ def observed(port: int, since: float, assets: list[str], keys: list[str]) -> boo
     return bool(ticked) and set(stale_statuses(port, assets, keys).values()) != {"FRESH"}
 
 
-def test_staleness_in_graphql_agrees_with_the_cli(three_videos, tmp_path):
-    home, keys = copy_of(three_videos, tmp_path)
-    stop_sensor_before_start(home, "automation")  # only the CLI curates here
-    log = tmp_path / "dev.log"
-    edits = [  # each kept while the next is added
-        ("thresholds", "{quality_score: 9.9}", {"filtered_clips"}),
-        ("backends", "{head_detail: dlib-hog}", {"head_detail_scores", "filtered_clips"}),
-        ("scene_detector", "content", {"segments", "filtered_clips"}),
-    ]
-    with dev_server(home, log) as port:
-        assert sensors(port)["automation"]["sensorState"]["status"] == "STOPPED"
-        order = partition_keys(port)
-        assert sorted(order) == sorted(keys)
-        curated = [  # the per-video assets a curation builds (clip files are on demand)
-            node["key"]
-            for node in asset_nodes(port)
-            if node["partitioned"] and node["tags"].get(ON_DEMAND_TAG) != "true"
-        ]
-        assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
-        settings: dict[str, str] = {}
-        for setting, value, expected in edits:
-            settings[setting] = value
-            edited_at = time.time()
-            configure(home, "demo", **settings)
-            wait_for(
-                f"the config sensor observing {setting}",
-                lambda since=edited_at: observed(port, since, curated, order),
-                60,
-                log,
-            )
-            statuses = stale_statuses(port, curated, order)
-            outdated = {pair for pair, status in statuses.items() if status != "FRESH"}
-            print(f"{setting}: {value} -> GraphQL stale/missing: "
-                  f"{sorted({asset for asset, _ in outdated})}")  # fmt: skip
-            assert {status for pair, status in statuses.items() if pair in outdated} <= {
-                "STALE",
-                "MISSING",
-            }
-            assert outdated == {(asset, key) for asset in expected for key in order}
-
-            seen = {run["runId"] for run in asset_runs(port)}
-            started = time.perf_counter()
-            talkvid(home, "curate", "--stale")
-            cli_runs = sorted(
-                (
-                    run
-                    for run in asset_runs(port, {LAUNCHER_TAG: "cli"})
-                    if run["runId"] not in seen
-                ),
-                key=lambda run: run["creationTime"],
-            )
-            # The first wave: runs until every outdated video has been covered once.
-            first_wave, pairs, covered = [], set(), set()
-            for run in cli_runs:
-                if {key for _, key in outdated} <= covered:
-                    break
-                partitions = run_partitions(run, order)
-                assert not covered & set(partitions), f"a video twice in the first wave: {run}"
-                covered |= set(partitions)
-                pairs |= {(asset, key) for asset in run["assets"] for key in partitions}
-                first_wave.append(run)
-            shown = [(run["assets"], run_partitions(run, order)) for run in first_wave]
-            print(f"  curate --stale: {len(cli_runs)} run(s) in "
-                  f"{time.perf_counter() - started:.1f} s; first wave: {shown}")  # fmt: skip
-            assert pairs == outdated
-            assert all(run["status"] == "SUCCESS" for run in cli_runs), cli_runs
-            # Afterwards both routes call every video's assets fresh.
-            assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
-        others = [run for run in asset_runs(port) if tag(run, LAUNCHER_TAG) != "cli"]
-        assert not others, f"something other than the CLI ran: {others}"
-
-
 @pytest.fixture(scope="module")
 def served(three_videos, tmp_path_factory) -> Iterator[tuple[Path, list[str], int]]:
-    """`talkvid dev` on a copy of the three-video home, shared by the tests that only read:
-    the home, its keys and the server's port."""
+    """One `talkvid dev` for the module, on a copy of the three-video home with automation
+    stopped (only the CLI curates here): the home, its keys and the server's port. The tests
+    that only read come first; the staleness test, last, edits and curates the home."""
     root = tmp_path_factory.mktemp("served")
     home, keys = copy_of(three_videos, root)
+    stop_sensor_before_start(home, "automation")
     with dev_server(home, root / "dev.log") as port:
         yield home, keys, port
 
@@ -181,3 +111,69 @@ def test_a_ranged_run_shows_each_partitions_own_metadata_and_passed_checks(serve
     statuses = check_partition_statuses(port, "segments", "clip_bounds_are_consistent")
     print(f"\nclip_bounds_are_consistent by partition in the UI: {statuses}")
     assert sorted(statuses["succeededPartitions"]) == sorted(keys), statuses
+
+
+def test_staleness_in_graphql_agrees_with_the_cli(served):
+    home, keys, port = served
+    log = home.parent / "dev.log"
+    edits = [  # each kept while the next is added
+        ("thresholds", "{quality_score: 9.9}", {"filtered_clips"}),
+        ("backends", "{head_detail: dlib-hog}", {"head_detail_scores", "filtered_clips"}),
+        ("scene_detector", "content", {"segments", "filtered_clips"}),
+    ]
+    assert sensors(port)["automation"]["sensorState"]["status"] == "STOPPED"
+    order = partition_keys(port)
+    assert sorted(order) == sorted(keys)
+    curated = [  # the per-video assets a curation builds (clip files are on demand)
+        node["key"]
+        for node in asset_nodes(port)
+        if node["partitioned"] and node["tags"].get(ON_DEMAND_TAG) != "true"
+    ]
+    assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
+    settings: dict[str, str] = {}
+    for setting, value, expected in edits:
+        settings[setting] = value
+        edited_at = time.time()
+        configure(home, "demo", **settings)
+        wait_for(
+            f"the config sensor observing {setting}",
+            lambda since=edited_at: observed(port, since, curated, order),
+            60,
+            log,
+        )
+        statuses = stale_statuses(port, curated, order)
+        outdated = {pair for pair, status in statuses.items() if status != "FRESH"}
+        print(f"{setting}: {value} -> GraphQL stale/missing: "
+              f"{sorted({asset for asset, _ in outdated})}")  # fmt: skip
+        assert {status for pair, status in statuses.items() if pair in outdated} <= {
+            "STALE",
+            "MISSING",
+        }
+        assert outdated == {(asset, key) for asset in expected for key in order}
+
+        seen = {run["runId"] for run in asset_runs(port)}
+        started = time.perf_counter()
+        talkvid(home, "curate", "--stale")
+        cli_runs = sorted(
+            (run for run in asset_runs(port, {LAUNCHER_TAG: "cli"}) if run["runId"] not in seen),
+            key=lambda run: run["creationTime"],
+        )
+        # The first wave: runs until every outdated video has been covered once.
+        first_wave, pairs, covered = [], set(), set()
+        for run in cli_runs:
+            if {key for _, key in outdated} <= covered:
+                break
+            partitions = run_partitions(run, order)
+            assert not covered & set(partitions), f"a video twice in the first wave: {run}"
+            covered |= set(partitions)
+            pairs |= {(asset, key) for asset in run["assets"] for key in partitions}
+            first_wave.append(run)
+        shown = [(run["assets"], run_partitions(run, order)) for run in first_wave]
+        print(f"  curate --stale: {len(cli_runs)} run(s) in "
+              f"{time.perf_counter() - started:.1f} s; first wave: {shown}")  # fmt: skip
+        assert pairs == outdated
+        assert all(run["status"] == "SUCCESS" for run in cli_runs), cli_runs
+        # Afterwards both routes call every video's assets fresh.
+        assert set(stale_statuses(port, curated, order).values()) == {"FRESH"}
+    others = [run for run in asset_runs(port) if tag(run, LAUNCHER_TAG) != "cli"]
+    assert not others, f"something other than the CLI ran: {others}"
