@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -518,6 +521,24 @@ def ingest_url_lists(
     return _execute(instance, build_definitions(home), PlannedRun((URL_SOURCES,), ()), log_level)
 
 
+@contextmanager
+def sigterm_kept() -> Iterator[None]:
+    """The process's SIGTERM handler put back after an in-process run.
+
+    Dagster's interrupt handling maps SIGTERM onto whatever SIGINT's handler is when a run
+    ends, and leaves it so (there is no public setting). In a process started as a background
+    job, whose SIGINT is ignored, SIGTERM then stays ignored: nothing, a multiprocessing pool's
+    ``terminate`` included, could stop it or the children it starts afterwards. Signal
+    handlers belong to the main thread; elsewhere Dagster changes none.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, handler)
+
+
 def _execute(
     instance: DagsterInstance, defs: Definitions, run: PlannedRun, log_level: str
 ) -> RunOutcome:
@@ -527,13 +548,14 @@ def _execute(
         else defs.resolve_implicit_global_asset_job_def()
     )
     started = time.perf_counter()
-    result = job.execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        instance=instance,
-        asset_selection=[AssetKey(asset) for asset in run.assets],
-        raise_on_error=False,
-        tags={**launcher_tags(), **run.tags()},
-    )
+    with sigterm_kept():
+        result = job.execute_in_process(
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            instance=instance,
+            asset_selection=[AssetKey(asset) for asset in run.assets],
+            raise_on_error=False,
+            tags={**launcher_tags(), **run.tags()},
+        )
     error, interrupted = None, False
     if not result.success:
         errors = [event.step_failure_data.error for event in result.all_events
@@ -606,13 +628,14 @@ def run_evaluation(
     partition); None when it succeeded, else the step's error in one line."""
     instance.add_dynamic_partitions(EVALUATED_MODELS, [model])
     job = build_definitions(home).resolve_job_def(EVALUATION_JOB)
-    result = job.execute_in_process(
-        run_config={"ops": {"bench_evaluation": {"config": settings.model_dump()}}},
-        instance=instance,
-        partition_key=model,
-        raise_on_error=False,
-        tags=launcher_tags(),
-    )
+    with sigterm_kept():
+        result = job.execute_in_process(
+            run_config={"ops": {"bench_evaluation": {"config": settings.model_dump()}}},
+            instance=instance,
+            partition_key=model,
+            raise_on_error=False,
+            tags=launcher_tags(),
+        )
     if result.success:
         return None
     errors = [event.step_failure_data.error for event in result.all_events

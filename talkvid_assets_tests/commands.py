@@ -35,12 +35,22 @@ def cli_env(**settings: str) -> dict[str, str]:
     return env | settings
 
 
+def as_from_a_terminal() -> None:
+    """In a child before it runs: SIGINT and SIGTERM as a terminal gives a command, whatever
+    this process inherited (pytest started from a script's ``cmd &`` has SIGINT ignored, and a
+    child would inherit that: Ctrl-C, and the tests that send it, would do nothing)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def start_talkvid(
     home: Path, *args: str, env: dict[str, str] | None = None, **popen
 ) -> subprocess.Popen:
-    """`talkvid --home HOME ARGS...` started in its own process (text mode); ``popen`` as for
-    ``subprocess.Popen`` (where its output goes, ``start_new_session``)."""
+    """`talkvid --home HOME ARGS...` started in its own process (text mode), its signals as
+    from a terminal; ``popen`` as for ``subprocess.Popen`` (where its output goes,
+    ``start_new_session``)."""
     command = [TALKVID, "--home", str(home), *args]
+    popen.setdefault("preexec_fn", as_from_a_terminal)
     return subprocess.Popen(command, env=env or cli_env(), text=True, **popen)
 
 

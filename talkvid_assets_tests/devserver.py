@@ -21,6 +21,7 @@ from talkvid_assets.core.config import default_text
 from talkvid_assets.core.store import Store
 from talkvid_assets.defs.automation import AUTOMATION_INTERVAL_ENV
 from talkvid_assets.defs.sensors import QUIET_ENV
+from talkvid_assets_tests.commands import as_from_a_terminal
 
 TALKVID = str(Path(sys.executable).parent / "talkvid")
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -88,6 +89,7 @@ def dev_server(home: Path, log: Path, settings: Mapping[str, str] = QUICK) -> It
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=as_from_a_terminal,
         )
 
     def loaded() -> bool:

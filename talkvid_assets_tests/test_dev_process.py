@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from talkvid_assets_tests.commands import as_from_a_terminal
 from talkvid_assets_tests.devserver import TALKVID, _env, free_port, sensors, wait_for
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,7 @@ def start(command: list[str], log: Path, ignore_sigint: bool) -> tuple[subproces
     port = free_port()
 
     def as_background_job() -> None:
+        as_from_a_terminal()  # whatever the test process inherited
         if ignore_sigint:  # what `cmd &` does in a non-interactive shell
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 

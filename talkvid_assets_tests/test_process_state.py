@@ -11,6 +11,8 @@ import sys
 
 from talkvid_assets.cli import main
 from talkvid_assets.dev_process import run_tied
+from talkvid_assets.launch import ingest_url_lists
+from talkvid_assets_tests.conftest import configure, project_instance
 
 
 def process_state() -> dict[str, object]:
@@ -30,6 +32,24 @@ def test_an_in_process_curate_leaves_the_environment_and_handlers_as_found(tmp_p
     assert main(["--home", str(tmp_path / "home"), "curate"]) == 0
     assert "nothing ingested yet" in capsys.readouterr().out
     assert process_state() == before
+
+
+def test_a_run_in_a_background_job_leaves_sigterm_as_found(tmp_path):
+    """A script's ``cmd &`` starts Python with SIGINT ignored, and Dagster maps SIGTERM onto
+    SIGINT's handler when a run ends: SIGTERM must stay as found, or nothing stops the process
+    (a multiprocessing pool's terminate hangs) nor the children it starts afterwards."""
+    home = tmp_path / "home"
+    configure(home)
+    found = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with project_instance(tmp_path / "dagster") as instance:
+            assert ingest_url_lists(instance, home).success  # one in-process run
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for signum, handler in found.items():
+            signal.signal(signum, handler)
 
 
 def test_run_tied_puts_back_the_handlers_it_installed():
