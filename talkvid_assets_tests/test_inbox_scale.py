@@ -27,6 +27,7 @@ from talkvid_assets.defs.sensors import (
     inbox_ingest,
     inbox_sensor,
 )
+from talkvid_assets.launch import sigterm_kept
 from talkvid_assets_tests.conftest import configure, project_instance
 from talkvid_assets_tests.media import SAMPLES
 
@@ -61,13 +62,15 @@ class Inbox:
 
     def run(self, request: RunRequest) -> bool:
         """The ``inbox_ingest`` run ``request`` asks for, in this process, as the daemon would
-        launch it; whether it succeeded."""
-        outcome = inbox_ingest.execute_in_process(
-            run_config=request.run_config,
-            tags=request.tags,
-            instance=self.instance,
-            resources={"talkvid": self.resource},
-        )
+        launch it; whether it succeeded. SIGTERM is put back after it, as the product's own
+        in-process runs do (launch.sigterm_kept)."""
+        with sigterm_kept():
+            outcome = inbox_ingest.execute_in_process(
+                run_config=request.run_config,
+                tags=request.tags,
+                instance=self.instance,
+                resources={"talkvid": self.resource},
+            )
         return outcome.success
 
     def content_keys(self) -> set[str]:
