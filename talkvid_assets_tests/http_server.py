@@ -29,7 +29,7 @@ class LocalServer:
     root: Path
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     cut_done: set[str] = field(default_factory=set)
-    slow_s: float = 2.0
+    slow_s: float = 12.0  # past any client timeout a test sets, by a margin load cannot close
 
 
 def _handler(server: LocalServer) -> type[BaseHTTPRequestHandler]:
