@@ -25,7 +25,13 @@ from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import probe
-from talkvid_assets.launch import INSTANCE_CONFIG, RunOutcome, curate, register_partitions
+from talkvid_assets.launch import (
+    INSTANCE_CONFIG,
+    RunOutcome,
+    curate,
+    register_partitions,
+    sigterm_kept,
+)
 from talkvid_assets_tests.http_server import range_server
 from talkvid_assets_tests.media import SAMPLES
 
@@ -41,6 +47,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     first = {path: index for index, path in enumerate(dict.fromkeys(i.path for i in items))}
     items.sort(key=lambda item: (item.path not in slow, first[item.path]))
+
+
+@pytest.fixture(autouse=True)
+def sigterm_as_found() -> Iterator[None]:
+    """Each test leaves its worker's SIGTERM handler as it found it. Tests that run Dagster in
+    process themselves (``materialize``, ``execute_in_process``) get Dagster's mapping of
+    SIGTERM onto SIGINT's handler, which is "ignore" when the suite was started as a
+    background job: every pool and server a later test starts would then ignore SIGTERM, and a
+    pool's ``terminate`` would wait for ever (the product's own runs restore it, see
+    ``launch.sigterm_kept``)."""
+    with sigterm_kept():
+        yield
 
 
 @pytest.fixture(scope="session")
