@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
+from talkvid_assets.core.evaluate.references import REFERENCES_DIR
 from talkvid_assets.core.evaluate.report import NO_CHART
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.sync.network import save_syncnet
@@ -102,10 +103,21 @@ def evaluate(home, model, folder, *extra):
     return done.stdout, pq.read_table(home / "evaluations" / model / "metrics.parquet").to_pylist()
 
 
+def kept_references(home) -> dict[str, int]:
+    """The reference features kept between evaluations, each file with its inode."""
+    folder = home / "evaluations" / REFERENCES_DIR
+    return {str(path.relative_to(folder)): path.stat().st_ino for path in folder.rglob("*.npy")}
+
+
 def test_the_perfect_model_beats_the_degraded_one_on_every_metric_and_stratum(bench):
     home, perfect, degraded = bench
     printed, best = evaluate(home, "perfect", perfect, *TINY)
+    kept = kept_references(home)
+    extractors = {name.split("/")[0] for name in kept}
+    assert extractors == {"tiny-projection", "tiny-projection-motion", "dlib-resnet"}
+    assert len(kept) == 3 * sum(STRATA.values())
     _, worse = evaluate(home, "degraded", degraded, *TINY)
+    assert kept_references(home) == kept  # the bench's side measured once, for both models
     for stratum in ("gender/Female", "gender/Male", "age/19-30", "age/60+"):
         line = next(line for line in printed.splitlines() if line.startswith(stratum))
         assert line.count("[") == 6 and "n=2" in line, line  # six metrics, each an interval

@@ -14,6 +14,7 @@ from talkvid_assets.core.evaluate.bootstrap import (
 from talkvid_assets.core.evaluate.extractors import I3DClips, InceptionFrames
 from talkvid_assets.core.evaluate.frechet import Gaussian, feature_distance, frechet_distance
 from talkvid_assets.core.evaluate.harness import BenchClip, ClipMeasures, gap_rows, metric_rows
+from talkvid_assets.core.evaluate.references import ReferenceCache, reference_key
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import BackendUnavailable
 
@@ -151,3 +152,20 @@ def test_torchscript_extractors_load_from_the_models_folder_and_feed_their_layou
     frames[..., 0], frames[:16, :, :, 1] = 255, 51  # red full, green only in the first 16
     assert InceptionFrames(runtime).frame_features(frames[:2]).tolist() == [[255.0, 51.0, 0.0]] * 2
     assert I3DClips(runtime).clip_features(frames) == pytest.approx([1.0, -0.6, -1.0])
+
+
+def test_kept_reference_features_follow_their_source_file_and_span(tmp_path):
+    source = tmp_path / "source.mp4"
+    source.write_bytes(b"x" * 10)
+    key = reference_key(source, 0.0, 4.0)
+    assert key is not None and key == reference_key(source, 0.0, 4.0)
+    assert key != reference_key(source, 0.0, 3.96)  # a re-cut clip
+    assert reference_key(tmp_path / "gone.mp4", 0.0, 4.0) is None
+    cache = ReferenceCache(tmp_path / "kept")
+    assert cache.get("a/b:c", key) is None
+    cache.put("a/b:c", key, np.arange(3.0))  # a plugged-in extractor's name, kept as a folder
+    assert cache.get("a/b:c", key).tolist() == [0.0, 1.0, 2.0]
+    source.write_bytes(b"y" * 11)  # the source replaced
+    assert reference_key(source, 0.0, 4.0) != key
+    (next((tmp_path / "kept").rglob("*.npy"))).write_bytes(b"torn")
+    assert cache.get("a/b:c", key) is None  # measured again, not a crash

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from talkvid_assets.core.evaluate.media import ClipMedia
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.sync.offset import SyncResult
@@ -222,9 +221,11 @@ class DlibIdentity:
         return clip_descriptor(spread(list(frames), CANDIDATE_FRAMES))
 
 
-def csim(reference: ClipMedia, generated: ClipMedia, extractor: IdentityEmbedding) -> float | None:
-    """Cosine similarity of the reference speaker's and the generated face's embeddings."""
-    first, second = extractor.identity(reference.frames), extractor.identity(generated.frames)
-    if first is None or second is None:
+def csim(reference: np.ndarray, generated: np.ndarray | None) -> float | None:
+    """Cosine similarity of the reference speaker's and the generated face's embeddings; None
+    when either has no face (the reference's embedding is then empty)."""
+    if reference.size == 0 or generated is None:
         return None
-    return float(np.dot(first, second) / (np.linalg.norm(first) * np.linalg.norm(second)))
+    return float(
+        np.dot(reference, generated) / (np.linalg.norm(reference) * np.linalg.norm(generated))
+    )

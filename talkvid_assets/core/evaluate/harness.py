@@ -24,12 +24,14 @@ from talkvid_assets.core.evaluate.bootstrap import (
 from talkvid_assets.core.evaluate.extractors import METRICS, Metric, csim
 from talkvid_assets.core.evaluate.frechet import feature_distance
 from talkvid_assets.core.evaluate.media import ClipMedia, read_clip
+from talkvid_assets.core.evaluate.references import ReferenceCache, reference_key
 from talkvid_assets.core.identity import spread
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.video import ProbeError
 
 OVERALL = "all"
 FID_FRAMES_PER_CLIP = 16
+REFERENCE_ROLES = ("frames", "clips", "identity")  # the roles that measure the bench's side too
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 BENCH_SQL = """
     SELECT b.clip_id, b.dimension, b.stratum, s.start_time, s.end_time,
@@ -83,16 +85,55 @@ def _sampled(media: ClipMedia) -> np.ndarray:
     return media.frames[indices]
 
 
-def measure_clip(clip: BenchClip, video: Path, extractors: Mapping[str, Any]) -> ClipMeasures:
-    """Run every extractor on one clip's reference span and generated video."""
-    reference = read_clip(Path(clip.source_path), clip.start_time, clip.end_time)
+def _reference(role: str, extractor: Any, media: ClipMedia) -> np.ndarray:
+    """One reference role's features of a clip; an empty array when no face was found."""
+    if role == "frames":
+        return extractor.frame_features(_sampled(media))
+    if role == "clips":
+        return extractor.clip_features(media.frames)
+    embedding = extractor.identity(media.frames)
+    return np.zeros(0) if embedding is None else embedding
+
+
+def reference_features(
+    clip: BenchClip, extractors: Mapping[str, Any], references: ReferenceCache | None = None
+) -> dict[str, np.ndarray]:
+    """Each reference role's features of ``clip``: kept ones from ``references``, the others
+    from its source span, which is read only when one is missing (and then kept)."""
+    roles = [role for role in REFERENCE_ROLES if role in extractors]
+    source = Path(clip.source_path)
+    key = reference_key(source, clip.start_time, clip.end_time) if references is not None else None
+    found: dict[str, np.ndarray] = {}
+    if references is not None and key is not None:
+        for role in roles:
+            kept = references.get(extractors[role].name, key)
+            if kept is not None:
+                found[role] = kept
+    missing = [role for role in roles if role not in found]
+    if missing:
+        media = read_clip(source, clip.start_time, clip.end_time)
+        for role in missing:
+            found[role] = _reference(role, extractors[role], media)
+            if references is not None and key is not None:
+                references.put(extractors[role].name, key, found[role])
+    return found
+
+
+def measure_clip(
+    clip: BenchClip,
+    video: Path,
+    extractors: Mapping[str, Any],
+    references: ReferenceCache | None = None,
+) -> ClipMeasures:
+    """Run every extractor on one clip's generated video, beside its reference features."""
+    reference = reference_features(clip, extractors, references)
     generated = read_clip(video)
     measures = ClipMeasures(clip)
     if "frames" in extractors:
-        measures.reference_frames = extractors["frames"].frame_features(_sampled(reference))
+        measures.reference_frames = reference["frames"]
         measures.generated_frames = extractors["frames"].frame_features(_sampled(generated))
     if "clips" in extractors:
-        measures.reference_clip = extractors["clips"].clip_features(reference.frames)
+        measures.reference_clip = reference["clips"]
         measures.generated_clip = extractors["clips"].clip_features(generated.frames)
     if "sync" in extractors:
         result = extractors["sync"].sync(video)
@@ -103,7 +144,7 @@ def measure_clip(clip: BenchClip, video: Path, extractors: Mapping[str, Any]) ->
                 "AV offset": float(abs(result.offset)),
             }
     if "identity" in extractors:
-        similarity = csim(reference, generated, extractors["identity"])
+        similarity = csim(reference["identity"], extractors["identity"].identity(generated.frames))
         if similarity is not None:
             measures.per_clip["CSIM"] = similarity
     return measures
@@ -114,6 +155,7 @@ def measure_bench(
     folder: Path,
     extractors: Mapping[str, Any],
     report: Callable[[str], None] = print,
+    references: ReferenceCache | None = None,
 ) -> tuple[list[ClipMeasures], dict[str, str]]:
     """Measures of every clip with a generated video, and why each other clip has none."""
     measured, problems = [], {}
@@ -123,7 +165,7 @@ def measure_bench(
             problems[clip.clip_id] = f"no generated video {clip.clip_id}.mp4 in {folder}"
             continue
         try:
-            measured.append(measure_clip(clip, video, extractors))
+            measured.append(measure_clip(clip, video, extractors, references))
         except (ProbeError, OSError, ValueError) as error:
             problems[clip.clip_id] = f"cannot read {video.name}: {error}"
         else:
