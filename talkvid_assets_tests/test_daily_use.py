@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from dagster import DagsterInstance, Definitions
 
@@ -22,6 +23,7 @@ from talkvid_assets.cli import main
 from talkvid_assets.cli.parser import build_parser
 from talkvid_assets.cli.rendering import demo_banner
 from talkvid_assets.core.durable import umask
+from talkvid_assets.core.evaluate.references import ReferenceCache
 from talkvid_assets.core.export_formats import SAFE_KEY
 from talkvid_assets.core.failures import Failure, FailureKind
 from talkvid_assets.core.source_files import video_key
@@ -116,6 +118,8 @@ def test_remove_leaves_nothing_of_the_video_in_views_exports_or_dagster(home, tm
         traces_of(store, talk)
     )
     assert (home / "previews" / f"{talk}.png").exists()
+    # what an evaluation keeps of a bench clip: its face embedding among them
+    ReferenceCache(home).put("dlib-resnet", talk, f"{talk}-0000-digest", np.ones(128))
 
     assert main(["--home", str(home), "remove", talk]) == 0
     assert traces_of(Store(home), talk) == {}

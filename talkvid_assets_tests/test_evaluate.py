@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-from talkvid_assets.core.evaluate.references import REFERENCES_DIR
+from talkvid_assets.core.evaluate.references import ReferenceCache
 from talkvid_assets.core.evaluate.report import NO_CHART
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.sync.network import save_syncnet
@@ -103,17 +103,17 @@ def evaluate(home, model, folder, *extra):
     return done.stdout, pq.read_table(home / "evaluations" / model / "metrics.parquet").to_pylist()
 
 
-def kept_references(home) -> dict[str, int]:
-    """The reference features kept between evaluations, each file with its inode."""
-    folder = home / "evaluations" / REFERENCES_DIR
-    return {str(path.relative_to(folder)): path.stat().st_ino for path in folder.rglob("*.npy")}
+def kept_references(home) -> dict[tuple[str, ...], int]:
+    """The reference features kept between evaluations (extractor, video, file): inode."""
+    folder = ReferenceCache(home).folder
+    return {path.relative_to(folder).parts: path.stat().st_ino for path in folder.rglob("*.npy")}
 
 
 def test_the_perfect_model_beats_the_degraded_one_on_every_metric_and_stratum(bench):
     home, perfect, degraded = bench
     printed, best = evaluate(home, "perfect", perfect, *TINY)
     kept = kept_references(home)
-    extractors = {name.split("/")[0] for name in kept}
+    extractors = {extractor for extractor, _, _ in kept}
     assert extractors == {"tiny-projection", "tiny-projection-motion", "dlib-resnet"}
     assert len(kept) == 3 * sum(STRATA.values())
     _, worse = evaluate(home, "degraded", degraded, *TINY)

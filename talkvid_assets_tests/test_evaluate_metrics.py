@@ -59,7 +59,7 @@ def test_fid_of_feature_sets_with_known_moments_is_the_closed_form_and_zero_on_i
 
 
 def _clip(index: int, dimension: str, stratum: str) -> BenchClip:
-    return BenchClip(f"v-{index:04d}", dimension, stratum, "unused.mp4", 0.0, 5.0)
+    return BenchClip(f"v-{index:04d}", "v", dimension, stratum, "unused.mp4", 0.0, 5.0)
 
 
 def test_fvd_per_stratum_is_the_closed_form_of_its_clips():
@@ -157,15 +157,19 @@ def test_torchscript_extractors_load_from_the_models_folder_and_feed_their_layou
 def test_kept_reference_features_follow_their_source_file_and_span(tmp_path):
     source = tmp_path / "source.mp4"
     source.write_bytes(b"x" * 10)
-    key = reference_key(source, 0.0, 4.0)
-    assert key is not None and key == reference_key(source, 0.0, 4.0)
-    assert key != reference_key(source, 0.0, 3.96)  # a re-cut clip
-    assert reference_key(tmp_path / "gone.mp4", 0.0, 4.0) is None
-    cache = ReferenceCache(tmp_path / "kept")
-    assert cache.get("a/b:c", key) is None
-    cache.put("a/b:c", key, np.arange(3.0))  # a plugged-in extractor's name, kept as a folder
-    assert cache.get("a/b:c", key).tolist() == [0.0, 1.0, 2.0]
+    key = reference_key("v-0000", source, 0.0, 4.0)
+    assert key is not None and key == reference_key("v-0000", source, 0.0, 4.0)
+    assert key != reference_key("v-0000", source, 0.0, 3.96)  # a re-cut clip
+    assert reference_key("v-0000", tmp_path / "gone.mp4", 0.0, 4.0) is None
+    cache = ReferenceCache(tmp_path / "home")
+    assert cache.get("a/b:c", "v", key) is None
+    cache.put("a/b:c", "v", key, np.arange(3.0))  # a plugged-in extractor's name, as a folder
+    cache.put("dlib-resnet", "v", key, np.zeros(0))  # no face: kept as an empty embedding
+    cache.put("dlib-resnet", "v-0000", "v-0000-0000-x", np.ones(2))  # a video named "v-0000"
+    assert cache.get("a/b:c", "v", key).tolist() == [0.0, 1.0, 2.0]
     source.write_bytes(b"y" * 11)  # the source replaced
-    assert reference_key(source, 0.0, 4.0) != key
-    (next((tmp_path / "kept").rglob("*.npy"))).write_bytes(b"torn")
-    assert cache.get("a/b:c", key) is None  # measured again, not a crash
+    assert reference_key("v-0000", source, 0.0, 4.0) != key
+    (cache.folder / "a_b_c" / "v" / f"{key}.npy").write_bytes(b"torn")
+    assert cache.get("a/b:c", "v", key) is None  # measured again, not a crash
+    assert len(cache.forget("v")) == 2  # a removed video's features go with it, no other's
+    assert [path.parent.name for path in cache.folder.rglob("*.npy")] == ["v-0000"]

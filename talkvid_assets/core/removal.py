@@ -4,7 +4,8 @@ A video is named by its partition key or by its source's path (as ingested, or t
 whose content key is then looked up). Its rows are removed from every per-video table (an empty
 partition file hides any compacted copy), its clips from the corpus-wide tables (speakers,
 TalkVid-Bench, the training split, review verdicts), and its files: the per-video export,
-its records in the dataset file, clip files, the contact sheet and cached scores. The
+its records in the dataset file, clip files, the contact sheet, cached scores and the reference
+features an evaluation kept of its bench clips (face embeddings among them). The
 corpus-wide assets then re-select the bench without it on their next run. Forgetting the
 Dagster partition is the Dagster layer's part (``defs.removal``).
 """
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from talkvid_assets.core.clip_files import AUDIO_SUFFIX, CLIPS_DIR
+from talkvid_assets.core.evaluate.references import ReferenceCache
 from talkvid_assets.core.export import (
     DATASET_FILE,
     FIXED_FRAMES_DIR,
@@ -85,6 +87,7 @@ def remove_video(store: Store, video_id: str) -> list[Path]:
         path.unlink()
     for cache in (store.home / SCORE_CACHE_DIR).glob(f"*/{video_id}"):
         shutil.rmtree(cache)
+    deleted += ReferenceCache(store.home).forget(video_id)
     forget_key(store, video_id)
     return deleted
 

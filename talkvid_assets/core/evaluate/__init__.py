@@ -3,8 +3,12 @@
 ``frechet`` and ``bootstrap`` are the statistics, ``extractors`` the pluggable feature backends
 (the published networks, weights via `talkvid models fetch`, and dlib's face descriptor
 offline), ``media`` reads the bench's reference clips and the generated videos, ``harness``
-computes the tables and ``report`` prints and draws them.
+computes the tables, ``references`` keeps the bench's side for the next model, and ``report``
+prints and draws them. Everything an evaluation writes lies under ``EVALUATIONS_DIR`` of the
+home.
 """
+
+EVALUATIONS_DIR = "evaluations"
 
 
 class EvaluationError(ValueError):

@@ -34,7 +34,7 @@ FID_FRAMES_PER_CLIP = 16
 REFERENCE_ROLES = ("frames", "clips", "identity")  # the roles that measure the bench's side too
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 BENCH_SQL = """
-    SELECT b.clip_id, b.dimension, b.stratum, s.start_time, s.end_time,
+    SELECT b.clip_id, s.video_id, b.dimension, b.stratum, s.start_time, s.end_time,
            coalesce(src.source_path, v.source_path) AS source_path
     FROM bench_strata b
     JOIN segments s USING (clip_id)
@@ -47,6 +47,7 @@ BENCH_SQL = """
 @dataclass(frozen=True)
 class BenchClip:
     clip_id: str
+    video_id: str
     dimension: str
     stratum: str
     source_path: str
@@ -102,11 +103,15 @@ def reference_features(
     from its source span, which is read only when one is missing (and then kept)."""
     roles = [role for role in REFERENCE_ROLES if role in extractors]
     source = Path(clip.source_path)
-    key = reference_key(source, clip.start_time, clip.end_time) if references is not None else None
+    key = (
+        reference_key(clip.clip_id, source, clip.start_time, clip.end_time)
+        if references is not None
+        else None
+    )
     found: dict[str, np.ndarray] = {}
     if references is not None and key is not None:
         for role in roles:
-            kept = references.get(extractors[role].name, key)
+            kept = references.get(extractors[role].name, clip.video_id, key)
             if kept is not None:
                 found[role] = kept
     missing = [role for role in roles if role not in found]
@@ -115,7 +120,7 @@ def reference_features(
         for role in missing:
             found[role] = _reference(role, extractors[role], media)
             if references is not None and key is not None:
-                references.put(extractors[role].name, key, found[role])
+                references.put(extractors[role].name, clip.video_id, key, found[role])
     return found
 
 

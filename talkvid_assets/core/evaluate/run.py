@@ -20,17 +20,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from talkvid_assets.core.evaluate import EvaluationError
+from talkvid_assets.core.evaluate import EVALUATIONS_DIR, EvaluationError
 from talkvid_assets.core.evaluate.bootstrap import RESAMPLES
 from talkvid_assets.core.evaluate.extractors import DEFAULT_EXTRACTORS, ROLES, load_extractor
 from talkvid_assets.core.evaluate.harness import bench_clips, gap_rows, measure_bench, metric_rows
-from talkvid_assets.core.evaluate.references import REFERENCES_DIR, ReferenceCache
+from talkvid_assets.core.evaluate.references import ReferenceCache
 from talkvid_assets.core.evaluate.report import chart_png
 from talkvid_assets.core.runtime import Runtime
 from talkvid_assets.core.stages import BackendUnavailable
 from talkvid_assets.core.store import Store, write_atomic
 
-EVALUATIONS_DIR = "evaluations"
 GENERATED_DIR = "generated"
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -98,8 +97,9 @@ def evaluate_model(
     if not generated.is_dir():
         raise EvaluationError(f"no folder of generated videos at {generated}")
     extractors, skipped = choose_extractors(chosen or {}, runtime)
-    references = ReferenceCache(store.home / EVALUATIONS_DIR / REFERENCES_DIR)
-    measures, problems = measure_bench(clips, generated, extractors, report, references)
+    measures, problems = measure_bench(
+        clips, generated, extractors, report, ReferenceCache(store.home)
+    )
     names = {role: extractor.name for role, extractor in extractors.items()}
     rows = [{"model": model, **row} for row in metric_rows(measures, names, resamples, seed)]
     gaps = [{"model": model, **gap} for gap in gap_rows(rows)]
