@@ -11,16 +11,20 @@ export TALKVID_HOME ?= $(CURDIR)/data
 setup: $(STAMP)
 
 # Re-installs when the pinned dependencies change. torch==2.13.0 resolves to the local CPU
-# build here; nothing pulls CUDA packages. A pinned uv installs the set: 21 s with the venv from
-# a warm cache, where pip 26.3 took 46 s (and the pip a Python 3.11 venv starts with, 91 s). uv
-# links files out of its cache and compiles nothing: Python compiles what a process imports, on
-# first use. uv reads no pip configuration, so pip's local wheel folder is handed on to it.
+# build here; nothing pulls CUDA packages. A pinned uv installs the set, where pip 26.3 took 46 s
+# (and the pip a Python 3.11 venv starts with, 91 s). uv links files out of its cache and
+# compiles nothing: Python compiles what a process imports, on first use. uv reads no pip
+# configuration, so pip's local wheel folder is handed on to it. It tries its cache alone first
+# (2 s): online, a registry that answers every revalidation as modified makes it download and
+# build face_recognition_models' 100 MB sdist again each time (30 s); an empty or incomplete
+# cache falls through to the online install.
 UV_VERSION := 0.13.10
+UV_INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev,scale]"
 export UV_FIND_LINKS ?= $(PIP_FIND_LINKS)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev,scale]"
+	$(UV_INSTALL) --offline 2>/dev/null || $(UV_INSTALL)
 	touch $(STAMP)
 
 demo: setup
