@@ -1,15 +1,18 @@
 """Automation under `talkvid dev` (webserver + daemon): a file dropped into the inbox is curated
-with no command in at most two runs, and a UI backfill over every partition does what `talkvid
-curate` does."""
+with no command in at most two runs, so is a list of URLs dropped there after it (downloaded
+from a real HTTP server on 127.0.0.1), and a UI backfill over every partition does what
+`talkvid curate` does."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 
+from talkvid_assets.core.models import sha256_of
 from talkvid_assets.core.partition_keys import partition_key
 from talkvid_assets.core.source_files import video_key
 from talkvid_assets.core.store import Store
@@ -22,6 +25,7 @@ from talkvid_assets_tests.devserver import (
     dev_server,
     launch_backfill,
     launch_run,
+    materializations,
     materialized,
     partition_keys,
     quiet,
@@ -35,12 +39,14 @@ from talkvid_assets_tests.devserver import (
     wait_for_run,
     wait_for_ticks,
 )
+from talkvid_assets_tests.http_server import local_server
 from talkvid_assets_tests.media import SAMPLES
 
 pytestmark = pytest.mark.slow
 PLAUSIBLE = "accepted_sources_are_plausible"  # raw_videos' check, run with it from the UI
 # Two partitions, short videos: one with a clip that passes the demo profile, one without.
 BACKFILLED = ["talk_demo.mp4", "carphone_distorted.mp4"]
+LISTED = "carphone_distorted.mp4"  # named in a list of URLs dropped into the inbox
 
 
 def curation_runs(port: int) -> list[dict]:
@@ -56,7 +62,9 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
     log = tmp_path / "dev.log"
     key = partition_key(SAMPLES / "talk_demo.mp4", video_key(SAMPLES / "talk_demo.mp4"))
     with dev_server(home, log) as port:
-        assert {"inbox_sensor", "config_sensor", "automation"} <= set(sensors(port))
+        assert {"inbox_sensor", "url_list_sensor", "config_sensor", "automation"} <= set(
+            sensors(port)
+        )
         shutil.copy(SAMPLES / "talk_demo.mp4", inbox / "talk_demo.mp4")
 
         def exported() -> bool:
@@ -112,6 +120,24 @@ def test_inbox_file_is_curated_with_no_command(tmp_path):
         wait_for_ticks(port, "automation", 3, time.time(), log)
         assert len(runs(port)) == len(every) + 1, runs(port)
         assert Store(home).rows("decode_reports", key) == decoded
+
+        # A list of URLs dropped into the same inbox: its video is downloaded (the first
+        # transfer is cut half way and resumed) and curated, again with no command.
+        listed = partition_key(SAMPLES / LISTED, video_key(SAMPLES / LISTED))
+        with local_server(SAMPLES) as server:
+            (inbox / "talks.urls").write_text(f"{server.url}/cut/{LISTED}\n")
+
+            def listed_exported() -> bool:
+                failed = [run for run in runs(port) if run["status"] in ("FAILURE", "CANCELED")]
+                assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
+                return listed in materialized(port, "talkvid_export")
+
+            wait_for("the listed video's talkvid_export partition", listed_exported, 240, log)
+        (shown,) = materializations(port, "url_sources")  # what the UI shows of its run
+        assert (shown["metadata"]["ingested urls"], shown["metadata"]["new videos"]) == (1, 1)
+    (row,) = Store(home).query("SELECT status, video_id, source_path FROM url_sources")
+    assert (row["status"], row["video_id"]) == ("ingested", listed)
+    assert sha256_of(Path(row["source_path"])) == sha256_of(SAMPLES / LISTED)
 
 
 def test_a_ui_backfill_of_all_partitions_gives_what_the_cli_gives(tmp_path):

@@ -4,7 +4,6 @@ resume byte-exact, the archive skip, each failure's reason, the CLI and the Dags
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shutil
 import subprocess
 import time
@@ -15,7 +14,7 @@ from dagster import AssetKey, DagsterInstance, build_sensor_context
 
 from talkvid_assets.core.config import DownloadLimits, load_config
 from talkvid_assets.core.manifest import ManifestError
-from talkvid_assets.core.source_files import video_key
+from talkvid_assets.core.models import sha256_of
 from talkvid_assets.core.store import Store
 from talkvid_assets.core.url_sources import (
     URL_FOLDER,
@@ -31,25 +30,12 @@ from talkvid_assets.defs.url_sources import url_list_sensor
 from talkvid_assets.launch import ingest_url_lists
 from talkvid_assets_tests.commands import talkvid
 from talkvid_assets_tests.conftest import configure, project_instance
-from talkvid_assets_tests.devserver import (
-    demo_home,
-    dev_server,
-    materializations,
-    materialized,
-    runs,
-    sensors,
-    wait_for,
-)
 from talkvid_assets_tests.http_server import local_server
 from talkvid_assets_tests.media import SAMPLES
 
 # A socket timeout that a loaded machine (load 10 on 2 cores) cannot miss: the server is a
 # thread of the test's own process and can wait seconds for its turn.
 FAST = DownloadLimits(timeout_s=10, max_size_mb=2, max_time_s=30)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def entries(*urls: str) -> list[UrlEntry]:
@@ -69,7 +55,7 @@ def test_a_cut_transfer_resumes_byte_exact_and_a_second_run_asks_nothing(store):
         statuses = [row["status"] for row in rows]
         assert statuses == ["ingested"] * 2 + ["failed"] + ["ingested"] * 2, rows
         cut = rows[1]
-        assert sha256(Path(cut["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
+        assert sha256_of(Path(cut["source_path"])) == sha256_of(SAMPLES / "talk_demo.mp4")
         ranges = [rng for path, rng in server.requests if path == "/cut/talk_demo.mp4" and rng]
         assert ranges and int(ranges[0].removeprefix("bytes=").rstrip("-")) > 0  # resumed
         assert (rows[2]["failure"], rows[2]["http_status"]) == ("http", 404)
@@ -97,7 +83,7 @@ def test_a_killed_ingest_resumes_its_part_file(store):
         (row,) = ingest_urls(store, [entry], FAST)
         assert row["status"] == "ingested" and row["resumed_from"] == len(half)
         assert ("/files/bikes.mp4", f"bytes={len(half)}-") in server.requests
-        assert sha256(Path(row["source_path"])) == sha256(source)
+        assert sha256_of(Path(row["source_path"])) == sha256_of(source)
 
 
 def test_content_already_ingested_adds_no_video(store):
@@ -217,7 +203,7 @@ def test_ingest_urls_from_the_command_line(tmp_path):
     (source,) = Store(home).query(
         "SELECT source_path FROM sources WHERE video_id = :v", {"v": talk.split("\t")[0]}
     )
-    assert sha256(Path(source["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
+    assert sha256_of(Path(source["source_path"])) == sha256_of(SAMPLES / "talk_demo.mp4")
 
 
 def test_a_urls_file_in_the_inbox_becomes_a_list_and_a_run_never_a_video(tmp_path):
@@ -249,29 +235,6 @@ def test_a_urls_file_in_the_inbox_becomes_a_list_and_a_run_never_a_video(tmp_pat
             )
         )
         assert not again.run_requests  # handled once
-
-
-@pytest.mark.slow
-def test_a_urls_file_in_the_inbox_is_downloaded_and_curated_with_no_command(tmp_path):
-    home = demo_home(tmp_path / "home")
-    (home / "inbox").mkdir()
-    log = tmp_path / "dev.log"
-    key = video_key(SAMPLES / "talk_demo.mp4")
-    with local_server(SAMPLES) as server, dev_server(home, log) as port:
-        assert "url_list_sensor" in sensors(port)
-        (home / "inbox" / "talks.urls").write_text(f"{server.url}/cut/talk_demo.mp4\n")
-
-        def exported() -> bool:
-            failed = [run for run in runs(port) if run["status"] in ("FAILURE", "CANCELED")]
-            assert not failed, f"runs failed: {failed}\n{log.read_text()[-4000:]}"
-            return f"talk_demo-{key}" in materialized(port, "talkvid_export")
-
-        wait_for("the listed video's talkvid_export partition", exported, 240, log, pause=2)
-        (shown,) = materializations(port, "url_sources")  # what the UI shows of its run
-        assert (shown["metadata"]["ingested urls"], shown["metadata"]["new videos"]) == (1, 1)
-    (row,) = Store(home).query("SELECT status, video_id, source_path FROM url_sources")
-    assert (row["status"], row["video_id"]) == ("ingested", f"talk_demo-{key}")
-    assert sha256(Path(row["source_path"])) == sha256(SAMPLES / "talk_demo.mp4")
 
 
 def test_the_rate_limit_paces_a_download(store):
