@@ -8,11 +8,12 @@ import json
 import os
 import pickle
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import yaml
@@ -74,11 +75,17 @@ def backends() -> dict[str, ScorerBackend]:
 
 
 @pytest.fixture(scope="session")
-def analyses(backends) -> dict[str, DecodePassResult]:
-    """One real decode pass per bundled sample video, shared by the core tests."""
-    names = ["Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4"]
-    names.append("carphone_distorted.mp4")
-    return {name: decode_pass(SAMPLES / name, probe(SAMPLES / name), backends) for name in names}
+def analyses(tmp_path_factory, backends) -> dict[str, DecodePassResult]:
+    """One real decode pass per bundled sample video, shared by the core tests (made once per
+    test run, see :func:`once`)."""
+    names = ("Megamind.avi", "talk_demo.mp4", "bikes.mp4", "carphone_pristine.mp4",
+             "carphone_distorted.mp4")  # fmt: skip
+    paths = [SAMPLES / name for name in names]
+
+    def analyse(_: Path) -> dict[str, DecodePassResult]:
+        return {path.name: decode_pass(path, probe(path), backends) for path in paths}
+
+    return once(tmp_path_factory, "analyses", analyse)
 
 
 @pytest.fixture
@@ -178,21 +185,30 @@ def exclusive(lock: Path) -> Iterator[None]:
         yield
 
 
-def curated_once(
-    tmp_path_factory: pytest.TempPathFactory, name: str, names: list[str]
-) -> CuratedHome:
-    """``curated_home(names)`` built once per test run, not once per pytest-xdist worker: the
-    first worker to ask builds it in the folder the workers share (the parent of each worker's
-    base temp), under a file lock the others wait on; every worker then works on its own copy,
-    so a test sees exactly what it saw when each worker curated its own."""
+T = TypeVar("T")
+
+
+def once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], T]) -> T:
+    """``build(folder)`` made once per test run, not once per pytest-xdist worker: the first
+    worker to ask builds it in a folder the workers share (the parent of each worker's base
+    temp), under a file lock the others wait on, and keeps it pickled; every worker then reads
+    that pickle."""
     base = tmp_path_factory.getbasetemp()
     shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / f"{name}.once"
-    record = shared / "curated.pickle"
+    record = shared / "built.pickle"
     shared.mkdir(parents=True, exist_ok=True)
     with exclusive(shared.with_suffix(".lock")):
         if not record.exists():
-            record.write_bytes(pickle.dumps(curated_home(shared, names)))
-        built: CuratedHome = pickle.loads(record.read_bytes())
+            record.write_bytes(pickle.dumps(build(shared)))
+        return pickle.loads(record.read_bytes())
+
+
+def curated_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, names: list[str]
+) -> CuratedHome:
+    """``curated_home(names)`` built :func:`once` per test run; every worker works on its own
+    copy, so a test sees exactly what it saw when each worker curated its own."""
+    built = once(tmp_path_factory, name, lambda shared: curated_home(shared, names))
     return built.copy(tmp_path_factory.mktemp(name) / "home")
 
 

@@ -168,7 +168,7 @@ def hostile_media(folder: Path) -> dict[str, Path]:
             np.concatenate([audio, audio])[: 20 * AUDIO_RATE],
             fps=fps,
         ),
-        "newline_name": folder / NEWLINE_NAME,
+        "newline_name": talk_excerpt(folder / NEWLINE_NAME, 7.0),
         "absurd_header": absurd_avi(folder / "absurd.avi", frames[:count], fps),
         "dash_name": talk_excerpt(folder / DASH_NAME, seconds),
         "one_frame": encode(folder / "one_frame.mp4", frames[:1], None, fps=fps),
@@ -176,7 +176,6 @@ def hostile_media(folder: Path) -> dict[str, Path]:
             SAMPLES / "talk_demo.mp4", folder / "noise.mp4", kept=700
         ),
     }
-    shutil.copyfile(SAMPLES / "talk_demo.mp4", files["newline_name"])
     for kind, (codec, pix_fmt) in TEN_BIT.items():
         if encoder_skip(codec, pix_fmt) is None:
             path = folder / f"{kind}.mp4"
