@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 
 import av
@@ -13,19 +14,24 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 AUDIO_RATE = 48_000
 
 
-def read_sample(name: str) -> tuple[list[np.ndarray], np.ndarray | None, float]:
-    """RGB frames, mono float32 audio at 48 kHz (or None) and the frame rate of a sample."""
-    frames: list[np.ndarray] = []
+@cache
+def read_sample(name: str) -> tuple[tuple[np.ndarray, ...], np.ndarray | None, float]:
+    """RGB frames, mono float32 audio at 48 kHz (or None) and the frame rate of a sample, read
+    once per process (a second of CPU for talk_demo.mp4): the arrays are read-only and the
+    frames a tuple, so no caller can change what the next one reads."""
     audio: list[np.ndarray] = []
     with av.open(str(SAMPLES / name)) as container:
         fps = float(container.streams.video[0].average_rate)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+        frames = tuple(frame.to_ndarray(format="rgb24") for frame in container.decode(video=0))
     with av.open(str(SAMPLES / name)) as container:
         if container.streams.audio:
             resampler = av.AudioResampler(format="flt", layout="mono", rate=AUDIO_RATE)
             for frame in container.decode(audio=0):
                 audio += [chunk.to_ndarray().reshape(-1) for chunk in resampler.resample(frame)]
-    return frames, (np.concatenate(audio) if audio else None), fps
+    sound = np.concatenate(audio) if audio else None
+    for array in (*frames, *([sound] if sound is not None else [])):
+        array.flags.writeable = False
+    return frames, sound, fps
 
 
 def video_frame(image: np.ndarray) -> av.VideoFrame:
