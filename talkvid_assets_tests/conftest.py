@@ -25,6 +25,9 @@ from talkvid_assets.core.scoring import ScorerBackend, load_backend
 from talkvid_assets.core.sources import register_source
 from talkvid_assets.core.stages import STAGES
 from talkvid_assets.core.store import Store
+from talkvid_assets.core.sync.network import save_syncnet
+from talkvid_assets.core.sync.scorer import MODEL_NAME as SYNCNET_MODEL
+from talkvid_assets.core.sync.scorer import WEIGHT_FILE as SYNCNET_WEIGHTS
 from talkvid_assets.core.video import probe
 from talkvid_assets.launch import (
     INSTANCE_CONFIG,
@@ -35,6 +38,7 @@ from talkvid_assets.launch import (
 )
 from talkvid_assets_tests.http_server import range_server
 from talkvid_assets_tests.media import SAMPLES
+from talkvid_assets_tests.synthetic_sync import face_still, train_face_syncnet
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 HEAD_DETAIL_CASES = SHARED / "fixtures" / "head_detail_cases.json"
@@ -86,6 +90,21 @@ def analyses(tmp_path_factory, backends) -> dict[str, DecodePassResult]:
         return {path.name: decode_pass(path, probe(path), backends) for path in paths}
 
     return once(tmp_path_factory, "analyses", analyse)
+
+
+@pytest.fixture(scope="session")
+def face_syncnet_models(tmp_path_factory) -> Path:
+    """A models folder holding the tiny SyncNet trained on the talking still
+    (:func:`~talkvid_assets_tests.synthetic_sync.train_face_syncnet`), trained :func:`once` per
+    test run; tests copy it into a home's ``models``."""
+
+    def train(folder: Path) -> Path:
+        weights = folder / "models" / SYNCNET_MODEL / SYNCNET_WEIGHTS
+        weights.parent.mkdir(parents=True)
+        save_syncnet(train_face_syncnet(*face_still()), weights)
+        return folder / "models"
+
+    return once(tmp_path_factory, "face_syncnet", train)
 
 
 @pytest.fixture

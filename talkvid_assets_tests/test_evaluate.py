@@ -20,8 +20,6 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 from talkvid_assets.core.evaluate.references import ReferenceCache
 from talkvid_assets.core.evaluate.report import NO_CHART
 from talkvid_assets.core.store import Store
-from talkvid_assets.core.sync.network import save_syncnet
-from talkvid_assets.core.sync.scorer import MODEL_NAME, WEIGHT_FILE
 from talkvid_assets.launch import instance_dir
 from talkvid_assets_tests.commands import talkvid_in_process
 from talkvid_assets_tests.conftest import configure
@@ -33,7 +31,6 @@ from talkvid_assets_tests.synthetic_sync import (
     face_still,
     talking_face,
     tone,
-    train_face_syncnet,
 )
 
 pytestmark = pytest.mark.slow  # three evaluations of eight clips: about two minutes
@@ -51,15 +48,14 @@ LOWER_IS_BETTER = {"FID": True, "FVD": True, "Sync-D": True, "AV offset": True}
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory):
+def bench(tmp_path_factory, face_syncnet_models):
     """A home whose bench holds eight synthetic talking clips, and the two models' folders."""
     root = tmp_path_factory.mktemp("evaluate")
     home = root / "home"
     configure(home, "paper")
     store = Store(home)
-    still, bbox, mouth = face_still()
-    (home / "models" / MODEL_NAME).mkdir(parents=True)
-    save_syncnet(train_face_syncnet(still, bbox, mouth), home / "models" / MODEL_NAME / WEIGHT_FILE)
+    still, _, mouth = face_still()
+    shutil.copytree(face_syncnet_models, home / "models")
     perfect, degraded = root / "perfect", root / "degraded"
     perfect.mkdir()
     degraded.mkdir()

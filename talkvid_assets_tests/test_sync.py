@@ -6,6 +6,8 @@ offset search, the decode pass's audio hand-over), not the published weights' nu
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import yaml
@@ -30,7 +32,6 @@ from talkvid_assets_tests.synthetic_sync import (
     talking_clip,
     talking_face,
     tone,
-    train_face_syncnet,
     train_tiny_syncnet,
 )
 
@@ -73,14 +74,12 @@ def test_sync_backend_runs_in_the_decode_pass_on_real_media(tiny_weights):
         assert scores["sync_confidence"] >= 0 and scores["sync_distance"] >= 0
 
 
-def test_each_clip_of_the_decode_pass_gets_its_own_audio(tmp_path):
+def test_each_clip_of_the_decode_pass_gets_its_own_audio(tmp_path, face_syncnet_models):
     """A talking face whose audio lags by 4 frames, cut in two clips by a known cut: the sync
     stage, fed by the decode pass (faces detected, crops, the clip's audio handed over at its
     bounds), finds the lag in both clips with a tiny SyncNet trained on that face."""
-    still, bbox, mouth = face_still()
-    models = tmp_path / "models"
-    (models / MODEL_NAME).mkdir(parents=True)
-    save_syncnet(train_face_syncnet(still, bbox, mouth), models / MODEL_NAME / WEIGHT_FILE)
+    still, _, mouth = face_still()
+    models = shutil.copytree(face_syncnet_models, tmp_path / "models")
     rng = np.random.default_rng(5)
     levels = envelope(150, rng)
     audio = delayed(tone(levels, rng, MEDIA_RATE), 4, MEDIA_RATE)
